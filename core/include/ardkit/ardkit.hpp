@@ -1,0 +1,17 @@
+#pragma once
+// Everything a plugin author needs.
+#include "ardkit/attack.hpp"
+#include "ardkit/attack_util.hpp"
+#include "ardkit/component.hpp"
+#include "ardkit/data.hpp"
+#include "ardkit/error.hpp"
+#include "ardkit/generator.hpp"
+#include "ardkit/hook.hpp"
+#include "ardkit/in_memory_data.hpp"
+#include "ardkit/knobs.hpp"
+#include "ardkit/losses.hpp"
+#include "ardkit/model.hpp"
+#include "ardkit/nn/input_normalization.hpp"
+#include "ardkit/objective.hpp"
+#include "ardkit/params.hpp"
+#include "ardkit/plugin.hpp"

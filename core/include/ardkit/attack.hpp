@@ -1,0 +1,68 @@
+#pragma once
+#include <functional>
+#include <string>
+
+#include <torch/types.h>
+
+#include "ardkit/component.hpp"
+#include "ardkit/losses.hpp"
+#include "ardkit/model.hpp"
+
+namespace ardkit {
+
+// Which BatchNorm mode the attacked model runs in while the attack runs. ARD attacks the student
+// in train mode (batch statistics, running statistics updated); RSLAD, AdaAD and TRADES in eval
+// mode; evaluation always in eval mode. The previous mode is restored afterwards.
+enum class BnMode { eval, train };
+
+struct ThreatModel {
+  std::string norm = "linf";  // "linf" or "l2"
+  double eps = 0.0;
+};
+
+// What an attack attacks. The default loss is cross-entropy on the model's logits; an objective
+// passes its own per-sample loss, or a whole `objective` when the quantity to maximize needs more
+// than the attacked model's logits (AdaAD: KL between teacher and student on x_adv).
+struct AttackTarget {
+  Model* model = nullptr;
+  BnMode bn_mode = BnMode::eval;
+  SampleLoss loss;  // empty: cross-entropy
+  std::function<torch::Tensor(const torch::Tensor& x_adv, const torch::Tensor& labels,
+                              const torch::Tensor& rows)>
+      objective;  // set: replaces model+loss for the quantity to maximize
+
+  // Per-sample quantity to maximize at x_adv (and the model's logits there, for success checks).
+  ARDKIT_API torch::Tensor evaluate(const torch::Tensor& x_adv, const torch::Tensor& labels,
+                                    const torch::Tensor& rows, torch::Tensor* logits_out) const;
+};
+
+// Puts a model in the requested BatchNorm mode for a scope and restores the previous one.
+class ARDKIT_API BnModeGuard {
+ public:
+  BnModeGuard(Model& model, BnMode mode);
+  ~BnModeGuard();
+  BnModeGuard(const BnModeGuard&) = delete;
+  BnModeGuard& operator=(const BnModeGuard&) = delete;
+
+ private:
+  Model& model_;
+  bool was_training_;
+};
+
+// An attack returns x_adv inside the threat model's ball around x and inside [0,1]. It computes
+// gradients with respect to the input only: parameter gradients are never touched.
+class ARDKIT_API Attack : public Component {
+ public:
+  virtual ThreatModel threat() const = 0;
+  // Overridable radius, so a hook can ramp epsilon through the "attack.eps" knob.
+  virtual void set_eps(double eps) = 0;
+  virtual torch::Tensor perturb(const AttackTarget& target, const torch::Tensor& x,
+                                const torch::Tensor& labels) = 0;
+};
+
+using AttackPtr = std::shared_ptr<Attack>;
+
+// Projection onto the L-inf ball of radius eps around x, then onto [0,1].
+ARDKIT_API torch::Tensor project_linf(const torch::Tensor& x_adv, const torch::Tensor& x, double eps);
+
+}  // namespace ardkit

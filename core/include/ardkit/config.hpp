@@ -1,0 +1,76 @@
+#pragma once
+// Experiment files: parsing, command-line overrides, validation against the host's and the
+// plugins' schemas, and the resolved configuration a run is identified by.
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "ardkit/component.hpp"
+#include "ardkit/params.hpp"
+
+namespace ardkit {
+
+struct PluginInfo;
+
+// "file:line:column" for a node, or the file alone when the node has no position (--set values).
+ARDKIT_API std::string source_of(const std::string& file, const toml::node& node);
+
+// Validates `table` against `schema`; keys in `host_keys` are the host's and skipped.
+// Errors (unknown key with the nearest valid one, wrong type, out of range, missing required
+// key) are ardkit::Error(config) naming file:line:column, the table and the fix.
+ARDKIT_API Params validate_table(const ParamSchema& schema, const toml::table& table,
+                                 const std::string& file, const std::string& table_name,
+                                 const std::vector<std::string>& host_keys = {});
+
+// Writes validated values back as TOML (every schema key, defaults included).
+ARDKIT_API toml::table to_toml(const Params& params);
+
+// A table that names a plugin: `plugin = "pgd"` plus that plugin's parameters.
+struct PluginTable {
+  std::string table;  // "attack", "eval[2]"
+  std::string plugin;
+  Params params;      // the plugin's validated parameters
+  Params host;        // host keys of this table (checkpoint, name, ...)
+};
+
+struct ARDKIT_API ExperimentConfig {
+  std::filesystem::path file;
+  Params run, train, optimizer, schedule;
+  std::optional<PluginTable> data, student, teacher, objective, attack;
+  std::vector<PluginTable> evals, hooks;
+
+  // The resolved configuration: what config.toml in the run folder holds.
+  toml::table resolved() const;
+  // Identity of the run: a hash of the resolved configuration without the keys that cannot
+  // change its result (output folder, threads, plugin path).
+  std::string run_id() const;
+  std::string name() const;
+};
+
+// Looks up a plugin's description for validation; throws ardkit::Error(plugin) when unknown.
+using PluginLookup =
+    std::function<const PluginInfo&(PluginKind kind, const std::string& name, const std::string& where)>;
+
+// Reads an experiment file, applies `overrides` ("a.b=value"; the value is parsed as TOML and
+// taken as a string when it does not parse) and validates everything.
+ARDKIT_API toml::table read_experiment(const std::filesystem::path& file,
+                                       const std::vector<std::string>& overrides);
+// The [run] plugin_path entries (resolved relative to the experiment file), before any plugin
+// is loaded: the registry needs them to find the plugins the rest is validated against.
+ARDKIT_API std::vector<std::filesystem::path> experiment_plugin_path(
+    const toml::table& root, const std::filesystem::path& file);
+ARDKIT_API ExperimentConfig resolve_experiment(const toml::table& root,
+                                               const std::filesystem::path& file,
+                                               const PluginLookup& lookup);
+
+// Host table schemas, also printed by `ardkit validate --schema` style help.
+ARDKIT_API const ParamSchema& run_schema();
+ARDKIT_API const ParamSchema& train_schema();
+ARDKIT_API const ParamSchema& optimizer_schema();
+ARDKIT_API const ParamSchema& schedule_schema();
+
+}  // namespace ardkit

@@ -1,0 +1,42 @@
+#pragma once
+#include <torch/types.h>
+
+#include <string>
+
+#include "ardkit/component.hpp"
+
+namespace ardkit {
+
+enum class Split { train, validation, test };
+
+ARDKIT_API const char* split_name(Split split);
+
+// The shape of what a data source yields, given to model factories so a model sizes itself.
+struct DataSpec {
+  int64_t channels = 1;
+  int64_t height = 28;
+  int64_t width = 28;
+  int64_t num_classes = 10;
+  std::string name;  // "fashion-mnist", "synthetic", ...
+};
+
+// A batch: x in [0,1] (float, NCHW), y class indices (int64), index the position of each sample
+// within its split (int64), so per-sample state (memory banks, reweighting) can be kept.
+struct Batch {
+  torch::Tensor x;
+  torch::Tensor y;
+  torch::Tensor index;
+};
+
+// A finite labelled dataset with train, validation and test splits. The engine owns batching and
+// shuffling (seeded, so an interrupted run resumes with the same order); the source only gathers
+// the requested samples, applying its training augmentation when asked to.
+class ARDKIT_API DataSource : public Component {
+ public:
+  virtual DataSpec spec() const = 0;
+  virtual int64_t size(Split split) const = 0;
+  // `indices`: int64 positions within `split`. Augmentation draws from the default generator.
+  virtual Batch get(Split split, const torch::Tensor& indices, bool augment) = 0;
+};
+
+}  // namespace ardkit

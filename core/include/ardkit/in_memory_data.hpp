@@ -1,0 +1,49 @@
+#pragma once
+#include <torch/types.h>
+
+#include "ardkit/data.hpp"
+#include "ardkit/params.hpp"
+
+namespace ardkit {
+
+// How a labelled dataset is cut into splits; every data plugin offers these keys.
+struct SplitOptions {
+  int64_t validation = 0;    // training samples held out as the validation split
+  int64_t split_seed = 0;    // which ones (a seeded permutation of the training set)
+  int64_t train_subset = 0;  // keep only the first N remaining training samples (0 = all)
+  int64_t test_subset = 0;   // keep only the first N test samples (0 = all)
+};
+
+struct AugmentOptions {
+  int64_t crop_padding = 0;  // random crop after zero padding by this many pixels (0 = off)
+  bool horizontal_flip = false;
+};
+
+ARDKIT_API void add_split_params(ParamSchema& schema, int64_t default_validation);
+ARDKIT_API SplitOptions split_options_from(const Params& params);
+ARDKIT_API void add_augment_params(ParamSchema& schema);
+ARDKIT_API AugmentOptions augment_options_from(const Params& params);
+
+// Random crop with zero padding and horizontal flip, per sample, from the default generator.
+ARDKIT_API torch::Tensor augment(const torch::Tensor& x, const AugmentOptions& options);
+
+// A dataset held in memory: images as uint8 (scaled to [0,1] on the way out) or float in [0,1],
+// NCHW; labels int64. Plugins that read a file format build one of these.
+class ARDKIT_API InMemoryData : public DataSource {
+ public:
+  InMemoryData(DataSpec spec, torch::Tensor train_x, torch::Tensor train_y, torch::Tensor test_x,
+               torch::Tensor test_y, const SplitOptions& split, const AugmentOptions& augment);
+  DataSpec spec() const override {
+    return spec_;
+  }
+  int64_t size(Split split) const override;
+  Batch get(Split split, const torch::Tensor& indices, bool augment) override;
+
+ private:
+  const torch::Tensor& images(Split split) const;
+  DataSpec spec_;
+  AugmentOptions augment_;
+  torch::Tensor x_[3], y_[3];
+};
+
+}  // namespace ardkit

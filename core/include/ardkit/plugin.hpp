@@ -1,0 +1,118 @@
+#pragma once
+// What a plugin library includes to describe itself. One library may provide several plugins:
+//
+//   #include <ardkit/ardkit.hpp>
+//   ARDKIT_PLUGIN_LIBRARY(manifest) {
+//     manifest.add(ardkit::PluginKind::attack, "my_attack", "1.0.0", "One-line summary",
+//                  my_schema(), [](const ardkit::Params& p, const ardkit::BuildContext& c) {
+//                    return std::make_shared<MyAttack>(p);
+//                  });
+//   }
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/dll/alias.hpp>
+#include <torch/version.h>
+
+#include "ardkit/component.hpp"
+#include "ardkit/data.hpp"
+#include "ardkit/params.hpp"
+
+// Bumped whenever a type that crosses the plugin boundary changes layout or meaning.
+#ifndef ARDKIT_ABI_VERSION
+#define ARDKIT_ABI_VERSION 1
+#endif
+
+namespace ardkit {
+
+// What a factory gets besides its parameters.
+struct BuildContext {
+  DataSpec data;               // the experiment's data shape (models size themselves from it)
+  std::string device = "cpu";  // where the run places tensors
+  int64_t seed = 0;            // the run's seed
+};
+
+using Factory = std::function<std::shared_ptr<Component>(const Params&, const BuildContext&)>;
+
+struct PluginInfo {
+  PluginKind kind = PluginKind::model;
+  std::string name;     // an identifier: what experiment files write after `plugin =`
+  std::string version;  // the plugin's own version
+  std::string summary;  // one line
+  ParamSchema schema;
+  Factory factory;
+};
+
+class Manifest {
+ public:
+  void add(PluginKind kind, std::string name, std::string version, std::string summary,
+           ParamSchema schema, Factory factory) {
+    plugins_.push_back(PluginInfo{kind, std::move(name), std::move(version), std::move(summary),
+                                  std::move(schema), std::move(factory)});
+  }
+  const std::vector<PluginInfo>& plugins() const {
+    return plugins_;
+  }
+
+ private:
+  std::vector<PluginInfo> plugins_;
+};
+
+// Read by the host before it touches anything else in a library: plain C layout, fixed-size
+// fields, so a mismatched library is refused with a message saying what differs instead of
+// crashing on a std::vector whose layout changed.
+struct AbiDescriptor {
+  uint32_t magic;  // kAbiMagic
+  uint32_t abi_version;
+  uint32_t descriptor_size;
+  uint32_t plugin_info_size;
+  uint32_t params_size;
+  uint32_t value_size;
+  char torch_version[32];
+  char compiler[64];
+  char cxx_runtime[64];
+};
+
+constexpr uint32_t kAbiMagic = 0x41524b54;  // "ARKT"
+
+#define ARDKIT_STRINGIFY_IMPL(x) #x
+#define ARDKIT_STRINGIFY(x) ARDKIT_STRINGIFY_IMPL(x)
+
+// The descriptor of whatever translation unit includes this header: the host's copy is compared
+// with the plugin's copy field by field.
+inline const AbiDescriptor& this_abi() {
+  static const AbiDescriptor descriptor{
+      kAbiMagic,
+      ARDKIT_ABI_VERSION,
+      sizeof(AbiDescriptor),
+      sizeof(PluginInfo),
+      sizeof(Params),
+      sizeof(Value),
+      TORCH_VERSION,
+      "gcc " __VERSION__,
+      "libstdc++ " ARDKIT_STRINGIFY(_GLIBCXX_RELEASE) " cxx11abi=" ARDKIT_STRINGIFY(
+          _GLIBCXX_USE_CXX11_ABI)};
+  return descriptor;
+}
+
+using AbiFunction = const AbiDescriptor*();
+using RegisterFunction = void(Manifest&);
+
+}  // namespace ardkit
+
+// Defines the library's registration function and exports the two entry points the host looks
+// up: `ardkit_abi` (checked first) and `ardkit_register` (fills the manifest).
+#define ARDKIT_PLUGIN_LIBRARY(manifest_name)                                        \
+  namespace ardkit_plugin_entry {                                                   \
+  static void register_plugins(::ardkit::Manifest& manifest_name);                 \
+  static const ::ardkit::AbiDescriptor* abi() {                                     \
+    return &::ardkit::this_abi();                                                   \
+  }                                                                                 \
+  }                                                                                 \
+  BOOST_DLL_ALIAS_SECTIONED(ardkit_plugin_entry::abi, ardkit_abi, ardkit)           \
+  BOOST_DLL_ALIAS_SECTIONED(ardkit_plugin_entry::register_plugins, ardkit_register, \
+                            ardkit)                                                 \
+  void ardkit_plugin_entry::register_plugins(::ardkit::Manifest& manifest_name)

@@ -1,0 +1,45 @@
+#pragma once
+#include <filesystem>
+#include <string>
+
+#include <toml++/toml.h>
+
+#include "ardkit/export.hpp"
+
+namespace ardkit {
+
+// Writes `content` to `path` atomically: a temporary file in the same folder, flushed to disk,
+// then renamed over the target. A crash leaves the old file or the new one, never half of one.
+ARDKIT_API void write_file_atomic(const std::filesystem::path& path, const std::string& content);
+
+// A run's folder: config.toml (resolved), status.json, metrics.jsonl, log.txt, checkpoints/,
+// results.json. Status states: queued, running, completed, failed, interrupted.
+class ARDKIT_API RunDir {
+ public:
+  RunDir(std::filesystem::path root, std::string run_id, std::string experiment);
+  const std::filesystem::path& root() const {
+    return root_;
+  }
+  const std::string& run_id() const {
+    return run_id_;
+  }
+  std::filesystem::path checkpoint_path(const std::string& which) const;  // "last", "best"
+  std::filesystem::path results_path() const;
+  std::filesystem::path metrics_path() const;
+  std::filesystem::path log_path() const;
+
+  // The state recorded in status.json, or "" when the folder has none yet.
+  std::string state() const;
+  void write_config(const toml::table& resolved) const;
+  // Records the state with versions, commit, times; `detail` (an error message) when given.
+  void set_state(const std::string& state, const std::string& detail = {}) const;
+  // Appends one JSON object (already serialized) to metrics.jsonl.
+  void append_metrics(const std::string& json_line) const;
+
+ private:
+  std::filesystem::path root_;
+  std::string run_id_;
+  std::string experiment_;
+};
+
+}  // namespace ardkit

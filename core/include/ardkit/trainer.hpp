@@ -1,0 +1,37 @@
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "ardkit/attack.hpp"
+#include "ardkit/config.hpp"
+#include "ardkit/data.hpp"
+#include "ardkit/evaluator.hpp"
+#include "ardkit/hook.hpp"
+#include "ardkit/model.hpp"
+#include "ardkit/objective.hpp"
+#include "ardkit/run_dir.hpp"
+
+namespace ardkit {
+
+// Everything a training run is made of, built by the caller from the experiment's plugins.
+struct TrainSetup {
+  const ExperimentConfig* config = nullptr;
+  ModelPtr student;
+  ModelPtr teacher;  // may be null
+  std::shared_ptr<DataSource> data;
+  ObjectivePtr objective;
+  AttackPtr attack;  // may be null
+  std::vector<NamedAttack> evals;
+  std::vector<std::shared_ptr<Hook>> hooks;
+};
+
+enum class TrainOutcome { completed, interrupted };
+
+// Trains, validates and checkpoints, resuming from the run's last checkpoint when there is one,
+// then evaluates last (and best) on the test split and writes results.json.
+ARDKIT_API TrainOutcome train(TrainSetup& setup, RunDir& run);
+
+// Model weights only (the student part of a checkpoint, or a file written by save_model).
+ARDKIT_API void load_model_weights(Model& model, const std::filesystem::path& file);
+
+}  // namespace ardkit

@@ -1,0 +1,35 @@
+#include "ardkit/attack.hpp"
+
+#include <torch/torch.h>
+
+#include "ardkit/error.hpp"
+
+namespace ardkit {
+
+torch::Tensor AttackTarget::evaluate(const torch::Tensor& x_adv, const torch::Tensor& labels,
+                                     const torch::Tensor& rows, torch::Tensor* logits_out) const {
+  if (objective) {
+    if (logits_out && model) {
+      torch::NoGradGuard no_grad;
+      *logits_out = model->logits(x_adv);
+    }
+    return objective(x_adv, labels, rows);
+  }
+  if (!model) throw_runtime_error("attack target has neither a model nor an objective");
+  auto logits = model->logits(x_adv);
+  if (logits_out) *logits_out = logits.detach();
+  return loss ? loss(logits, labels, rows) : losses::cross_entropy()(logits, labels, rows);
+}
+
+BnModeGuard::BnModeGuard(Model& model, BnMode mode) : model_(model), was_training_(model.is_training()) {
+  model_.train(mode == BnMode::train);
+}
+BnModeGuard::~BnModeGuard() {
+  model_.train(was_training_);
+}
+
+torch::Tensor project_linf(const torch::Tensor& x_adv, const torch::Tensor& x, double eps) {
+  return torch::min(torch::max(x_adv, x - eps), x + eps).clamp(0.0, 1.0);
+}
+
+}  // namespace ardkit

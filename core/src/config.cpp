@@ -1,0 +1,458 @@
+#include "ardkit/config.hpp"
+
+#include <fmt/format.h>
+
+#include <sstream>
+
+#include "ardkit/error.hpp"
+#include "ardkit/plugin.hpp"
+#include "ardkit/text.hpp"
+
+namespace fs = std::filesystem;
+
+namespace ardkit {
+
+namespace {
+
+const std::vector<std::string> kTopLevel = {"run",    "data",   "teacher",  "student",
+                                            "objective", "attack", "optimizer", "schedule",
+                                            "train",  "eval",   "hook"};
+
+std::string position(const std::string& file, const toml::source_region& source) {
+  if (source.begin.line == 0) return file + " (--set)";
+  return fmt::format("{}:{}:{}", file, source.begin.line, source.begin.column);
+}
+
+std::string describe_node(const toml::node& node) {
+  std::ostringstream out;
+  switch (node.type()) {
+    case toml::node_type::string: out << "string \"" << *node.value<std::string>() << "\""; break;
+    case toml::node_type::integer: out << "integer " << *node.value<int64_t>(); break;
+    case toml::node_type::floating_point: out << "float " << *node.value<double>(); break;
+    case toml::node_type::boolean: out << "bool " << (*node.value<bool>() ? "true" : "false"); break;
+    case toml::node_type::array: out << "an array"; break;
+    case toml::node_type::table: out << "a table"; break;
+    default: out << "a date/time"; break;
+  }
+  return out.str();
+}
+
+std::string example_of(const ParamSpec& spec) {
+  if (spec.default_value) return spec.key + " = " + format_value(*spec.default_value);
+  switch (spec.type) {
+    case ParamType::boolean: return spec.key + " = true";
+    case ParamType::integer: return spec.key + " = 1";
+    case ParamType::real: return spec.key + " = 0.1";
+    case ParamType::string: return spec.key + " = \"...\"";
+    default: return spec.key + " = [...]";
+  }
+}
+
+class TableValidator {
+ public:
+  TableValidator(const std::string& file, const std::string& table_name)
+      : file_(file), table_(table_name) {}
+
+  Value convert(const ParamSpec& spec, const toml::node& node) const {
+    auto wrong_type = [&]() -> Value {
+      throw_config_error(fmt::format("{}: [{}] '{}' must be a {}, got {}; write e.g. {}",
+                                     position(file_, node.source()), table_, spec.key,
+                                     type_name(spec.type), describe_node(node), example_of(spec)));
+    };
+    switch (spec.type) {
+      case ParamType::boolean:
+        if (auto v = node.as_boolean()) return Value(v->get());
+        return wrong_type();
+      case ParamType::integer:
+        if (auto v = node.as_integer()) return check_number(spec, node, static_cast<double>(v->get()), Value(v->get()));
+        return wrong_type();
+      case ParamType::real:
+        if (auto v = node.as_floating_point()) return check_number(spec, node, v->get(), Value(v->get()));
+        if (auto v = node.as_integer()) return check_number(spec, node, static_cast<double>(v->get()), Value(static_cast<double>(v->get())));
+        return wrong_type();
+      case ParamType::string:
+        if (auto v = node.as_string()) return check_choice(spec, node, v->get());
+        return wrong_type();
+      case ParamType::integer_list:
+      case ParamType::real_list:
+      case ParamType::string_list: {
+        const auto* array = node.as_array();
+        if (!array) return wrong_type();
+        std::vector<int64_t> ints;
+        std::vector<double> reals;
+        std::vector<std::string> strings;
+        for (const auto& element : *array) {
+          if (spec.type == ParamType::integer_list) {
+            auto v = element.as_integer();
+            if (!v) return wrong_type();
+            check_number(spec, element, static_cast<double>(v->get()), Value());
+            ints.push_back(v->get());
+          } else if (spec.type == ParamType::real_list) {
+            double x;
+            if (auto f = element.as_floating_point()) x = f->get();
+            else if (auto i = element.as_integer()) x = static_cast<double>(i->get());
+            else return wrong_type();
+            check_number(spec, element, x, Value());
+            reals.push_back(x);
+          } else {
+            auto v = element.as_string();
+            if (!v) return wrong_type();
+            check_choice(spec, element, v->get());
+            strings.push_back(v->get());
+          }
+        }
+        if (spec.type == ParamType::integer_list) return Value(ints);
+        if (spec.type == ParamType::real_list) return Value(reals);
+        return Value(strings);
+      }
+    }
+    return wrong_type();
+  }
+
+ private:
+  Value check_number(const ParamSpec& spec, const toml::node& node, double x, Value value) const {
+    const bool below = spec.min && (spec.min_exclusive ? x <= *spec.min : x < *spec.min);
+    const bool above = spec.max && x > *spec.max;
+    if (below || above)
+      throw_config_error(fmt::format("{}: [{}] '{}' = {} is out of range: it must be {}",
+                                     position(file_, node.source()), table_, spec.key, x,
+                                     spec.constraint_text()));
+    return value;
+  }
+  Value check_choice(const ParamSpec& spec, const toml::node& node, const std::string& s) const {
+    if (!spec.choices.empty() &&
+        std::find(spec.choices.begin(), spec.choices.end(), s) == spec.choices.end())
+      throw_config_error(fmt::format("{}: [{}] '{}' = \"{}\" is not allowed{}: it must be {}",
+                                     position(file_, node.source()), table_, spec.key, s,
+                                     did_you_mean(s, spec.choices), spec.constraint_text()));
+    return Value(s);
+  }
+  std::string file_, table_;
+};
+
+const toml::table& table_or_empty(const toml::table& root, const std::string& key,
+                                  const std::string& file) {
+  static const toml::table empty;
+  const toml::node* node = root.get(key);
+  if (!node) return empty;
+  if (const auto* t = node->as_table()) return *t;
+  throw_config_error(fmt::format("{}: '{}' must be a table ([{}]), got {}",
+                                 position(file, node->source()), key, key, describe_node(*node)));
+}
+
+}  // namespace
+
+std::string source_of(const std::string& file, const toml::node& node) {
+  return position(file, node.source());
+}
+
+Params validate_table(const ParamSchema& schema, const toml::table& table, const std::string& file,
+                      const std::string& table_name, const std::vector<std::string>& host_keys) {
+  Params params(file + " [" + table_name + "]");
+  TableValidator validator(file, table_name);
+  std::vector<std::string> valid;
+  for (const auto& spec : schema) valid.push_back(spec.key);
+  for (auto&& [key, node] : table) {
+    const std::string k(key.str());
+    if (std::find(host_keys.begin(), host_keys.end(), k) != host_keys.end()) continue;
+    auto spec = std::find_if(schema.begin(), schema.end(), [&](const ParamSpec& s) { return s.key == k; });
+    if (spec == schema.end()) {
+      std::vector<std::string> all = valid;
+      all.insert(all.end(), host_keys.begin(), host_keys.end());
+      throw_config_error(fmt::format("{}: [{}] unknown key '{}'{}; valid keys: {}",
+                                     position(file, key.source()), table_name, k,
+                                     did_you_mean(k, all), all.empty() ? "none" : join(all, ", ")));
+    }
+    params.set(k, validator.convert(*spec, node), position(file, node.source()));
+  }
+  for (const auto& spec : schema) {
+    if (params.has(spec.key)) continue;
+    if (spec.required())
+      throw_config_error(fmt::format("{}: [{}] missing required key '{}' ({}): add {} to the table",
+                                     position(file, table.source()), table_name, spec.key,
+                                     type_name(spec.type), example_of(spec)));
+    params.set(spec.key, *spec.default_value);
+  }
+  return params;
+}
+
+toml::table to_toml(const Params& params) {
+  toml::table out;
+  for (const auto& [key, value] : params.values()) {
+    std::visit(
+        [&, k = key](const auto& v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, int64_t> ||
+                        std::is_same_v<T, double> || std::is_same_v<T, std::string>) {
+            out.insert_or_assign(k, v);
+          } else {
+            toml::array array;
+            for (const auto& element : v) array.push_back(element);
+            out.insert_or_assign(k, std::move(array));
+          }
+        },
+        value);
+  }
+  return out;
+}
+
+const ParamSchema& run_schema() {
+  static const ParamSchema schema = {
+      param::string("name", "").help("run name (folder prefix); default: the experiment file's stem"),
+      param::integer("seed", 0).at_least(0).help("seed of every random choice in the run"),
+      param::string("device", "cpu").one_of({"cpu", "cuda"}).help("where tensors live"),
+      param::integer("threads", 0).at_least(0).help("LibTorch intra-op threads; 0 = one per core"),
+      param::string("output", "runs").help("folder that holds run folders (relative to the working directory)"),
+      param::boolean("deterministic", false).help("use deterministic algorithms (bit-exact resume on CPU)"),
+      param::string_list("plugin_path", {}).help("extra plugin folders, searched after --plugin-path and ARDKIT_PLUGIN_PATH"),
+  };
+  return schema;
+}
+
+const ParamSchema& train_schema() {
+  static const ParamSchema schema = {
+      param::integer("epochs", 1).at_least(0).help("training epochs (0: evaluate the initial weights)"),
+      param::integer("batch_size", 128).at_least(1).help("training batch size"),
+      param::integer("eval_batch_size", 500).at_least(1).help("batch size of validation and evaluation"),
+      param::integer("eval_points", 0).at_least(0).help("test points of the final evaluation; 0 = the whole test split"),
+      param::integer("validate_every", 1).at_least(0).help("validate every N epochs (clean + [attack] accuracy); 0 = never"),
+      param::integer("validation_points", 1000).at_least(0).help("validation points used; 0 = the whole validation split"),
+      param::integer("log_every", 50).at_least(1).help("write a metrics line every N steps"),
+      param::real("checkpoint_minutes", 5.0).greater_than(0).help("also checkpoint mid-epoch at this interval"),
+  };
+  return schema;
+}
+
+const ParamSchema& optimizer_schema() {
+  static const ParamSchema schema = {
+      param::string("type", "sgd").one_of({"sgd", "adam"}).help("optimizer"),
+      param::real("lr", 0.1).greater_than(0).help("initial learning rate"),
+      param::real("momentum", 0.9).at_least(0).at_most(1).help("SGD momentum"),
+      param::boolean("nesterov", false).help("SGD Nesterov momentum"),
+      param::real("weight_decay", 5e-4).at_least(0).help("L2 weight decay (coupled, as torch.optim)"),
+      param::real("beta1", 0.9).at_least(0).at_most(1).help("Adam beta1"),
+      param::real("beta2", 0.999).at_least(0).at_most(1).help("Adam beta2"),
+  };
+  return schema;
+}
+
+const ParamSchema& schedule_schema() {
+  static const ParamSchema schema = {
+      param::string("type", "constant").one_of({"constant", "multistep"}).help("learning-rate schedule (per epoch)"),
+      param::integer_list("milestones", {}).help("multistep: epochs (0-based) at whose start lr is multiplied by gamma"),
+      param::real("gamma", 0.1).greater_than(0).help("multistep: factor applied at each milestone"),
+  };
+  return schema;
+}
+
+namespace {
+
+void apply_override(toml::table& root, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw_config_error("--set '" + assignment + "': expected KEY=VALUE, e.g. --set train.epochs=2");
+  const std::string path = assignment.substr(0, eq);
+  const std::string text = assignment.substr(eq + 1);
+  toml::table value_holder;
+  try {
+    value_holder = toml::parse("v = " + text);
+  } catch (const toml::parse_error&) {
+    value_holder.insert_or_assign("v", text);  // bare words are strings: --set data.plugin=idx
+  }
+  // Re-create the node so it carries no source position: errors then say "(--set)".
+  toml::node* value = value_holder.get("v");
+
+  std::vector<std::string> parts;
+  std::stringstream stream(path);
+  for (std::string part; std::getline(stream, part, '.');) parts.push_back(part);
+  toml::node* current = &root;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    if (auto* table = current->as_table()) {
+      if (!table->get(parts[i])) table->insert(parts[i], toml::table{});
+      current = table->get(parts[i]);
+    } else if (auto* array = current->as_array()) {
+      size_t index = 0;
+      try {
+        index = std::stoul(parts[i]);
+      } catch (...) {
+        index = array->size();
+      }
+      if (index >= array->size())
+        throw_config_error(fmt::format("--set {}: '{}' is not an index of that array (it has {} entries)",
+                                       path, parts[i], array->size()));
+      current = array->get(index);
+    } else {
+      throw_config_error("--set " + path + ": '" + parts[i - 1] + "' is not a table");
+    }
+  }
+  auto* table = current->as_table();
+  if (!table) throw_config_error("--set " + path + ": the parent of '" + parts.back() + "' is not a table");
+  value->visit([&](auto&& v) {
+    using N = std::decay_t<decltype(v)>;
+    if constexpr (toml::is_value<N>) {
+      table->insert_or_assign(parts.back(), N(v.get()));
+    } else {
+      table->insert_or_assign(parts.back(), v);
+    }
+  });
+}
+
+}  // namespace
+
+toml::table read_experiment(const fs::path& file, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec))
+    throw_config_error(file.string() + ": experiment file not found; check the path (experiments/ holds examples)");
+  toml::table root;
+  try {
+    root = toml::parse_file(file.string());
+  } catch (const toml::parse_error& e) {
+    throw_config_error(fmt::format("{}:{}:{}: malformed TOML: {}", file.string(),
+                                   e.source().begin.line, e.source().begin.column,
+                                   std::string(e.description())));
+  }
+  for (const auto& o : overrides) apply_override(root, o);
+  return root;
+}
+
+std::vector<fs::path> experiment_plugin_path(const toml::table& root, const fs::path& file) {
+  const auto& run = table_or_empty(root, "run", file.string());
+  const auto params = validate_table(run_schema(), run, file.string(), "run");
+  std::vector<fs::path> out;
+  for (const auto& p : params.get_string_list("plugin_path")) out.emplace_back(p);
+  return out;
+}
+
+ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& file_path,
+                                    const PluginLookup& lookup) {
+  const std::string file = file_path.string();
+  for (auto&& [key, node] : root) {
+    const std::string k(key.str());
+    if (std::find(kTopLevel.begin(), kTopLevel.end(), k) == kTopLevel.end())
+      throw_config_error(fmt::format("{}: unknown table '{}'{}; an experiment has: {}",
+                                     position(file, key.source()), k, did_you_mean(k, kTopLevel),
+                                     join(kTopLevel, ", ")));
+  }
+  ExperimentConfig config;
+  config.file = file_path;
+  config.run = validate_table(run_schema(), table_or_empty(root, "run", file), file, "run");
+  config.train = validate_table(train_schema(), table_or_empty(root, "train", file), file, "train");
+  config.optimizer =
+      validate_table(optimizer_schema(), table_or_empty(root, "optimizer", file), file, "optimizer");
+  config.schedule =
+      validate_table(schedule_schema(), table_or_empty(root, "schedule", file), file, "schedule");
+
+  auto plugin_table = [&](const toml::table& table, const std::string& name, PluginKind kind,
+                          const ParamSchema& host_schema) {
+    const toml::node* plugin = table.get("plugin");
+    if (!plugin)
+      throw_config_error(fmt::format("{}: [{}] has no 'plugin' key: name the {} plugin to use, e.g. "
+                                     "plugin = \"...\" (`ardkit plugins list` shows them)",
+                                     position(file, table.source()), name, kind_name(kind)));
+    const auto* plugin_name = plugin->as_string();
+    if (!plugin_name)
+      throw_config_error(fmt::format("{}: [{}] 'plugin' must be a string naming a {} plugin, got {}",
+                                     position(file, plugin->source()), name, kind_name(kind),
+                                     describe_node(*plugin)));
+    const std::string where = fmt::format("{}: [{}]", position(file, plugin->source()), name);
+    const PluginInfo& info = lookup(kind, plugin_name->get(), where);
+    std::vector<std::string> host_keys = {"plugin"};
+    for (const auto& spec : host_schema) host_keys.push_back(spec.key);
+    PluginTable out;
+    out.table = name;
+    out.plugin = plugin_name->get();
+    const std::string label = fmt::format("{}] (plugin '{}'", name, out.plugin);
+    out.params = validate_table(info.schema, table, file, label, host_keys);
+    // Host keys are validated on their own, against the host's schema for this table.
+    toml::table host_only;
+    for (const auto& spec : host_schema)
+      if (const toml::node* n = table.get(spec.key)) host_only.insert(spec.key, *n);
+    out.host = validate_table(host_schema, host_only, file, name);
+    return out;
+  };
+  auto single = [&](const std::string& name, PluginKind kind, bool required,
+                    const ParamSchema& host_schema) -> std::optional<PluginTable> {
+    const toml::node* node = root.get(name);
+    if (!node) {
+      if (required)
+        throw_config_error(fmt::format("{}: missing table [{}]: add it with plugin = \"...\" naming a "
+                                       "{} plugin (`ardkit plugins list`)",
+                                       file, name, kind_name(kind)));
+      return std::nullopt;
+    }
+    return plugin_table(table_or_empty(root, name, file), name, kind, host_schema);
+  };
+  auto many = [&](const std::string& name, PluginKind kind, const ParamSchema& host_schema) {
+    std::vector<PluginTable> out;
+    const toml::node* node = root.get(name);
+    if (!node) return out;
+    const auto* array = node->as_array();
+    if (!array || !array->is_array_of_tables())
+      throw_config_error(fmt::format("{}: '{}' must be an array of tables: write [[{}]] for each entry",
+                                     position(file, node->source()), name, name));
+    for (size_t i = 0; i < array->size(); ++i)
+      out.push_back(plugin_table(*array->get(i)->as_table(), fmt::format("{}[{}]", name, i), kind, host_schema));
+    return out;
+  };
+
+  static const ParamSchema no_host_keys;
+  static const ParamSchema model_host = {
+      param::string("checkpoint", "").help("weights to load (a checkpoint written by ardkit)")};
+  static const ParamSchema eval_host = {
+      param::string("name", "").help("label of this attack in tables and results; default: the plugin name")};
+  config.data = single("data", PluginKind::data, true, no_host_keys);
+  config.student = single("student", PluginKind::model, true, model_host);
+  config.teacher = single("teacher", PluginKind::model, false, model_host);
+  config.objective = single("objective", PluginKind::objective, true, no_host_keys);
+  config.attack = single("attack", PluginKind::attack, false, no_host_keys);
+  config.evals = many("eval", PluginKind::attack, eval_host);
+  config.hooks = many("hook", PluginKind::hook, no_host_keys);
+  return config;
+}
+
+std::string ExperimentConfig::name() const {
+  const std::string& n = run.get_string("name");
+  return n.empty() ? file.stem().string() : n;
+}
+
+toml::table ExperimentConfig::resolved() const {
+  toml::table out;
+  auto with_plugin = [](const PluginTable& t) {
+    toml::table table = to_toml(t.params);
+    for (auto&& [k, v] : to_toml(t.host)) table.insert_or_assign(k, v);
+    table.insert_or_assign("plugin", t.plugin);
+    return table;
+  };
+  toml::table run_table = to_toml(run);
+  run_table.insert_or_assign("name", name());
+  out.insert("run", std::move(run_table));
+  out.insert("train", to_toml(train));
+  out.insert("optimizer", to_toml(optimizer));
+  out.insert("schedule", to_toml(schedule));
+  for (const auto* t : {&data, &student, &teacher, &objective, &attack})
+    if (*t) out.insert((*t)->table, with_plugin(**t));
+  for (const auto& [key, list] : {std::pair{"eval", &evals}, std::pair{"hook", &hooks}}) {
+    if (list->empty()) continue;
+    toml::array array;
+    for (const auto& t : *list) array.push_back(with_plugin(t));
+    out.insert(key, std::move(array));
+  }
+  return out;
+}
+
+std::string ExperimentConfig::run_id() const {
+  toml::table identity = resolved();
+  auto* run_table = identity.get_as<toml::table>("run");
+  for (const char* k : {"output", "threads", "plugin_path"}) run_table->erase(k);
+  std::ostringstream text;
+  text << toml::toml_formatter(identity);
+  // FNV-1a: stable across platforms and library versions, unlike std::hash.
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : text.str()) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return fmt::format("{}-{:012x}", name(), h & 0xffffffffffffull);
+}
+
+}  // namespace ardkit

@@ -1,0 +1,42 @@
+#include "ardkit/interrupt.hpp"
+
+#include <atomic>
+#include <csignal>
+#include <unistd.h>
+
+namespace ardkit {
+
+namespace {
+std::atomic<bool> requested{false};
+
+void on_signal(int signal_number) {
+  if (requested.exchange(true)) {
+    // Second signal: the user wants out now; the last checkpoint is still on disk.
+    std::signal(signal_number, SIG_DFL);
+    std::raise(signal_number);
+    return;
+  }
+  const char message[] = "\nardkit: interrupt received, finishing the current step and checkpointing "
+                         "(send it again to stop at once)\n";
+  [[maybe_unused]] auto ignored = write(STDERR_FILENO, message, sizeof(message) - 1);
+}
+}  // namespace
+
+void install_interrupt_handlers() {
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+}
+
+bool interrupt_requested() {
+  return requested.load(std::memory_order_relaxed);
+}
+
+void clear_interrupt() {
+  requested.store(false);
+}
+
+}  // namespace ardkit
+
+namespace ardkit {
+Interrupted::~Interrupted() = default;
+}  // namespace ardkit

@@ -1,0 +1,120 @@
+#include "ardkit/run_dir.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <torch/version.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "ardkit/error.hpp"
+#include "ardkit/version.hpp"
+
+namespace fs = std::filesystem;
+
+namespace ardkit {
+
+void write_file_atomic(const fs::path& path, const std::string& content) {
+  const fs::path tmp = path.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw_runtime_error("cannot write " + tmp.string() + ": " + std::strerror(errno));
+  size_t written = 0;
+  while (written < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + written, content.size() - written);
+    if (n < 0) {
+      ::close(fd);
+      throw_runtime_error("cannot write " + tmp.string() + ": " + std::strerror(errno));
+    }
+    written += static_cast<size_t>(n);
+  }
+  ::fsync(fd);
+  ::close(fd);
+  fs::rename(tmp, path);
+}
+
+namespace {
+std::string now_iso() {
+  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
+}
+}  // namespace
+
+RunDir::RunDir(fs::path root, std::string run_id, std::string experiment)
+    : root_(std::move(root)), run_id_(std::move(run_id)), experiment_(std::move(experiment)) {
+  std::error_code ec;
+  fs::create_directories(root_ / "checkpoints", ec);
+  if (ec) throw_runtime_error("cannot create run folder " + root_.string() + ": " + ec.message());
+}
+
+fs::path RunDir::checkpoint_path(const std::string& which) const {
+  return root_ / "checkpoints" / (which + ".pt");
+}
+fs::path RunDir::results_path() const {
+  return root_ / "results.json";
+}
+fs::path RunDir::metrics_path() const {
+  return root_ / "metrics.jsonl";
+}
+fs::path RunDir::log_path() const {
+  return root_ / "log.txt";
+}
+
+std::string RunDir::state() const {
+  std::ifstream in(root_ / "status.json");
+  if (!in) return {};
+  try {
+    return nlohmann::json::parse(in).value("state", "");
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+void RunDir::write_config(const toml::table& resolved) const {
+  std::ostringstream text;
+  text << "# Resolved configuration of run " << run_id_ << " (every default filled in).\n"
+       << toml::toml_formatter(resolved) << "\n";
+  write_file_atomic(root_ / "config.toml", text.str());
+}
+
+void RunDir::set_state(const std::string& state, const std::string& detail) const {
+  nlohmann::json status;
+  {
+    std::ifstream in(root_ / "status.json");
+    if (in) {
+      try {
+        status = nlohmann::json::parse(in);
+      } catch (const std::exception&) {
+        status = nlohmann::json::object();
+      }
+    }
+  }
+  if (!status.contains("created")) status["created"] = now_iso();
+  status["state"] = state;
+  status["run_id"] = run_id_;
+  status["experiment"] = experiment_;
+  status["updated"] = now_iso();
+  status["ardkit_version"] = kVersion;
+  status["git_commit"] = kGitCommit;
+  status["torch_version"] = TORCH_VERSION;
+  status["pid"] = static_cast<int64_t>(::getpid());
+  if (detail.empty())
+    status.erase("error");
+  else
+    status["error"] = detail;
+  write_file_atomic(root_ / "status.json", status.dump(2) + "\n");
+}
+
+void RunDir::append_metrics(const std::string& json_line) const {
+  std::ofstream out(metrics_path(), std::ios::app);
+  out << json_line << '\n';
+}
+
+}  // namespace ardkit

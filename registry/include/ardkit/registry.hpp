@@ -1,0 +1,70 @@
+#pragma once
+// Discovery and loading of plugin libraries (Boost.DLL), the ABI handshake, name resolution and
+// instance lifetime.
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ardkit/error.hpp"
+#include "ardkit/plugin.hpp"
+
+namespace ardkit {
+
+struct LoadedLibrary;
+
+struct PluginEntry {
+  PluginInfo info;
+  std::filesystem::path library;  // the file that provides it
+  std::shared_ptr<LoadedLibrary> handle;
+};
+
+// Plugin search path, first match wins: --plugin-path entries, ARDKIT_PLUGIN_PATH (colon
+// separated), the experiment's [run] plugin_path, then the built-in folder next to this library.
+ARDKIT_API std::vector<std::filesystem::path> plugin_search_path(
+    const std::vector<std::filesystem::path>& command_line,
+    const std::vector<std::filesystem::path>& experiment);
+ARDKIT_API std::filesystem::path builtin_plugin_dir();
+
+class ARDKIT_API Registry {
+ public:
+  // Loads every shared library (*.so) in the search path's folders. A library file name found in
+  // an earlier folder shadows the same file name in later ones (so a rebuilt copy overrides the
+  // built-in one); two different libraries providing the same kind and name is an error naming
+  // both. Every failure is an ardkit::Error(plugin) naming the file and the fix.
+  explicit Registry(const std::vector<std::filesystem::path>& search_path);
+
+  const std::vector<PluginEntry>& entries() const {
+    return entries_;
+  }
+  const std::vector<std::filesystem::path>& search_path() const {
+    return search_path_;
+  }
+  // Unknown names are an error listing that kind's names and the nearest one. `where` prefixes
+  // the message (the experiment file position that named it).
+  const PluginEntry& find(PluginKind kind, const std::string& name, const std::string& where = {}) const;
+  // All entries called `name`, of any kind (for `ardkit plugins show NAME`).
+  std::vector<const PluginEntry*> find_any(const std::string& name) const;
+
+  // Runs the plugin's factory. The returned object keeps its library loaded (never unloaded in
+  // practice: see LoadedLibrary). A factory's exception becomes an ardkit::Error naming the plugin.
+  template <typename T>
+  std::shared_ptr<T> create(PluginKind kind, const std::string& name, const Params& params,
+                            const BuildContext& context) const {
+    auto object = std::dynamic_pointer_cast<T>(create_component(kind, name, params, context));
+    if (!object)
+      throw_plugin_error("plugin '" + name + "' returned an object that is not a " + kind_name(kind) +
+                         "; its factory must return the interface of the kind it registers");
+    return object;
+  }
+
+ private:
+  std::shared_ptr<Component> create_component(PluginKind kind, const std::string& name,
+                                              const Params& params, const BuildContext& context) const;
+  void load_library(const std::filesystem::path& file);
+
+  std::vector<std::filesystem::path> search_path_;
+  std::vector<PluginEntry> entries_;
+};
+
+}  // namespace ardkit

@@ -1,0 +1,285 @@
+#include "commands.hpp"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include <ardkit/interrupt.hpp>
+#include <ardkit/progress.hpp>
+#include <ardkit/text.hpp>
+
+#include "experiment_setup.hpp"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace ardkit::cli {
+
+namespace {
+
+struct CommonOptions {
+  std::vector<std::string> plugin_path;
+  bool help = false;
+};
+
+void add_common(po::options_description& d, CommonOptions& o) {
+  d.add_options()("help,h", po::bool_switch(&o.help), "show this help")(
+      "plugin-path", po::value(&o.plugin_path)->composing(),
+      "extra plugin folder, searched first (repeatable; also ARDKIT_PLUGIN_PATH)");
+}
+
+po::variables_map parse(const std::vector<std::string>& args, const po::options_description& visible,
+                        const po::positional_options_description& positional) {
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(visible).positional(positional).run(), vm);
+  po::notify(vm);
+  return vm;
+}
+
+std::vector<fs::path> to_paths(const std::vector<std::string>& items) {
+  return {items.begin(), items.end()};
+}
+
+void set_threads(int64_t configured) {
+  const int64_t threads =
+      configured > 0 ? configured : std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
+  // Debian's LibTorch starts with one intra-op thread; use the machine unless told otherwise.
+  torch::set_num_threads(static_cast<int>(threads));
+}
+
+EvalReport report_from_json(const nlohmann::json& j) {
+  EvalReport r;
+  r.points = j.value("points", int64_t{0});
+  r.clean_accuracy = j.value("clean_acc", 0.0) / 100;
+  r.worst_case = j.value("worst_case_acc", 0.0) / 100;
+  if (j.contains("attacks"))
+    for (const auto& [name, value] : j["attacks"].items())
+      r.attacks.push_back({name, value.value("robust_acc", 0.0) / 100, value.value("seconds", 0.0)});
+  return r;
+}
+
+// Rows "NAME (last)" and "NAME (best)" from a run folder's results.json.
+std::vector<std::pair<std::string, EvalReport>> rows_of(const fs::path& results) {
+  std::ifstream in(results);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    throw_runtime_error(results.string() + ": unreadable results file (" + e.what() + "); re-run the experiment");
+  }
+  std::vector<std::pair<std::string, EvalReport>> rows;
+  for (const char* which : {"last", "best"})
+    if (j.contains(which)) rows.emplace_back(fmt::format("{} ({})", j.value("name", "?"), which), report_from_json(j[which]));
+  return rows;
+}
+
+const char* kRunHelp = R"(usage: ardkit run EXPERIMENT.toml [options]
+
+Trains and evaluates one experiment in its own run folder (OUTPUT/NAME-HASH, the hash derived
+from the resolved configuration). Running a completed experiment again prints its results;
+running an interrupted one resumes from its last checkpoint. Ctrl-C checkpoints and stops.
+
+options)";
+
+}  // namespace
+
+int run_command(const std::vector<std::string>& args) {
+  CommonOptions common;
+  std::string file, output;
+  std::vector<std::string> overrides;
+  int64_t threads = -1;
+  po::options_description d(kRunHelp);
+  add_common(d, common);
+  d.add_options()("set", po::value(&overrides)->composing(), "override a key: --set train.epochs=2 (repeatable)")(
+      "output,o", po::value(&output), "folder for run folders (overrides [run] output)")(
+      "threads", po::value(&threads), "LibTorch threads (overrides [run] threads; 0 = one per core)")(
+      "experiment", po::value(&file), "experiment TOML file");
+  po::positional_options_description positional;
+  positional.add("experiment", 1);
+  parse(args, d, positional);
+  if (common.help) {
+    std::cout << d << "\n";
+    return 0;
+  }
+  if (file.empty()) throw_config_error("run: missing EXPERIMENT.toml; usage: ardkit run EXPERIMENT.toml");
+  if (!output.empty()) overrides.push_back("run.output=" + nlohmann::json(output).dump());
+  if (threads >= 0) overrides.push_back("run.threads=" + std::to_string(threads));
+
+  LoadedExperiment experiment = load_experiment(file, overrides, to_paths(common.plugin_path));
+  const ExperimentConfig& config = experiment.config;
+  set_threads(config.run.get_int("threads"));
+  if (config.run.get_string("device") == "cuda" && !torch::cuda::is_available())
+    throw_config_error(config.run.origin("device") + ": [run] device = \"cuda\" but no CUDA device is available "
+                       "to this LibTorch; use device = \"cpu\"");
+  if (config.run.get_bool("deterministic")) at::globalContext().setDeterministicAlgorithms(true, false);
+
+  const fs::path folder = fs::path(config.run.get_string("output")) / config.run_id();
+  if (fs::exists(folder / "status.json")) {
+    RunDir existing(folder, config.run_id(), file);
+    if (existing.state() == "completed" && fs::exists(existing.results_path())) {
+      std::cerr << fmt::format("run {} already completed; nothing to do (delete the folder to run it again)\n",
+                               folder.string());
+      std::cout << format_report_table(rows_of(existing.results_path()));
+      std::cout << folder.string() << "\n";
+      return 0;
+    }
+  }
+  // Build everything before the run folder exists: a bad dataset path or plugin parameter leaves
+  // nothing behind.
+  TrainSetup setup = build_components(experiment);
+  RunDir run(folder, config.run_id(), file);
+  run.write_config(config.resolved());
+  set_log_file(run.log_path().string());
+  log_line(fmt::format("run {} ({} threads) in {}", config.run_id(), torch::get_num_threads(), folder.string()));
+  run.set_state("running");
+  install_interrupt_handlers();
+  try {
+    if (train(setup, run) == TrainOutcome::interrupted) {
+      run.set_state("interrupted");
+      log_line("interrupted; run the same command again to resume from the last checkpoint");
+      set_log_file({});
+      return 130;
+    }
+  } catch (const Interrupted&) {
+    run.set_state("interrupted");
+    log_line("interrupted during evaluation; run the same command again to resume");
+    set_log_file({});
+    return 130;
+  } catch (const std::exception& e) {
+    run.set_state("failed", e.what());
+    set_log_file({});
+    throw;
+  }
+  run.set_state("completed");
+  const std::string table = format_report_table(rows_of(run.results_path()));
+  log_line("results (accuracy %, test split):\n" + table);
+  set_log_file({});
+  std::cout << table << folder.string() << "\n";
+  return 0;
+}
+
+int validate_command(const std::vector<std::string>& args) {
+  CommonOptions common;
+  std::string file;
+  std::vector<std::string> overrides;
+  po::options_description d(
+      "usage: ardkit validate EXPERIMENT.toml [options]\n\nChecks an experiment without running it: TOML syntax, "
+      "tables and keys against the host's and plugins' schemas, plugin names, and that every component "
+      "builds (dataset files readable, checkpoints loadable).\n\noptions");
+  add_common(d, common);
+  d.add_options()("set", po::value(&overrides)->composing(), "override a key: --set train.epochs=2 (repeatable)")(
+      "experiment", po::value(&file), "experiment TOML file");
+  po::positional_options_description positional;
+  positional.add("experiment", 1);
+  parse(args, d, positional);
+  if (common.help) {
+    std::cout << d << "\n";
+    return 0;
+  }
+  if (file.empty()) throw_config_error("validate: missing EXPERIMENT.toml; usage: ardkit validate EXPERIMENT.toml");
+  LoadedExperiment experiment = load_experiment(file, overrides, to_paths(common.plugin_path));
+  build_components(experiment);
+  std::cout << fmt::format("{}: ok (run id {})\n", file, experiment.config.run_id());
+  return 0;
+}
+
+int plugins_command(const std::vector<std::string>& args) {
+  CommonOptions common;
+  std::vector<std::string> words;
+  po::options_description d(
+      "usage: ardkit plugins [list | show NAME] [options]\n\n  list        every plugin: kind, name, version, "
+      "library, summary\n  show NAME   a plugin's parameters: type, default, allowed range, doc\n\noptions");
+  add_common(d, common);
+  d.add_options()("words", po::value(&words), "list | show NAME");
+  po::positional_options_description positional;
+  positional.add("words", -1);
+  parse(args, d, positional);
+  if (common.help) {
+    std::cout << d << "\n";
+    return 0;
+  }
+  if (words.empty()) words = {"list"};
+  Registry registry(plugin_search_path(to_paths(common.plugin_path), {}));
+  if (words[0] == "list" && words.size() == 1) {
+    std::vector<const PluginEntry*> sorted;
+    for (const auto& e : registry.entries()) sorted.push_back(&e);
+    std::sort(sorted.begin(), sorted.end(), [](const PluginEntry* a, const PluginEntry* b) {
+      return std::make_pair(std::string(kind_name(a->info.kind)), a->info.name) <
+             std::make_pair(std::string(kind_name(b->info.kind)), b->info.name);
+    });
+    std::cout << fmt::format("{:<10} {:<14} {:<8} {:<26} {}\n", "kind", "name", "version", "library", "summary");
+    for (const auto* e : sorted)
+      std::cout << fmt::format("{:<10} {:<14} {:<8} {:<26} {}\n", kind_name(e->info.kind), e->info.name,
+                               e->info.version, e->library.filename().string(), e->info.summary);
+    std::cout << fmt::format("\n{} plugins from {}\n", sorted.size(), [&] {
+      std::vector<std::string> dirs;
+      for (const auto& p : registry.search_path()) dirs.push_back(p.string());
+      return join(dirs, ":");
+    }());
+    return 0;
+  }
+  if (words[0] == "show" && words.size() == 2) {
+    const auto matches = registry.find_any(words[1]);
+    if (matches.empty()) {
+      std::vector<std::string> names;
+      for (const auto& e : registry.entries()) names.push_back(e.info.name);
+      throw_plugin_error(fmt::format("no plugin named '{}'{}; `ardkit plugins list` shows them all", words[1],
+                                     did_you_mean(words[1], names)));
+    }
+    for (const auto* e : matches) {
+      std::cout << fmt::format("{} {} {} — {}\n  library: {}\n", kind_name(e->info.kind), e->info.name,
+                               e->info.version, e->info.summary, e->library.string());
+      if (e->info.schema.empty()) std::cout << "  (no parameters)\n";
+      else std::cout << "  parameters:\n";
+      for (const auto& spec : e->info.schema) {
+        std::cout << fmt::format("    {:<16} {:<13} {:<22} {}{}\n", spec.key, type_name(spec.type),
+                                 spec.required() ? "required" : "= " + format_value(*spec.default_value), spec.doc,
+                                 spec.constraint_text().empty() ? "" : " (" + spec.constraint_text() + ")");
+      }
+    }
+    return 0;
+  }
+  throw_config_error("plugins: expected `list` or `show NAME`; see ardkit plugins --help");
+}
+
+int report_command(const std::vector<std::string>& args) {
+  bool help = false;
+  std::vector<std::string> paths;
+  po::options_description d(
+      "usage: ardkit report PATH...\n\nPrints one table of the results of completed runs. PATH is a run folder or "
+      "a folder holding run folders.\n\noptions");
+  d.add_options()("help,h", po::bool_switch(&help), "show this help")("paths", po::value(&paths), "run folders");
+  po::positional_options_description positional;
+  positional.add("paths", -1);
+  parse(args, d, positional);
+  if (help || paths.empty()) {
+    std::cout << d << "\n";
+    return help ? 0 : 2;
+  }
+  std::vector<fs::path> results;
+  for (const auto& p : paths) {
+    if (fs::exists(fs::path(p) / "results.json")) {
+      results.push_back(fs::path(p) / "results.json");
+      continue;
+    }
+    if (!fs::is_directory(p)) throw_config_error("report: " + p + " is neither a run folder nor a folder of runs");
+    std::vector<fs::path> found;
+    for (const auto& item : fs::directory_iterator(p))
+      if (fs::exists(item.path() / "results.json")) found.push_back(item.path() / "results.json");
+    std::sort(found.begin(), found.end());
+    results.insert(results.end(), found.begin(), found.end());
+  }
+  if (results.empty()) throw_runtime_error("report: no completed runs (results.json) under the given paths");
+  std::vector<std::pair<std::string, EvalReport>> rows;
+  for (const auto& r : results)
+    for (auto& row : rows_of(r)) rows.push_back(std::move(row));
+  std::cout << format_report_table(rows);
+  return 0;
+}
+
+}  // namespace ardkit::cli

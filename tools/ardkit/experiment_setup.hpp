@@ -1,0 +1,21 @@
+#pragma once
+// Turns a validated experiment into live plugin objects: the wiring between the experiment
+// file's tables and the registry.
+#include <ardkit/config.hpp>
+#include <ardkit/registry.hpp>
+#include <ardkit/trainer.hpp>
+
+namespace ardkit::cli {
+
+// Reads, overrides, loads plugins along the full search path and validates.
+struct LoadedExperiment {
+  std::unique_ptr<Registry> registry;
+  ExperimentConfig config;
+};
+LoadedExperiment load_experiment(const std::filesystem::path& file, const std::vector<std::string>& overrides,
+                                 const std::vector<std::filesystem::path>& plugin_path);
+
+// Builds every component (data first: models size themselves from it).
+TrainSetup build_components(const LoadedExperiment& experiment);
+
+}  // namespace ardkit::cli

@@ -1,0 +1,60 @@
+// The `ardkit` command: dispatches to a command and maps errors to exit statuses
+// (0 ok, 1 failure while running, 2 usage or configuration error, 3 plugin loading error).
+#include <c10/util/Exception.h>
+
+#include <boost/program_options/errors.hpp>
+#include <iostream>
+
+#include <ardkit/error.hpp>
+#include <ardkit/text.hpp>
+
+#include "commands.hpp"
+
+namespace {
+
+const char* kHelp = R"(usage: ardkit COMMAND [options]
+
+ardkit: plugin-based adversarial robustness distillation experiments.
+
+commands:
+  run EXPERIMENT.toml     train and evaluate an experiment (resumes if interrupted)
+  validate EXPERIMENT.toml check an experiment file without running it
+  plugins [list|show NAME] list plugins, or show one plugin's parameters
+  report PATH...          one table of the results of completed runs
+
+`ardkit COMMAND --help` describes each command's options.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kHelp;
+    return args.empty() ? 2 : 0;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  try {
+    if (command == "run") return ardkit::cli::run_command(args);
+    if (command == "validate") return ardkit::cli::validate_command(args);
+    if (command == "plugins") return ardkit::cli::plugins_command(args);
+    if (command == "report") return ardkit::cli::report_command(args);
+    std::cerr << "ardkit: unknown command '" << command << "'"
+              << ardkit::did_you_mean(command, {"run", "validate", "plugins", "report"})
+              << "; see ardkit --help\n";
+    return 2;
+  } catch (const ardkit::Error& e) {
+    std::cerr << "ardkit: error: " << e.what() << "\n";
+    return e.exit_code();
+  } catch (const boost::program_options::error& e) {
+    std::cerr << "ardkit " << command << ": " << e.what() << "; see ardkit " << command << " --help\n";
+    return 2;
+  } catch (const c10::Error& e) {
+    std::cerr << "ardkit: error: LibTorch: " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "ardkit: error: " << e.what() << "\n";
+    return 1;
+  }
+}
