@@ -23,9 +23,9 @@ void set_log_file(const std::string& path) {
   if (!path.empty()) log_file().open(path, std::ios::app);
 }
 
-void log_line(const std::string& line) {
+void log_line(const std::string& line, bool echo) {
   std::lock_guard<std::mutex> lock(log_mutex);
-  std::fprintf(stderr, "%s\n", line.c_str());
+  if (echo) std::fprintf(stderr, "%s\n", line.c_str());
   if (log_file().is_open()) log_file() << line << '\n' << std::flush;
 }
 

@@ -1,5 +1,5 @@
 // Data plugin `synthetic`: a small deterministic classification task for tests and smoke runs.
-// Each class has a random prototype image; samples are the prototype blended with noise.
+// Each class has a random blocky prototype image; samples are the prototype blended with noise.
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <ardkit/ardkit.hpp>
@@ -25,7 +25,13 @@ std::shared_ptr<ardkit::Component> make(const Params& p, const ardkit::BuildCont
   spec.width = p.get_int("width");
   spec.num_classes = p.get_int("num_classes");
   spec.name = "synthetic";
-  const auto prototypes = torch::rand({spec.num_classes, spec.channels, spec.height, spec.width}, generator);
+  // Blocky binary prototypes: a random on/off 4x4 pattern scaled up to the image size, so that
+  // classes differ at the coarse scale a pooled CNN sees and are learnable within a few steps.
+  const auto coarse = torch::rand({spec.num_classes, spec.channels, 4, 4}, generator).gt(0.5).to(torch::kFloat);
+  const auto prototypes = torch::nn::functional::interpolate(
+      coarse, torch::nn::functional::InterpolateFuncOptions()
+                  .size(std::vector<int64_t>{spec.height, spec.width})
+                  .mode(torch::kNearest));
   const double noise = p.get_real("noise");
   auto [train_x, train_y] = draw(prototypes, p.get_int("train_size"), noise, generator);
   auto [test_x, test_y] = draw(prototypes, p.get_int("test_size"), noise, generator);
@@ -42,7 +48,7 @@ ardkit::ParamSchema schema() {
       integer("width", 8).at_least(4).help("image width"),
       integer("train_size", 512).at_least(1).help("training samples (validation is carved out of these)"),
       integer("test_size", 256).at_least(1).help("test samples"),
-      real("noise", 0.5).at_least(0).at_most(1).help("weight of uniform noise blended into each prototype"),
+      real("noise", 0.3).at_least(0).at_most(1).help("weight of uniform noise blended into each prototype"),
       integer("seed", 0).at_least(0).help("seed of prototypes and samples (independent of the run seed)"),
   };
   ardkit::add_split_params(s, 64);

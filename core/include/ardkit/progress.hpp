@@ -25,6 +25,7 @@ class ARDKIT_API Progress {
 
 // Log lines go to stderr (progress) and, when set, to the run's log file too.
 ARDKIT_API void set_log_file(const std::string& path);
-ARDKIT_API void log_line(const std::string& line);
+// `echo = false` writes to the log file only (for what the caller prints on stdout itself).
+ARDKIT_API void log_line(const std::string& line, bool echo = true);
 
 }  // namespace ardkit

@@ -1,8 +1,8 @@
-#include "experiment_setup.hpp"
+#include "ardkit/experiment_setup.hpp"
 
 #include <fmt/format.h>
 
-namespace ardkit::cli {
+namespace ardkit {
 
 LoadedExperiment load_experiment(const std::filesystem::path& file, const std::vector<std::string>& overrides,
                                  const std::vector<std::filesystem::path>& plugin_path) {
@@ -20,6 +20,8 @@ TrainSetup build_components(const LoadedExperiment& experiment) {
   const Registry& r = *experiment.registry;
   TrainSetup setup;
   setup.config = &c;
+  // Initial weights and every other random choice of the run follow [run] seed.
+  torch::manual_seed(static_cast<uint64_t>(c.run.get_int("seed")));
   BuildContext context;
   context.device = c.run.get_string("device");
   context.seed = c.run.get_int("seed");
@@ -54,4 +56,4 @@ TrainSetup build_components(const LoadedExperiment& experiment) {
   return setup;
 }
 
-}  // namespace ardkit::cli
+}  // namespace ardkit

@@ -5,17 +5,17 @@
 #include <ardkit/registry.hpp>
 #include <ardkit/trainer.hpp>
 
-namespace ardkit::cli {
+namespace ardkit {
 
 // Reads, overrides, loads plugins along the full search path and validates.
-struct LoadedExperiment {
+struct ARDKIT_API LoadedExperiment {
   std::unique_ptr<Registry> registry;
   ExperimentConfig config;
 };
-LoadedExperiment load_experiment(const std::filesystem::path& file, const std::vector<std::string>& overrides,
+ARDKIT_API LoadedExperiment load_experiment(const std::filesystem::path& file, const std::vector<std::string>& overrides,
                                  const std::vector<std::filesystem::path>& plugin_path);
 
 // Builds every component (data first: models size themselves from it).
-TrainSetup build_components(const LoadedExperiment& experiment);
+ARDKIT_API TrainSetup build_components(const LoadedExperiment& experiment);
 
-}  // namespace ardkit::cli
+}  // namespace ardkit

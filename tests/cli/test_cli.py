@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""The `ardkit` command as a user drives it: help, plugin listing, every kind of bad input
+(one line naming the place and the fix, the documented exit status, no run folder claiming
+success), a real run with its folder, re-running, and resuming after SIGINT and SIGKILL."""
+import argparse
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+ARDKIT = None
+TEST_PLUGINS = None
+
+TINY = """
+[run]
+name = "tiny"
+seed = 1
+[data]
+plugin = "synthetic"
+train_size = 256
+validation = 32
+test_size = 64
+[student]
+plugin = "small_cnn"
+conv1 = 16
+conv2 = 16
+hidden = 64
+[objective]
+plugin = "pgd_at"
+[attack]
+plugin = "pgd"
+eps = 0.1
+steps = 2
+[train]
+epochs = 2
+batch_size = 32
+[[eval]]
+plugin = "fgsm"
+eps = 0.1
+[[eval]]
+plugin = "pgd"
+name = "pgd10"
+eps = 0.1
+steps = 10
+"""
+
+
+def run(*args, cwd=None, env=None, timeout=300):
+    return subprocess.run([ARDKIT, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+class CliCase(unittest.TestCase):
+    def setUp(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="ardkit-cli-"))
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def write(self, name, text):
+        path = self.dir / name
+        path.write_text(text)
+        return path
+
+    def completed_runs(self):
+        out = []
+        for status in (self.dir / "runs").glob("*/status.json"):
+            if json.loads(status.read_text()).get("state") == "completed":
+                out.append(status.parent)
+        return out
+
+    def assert_error(self, result, code, *fragments):
+        self.assertEqual(result.returncode, code, result.stderr)
+        lines = [l for l in result.stderr.splitlines() if l.strip()]
+        self.assertEqual(len(lines), 1, f"expected one error line, got: {result.stderr!r}")
+        self.assertTrue(lines[0].startswith("ardkit: error: "), lines[0])
+        for fragment in fragments:
+            self.assertIn(fragment, lines[0])
+        self.assertEqual(self.completed_runs(), [])
+
+
+class Help(CliCase):
+    def test_help_everywhere(self):
+        self.assertEqual(run("--help").returncode, 0)
+        for command in ("run", "validate", "plugins", "report"):
+            result = run(command, "--help")
+            self.assertEqual(result.returncode, 0, command)
+            self.assertIn("usage: ardkit " + command, result.stdout)
+        self.assertIn("--set", run("run", "--help").stdout)
+        result = run("rnu")
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("did you mean 'run'?", result.stderr)
+
+    def test_plugins_list_and_show(self):
+        result = run("plugins", "list")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        for kind, name in [("attack", "pgd"), ("attack", "fgsm"), ("data", "idx"), ("data", "synthetic"),
+                           ("model", "small_cnn"), ("objective", "natural"), ("objective", "pgd_at")]:
+            line = next(l for l in result.stdout.splitlines() if l.split()[:2] == [kind, name])
+            self.assertIn("1.0.0", line)
+            self.assertIn(f"ardkit_{name}.so", line)
+        show = run("plugins", "show", "pgd")
+        self.assertEqual(show.returncode, 0)
+        for fragment in ("attack pgd 1.0.0", "eps", "float", "0.0313", "L-inf radius", "steps", "integer", "= 10",
+                         "random_start", "one of none|uniform|gaussian"):
+            self.assertIn(fragment, show.stdout)
+        self.assert_error(run("plugins", "show", "pgdd"), 3, "no plugin named 'pgdd'", "did you mean 'pgd'?")
+
+
+class BadInput(CliCase):
+    def check_run(self, text, code, *fragments, extra=()):
+        exp = self.write("exp.toml", text)
+        result = run("run", str(exp), "--output", str(self.dir / "runs"), *extra)
+        self.assert_error(result, code, *fragments)
+        return result
+
+    def test_malformed_toml(self):
+        exp = str(self.dir / "exp.toml")
+        self.check_run(TINY.replace("[train]", "[train"), 2, exp + ":", "malformed TOML")
+
+    def test_unknown_table_and_key(self):
+        self.check_run(TINY.replace("[train]", "[trian]"), 2, "unknown table 'trian'", "did you mean 'train'?")
+        self.check_run(TINY.replace("steps = 2", "stpes = 2"), 2, "exp.toml:20:1", "unknown key 'stpes'",
+                       "did you mean 'steps'?")
+
+    def test_wrong_type_and_range(self):
+        self.check_run(TINY.replace("epochs = 2", "epochs = \"two\""), 2, "'epochs' must be a integer", "string")
+        self.check_run(TINY.replace("eps = 0.1\nsteps = 2", "eps = -0.1\nsteps = 2"), 2, "'eps' = -0.1 is out of range")
+        self.check_run(TINY.replace("batch_size = 32", "batch_size = 0"), 2, "'batch_size' = 0", "must be >= 1")
+
+    def test_missing_plugin_key_and_table(self):
+        self.check_run(TINY.replace('plugin = "synthetic"', ""), 2, "[data] has no 'plugin' key")
+        self.check_run(TINY.replace("[objective]\nplugin = \"pgd_at\"", ""), 2, "missing table [objective]")
+
+    def test_bad_override(self):
+        self.check_run(TINY, 2, "(--set)", "'epochs'", extra=("--set", "train.epochs=-1"))
+        self.check_run(TINY, 2, "unknown key 'epoch'", extra=("--set", "train.epoch=3"))
+
+    def test_unknown_plugin(self):
+        self.check_run(TINY.replace('plugin = "pgd_at"', 'plugin = "pgd-at"'), 3, "unknown objective plugin 'pgd-at'",
+                       "did you mean 'pgd_at'?", "known objective plugins: natural, pgd_at")
+
+    def test_missing_and_truncated_dataset(self):
+        empty = self.dir / "empty"
+        empty.mkdir()
+        idx = TINY.replace('plugin = "synthetic"\ntrain_size = 256\nvalidation = 32\ntest_size = 64',
+                           f'plugin = "idx"\nroot = "{empty}"\nvalidation = 10')
+        self.check_run(idx, 2, "train-images-idx3-ubyte.gz not found", "dataset-fashion-mnist")
+        # Real Debian files cut short.
+        source = Path("/usr/share/datasets/fashion-mnist")
+        for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                     "t10k-labels-idx1-ubyte.gz"):
+            shutil.copy(source / name, empty / name)
+        data = gzip.decompress((source / "t10k-labels-idx1-ubyte.gz").read_bytes())
+        (empty / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(data[:5000]))
+        self.check_run(idx, 1, "t10k-labels-idx1-ubyte.gz: truncated")
+
+    def test_broken_and_mismatched_plugin_libraries(self):
+        broken = self.dir / "plugins"
+        broken.mkdir()
+        (broken / "libbroken.so").write_text("not a library")
+        self.check_run(TINY, 3, "libbroken.so", "cannot be read as a shared library", extra=("--plugin-path", str(broken)))
+        self.check_run(TINY, 3, "built for ardkit plugin ABI 999", extra=("--plugin-path", f"{TEST_PLUGINS}/abi"))
+        env = dict(os.environ, ARDKIT_PLUGIN_PATH=f"{TEST_PLUGINS}/nosym")
+        exp = self.write("exp.toml", TINY)
+        self.assert_error(run("run", str(exp), "--output", str(self.dir / "runs"), env=env), 3,
+                          "missing entry symbol 'ardkit_register'")
+
+    def test_corrupt_checkpoint(self):
+        bad = self.write("bad.pt", "garbage")
+        self.check_run(TINY.replace('plugin = "small_cnn"', f'plugin = "small_cnn"\ncheckpoint = "{bad}"'), 1,
+                       "bad.pt: cannot load weights")
+
+    def test_validate(self):
+        exp = self.write("exp.toml", TINY)
+        result = run("validate", str(exp))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("ok (run id tiny-", result.stdout)
+        self.assert_error(run("validate", str(exp), "--set", "attack.eps=2"), 2, "'eps' = 2 is out of range")
+        self.assert_error(run("validate", str(self.dir / "nope.toml")), 2, "experiment file not found")
+
+
+class Runs(CliCase):
+    def test_run_folder_rerun_and_report(self):
+        exp = self.write("exp.toml", TINY)
+        result = run("run", str(exp), "--output", str(self.dir / "runs"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("clean", result.stdout)
+        self.assertIn("pgd10", result.stdout)
+        [folder] = self.completed_runs()
+        self.assertTrue(folder.name.startswith("tiny-"))
+        for name in ("config.toml", "status.json", "metrics.jsonl", "results.json", "log.txt",
+                     "checkpoints/last.pt"):
+            self.assertTrue((folder / name).exists(), name)
+        status = json.loads((folder / "status.json").read_text())
+        self.assertEqual(status["torch_version"][:4], "1.13")
+        results = json.loads((folder / "results.json").read_text())
+        self.assertLessEqual(results["last"]["attacks"]["pgd10"]["robust_acc"], results["last"]["clean_acc"])
+        self.assertIn("epochs = 2", (folder / "config.toml").read_text())
+        # The same command again is a no-op that prints the same results.
+        started = time.time()
+        again = run("run", str(exp), "--output", str(self.dir / "runs"))
+        self.assertEqual(again.returncode, 0)
+        self.assertIn("already completed", again.stderr)
+        self.assertEqual(again.stdout, result.stdout)
+        self.assertLess(time.time() - started, 30)
+        report = run("report", str(self.dir / "runs"))
+        self.assertEqual(report.returncode, 0, report.stderr)
+        self.assertIn("tiny (last)", report.stdout)
+
+    def start_long_run(self):
+        exp = self.write("long.toml", TINY.replace("train_size = 256", "train_size = 4096")
+                         .replace("epochs = 2", "epochs = 3").replace("steps = 2", "steps = 5"))
+        cmd = [ARDKIT, "run", str(exp), "--output", str(self.dir / "runs"), "--threads", "1"]
+        return exp, cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def wait_for(self, predicate, proc, timeout=120):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if predicate():
+                return
+            if proc.poll() is not None:
+                self.fail("run ended before the condition: " + proc.stderr.read())
+            time.sleep(0.2)
+        proc.kill()
+        self.fail("timed out")
+
+    def test_sigint_checkpoints_and_resumes(self):
+        exp, cmd, proc = self.start_long_run()
+        metrics = lambda: list((self.dir / "runs").glob("*/metrics.jsonl"))
+        self.wait_for(lambda: metrics() and metrics()[0].read_text().count("\n") >= 1, proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 130, err)
+        [folder] = [m.parent for m in metrics()]
+        self.assertEqual(json.loads((folder / "status.json").read_text())["state"], "interrupted")
+        self.assertTrue((folder / "checkpoints/last.pt").exists())
+        self.assertFalse((folder / "results.json").exists())
+        resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+        self.assertIn("resuming", resumed.stderr)
+        self.assertNotIn("from epoch 1 step 0", resumed.stderr)
+        self.assertEqual(json.loads((folder / "status.json").read_text())["state"], "completed")
+
+    def test_sigkill_resumes_from_last_checkpoint(self):
+        exp, cmd, proc = self.start_long_run()
+        checkpoints = lambda: list((self.dir / "runs").glob("*/checkpoints/last.pt"))
+        self.wait_for(lambda: bool(checkpoints()), proc, timeout=300)
+        proc.kill()
+        proc.communicate()
+        resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+        self.assertIn("resuming", resumed.stderr)
+        self.assertIn("from epoch 2", resumed.stderr)
+        self.assertEqual(len(self.completed_runs()), 1)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ardkit", required=True)
+    parser.add_argument("--test-plugins", required=True)
+    args, rest = parser.parse_known_args()
+    ARDKIT, TEST_PLUGINS = args.ardkit, args.test_plugins
+    unittest.main(argv=[sys.argv[0], "-v", *rest])

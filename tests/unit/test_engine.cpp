@@ -1,0 +1,158 @@
+// The training engine on a tiny synthetic run: run folder contents, validation-selected best
+// checkpoint, NaN detection, and bit-exact resume after an interrupt.
+#include <torch/torch.h>
+
+#include <ardkit/experiment_setup.hpp>
+#include <ardkit/interrupt.hpp>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "test_util.hpp"
+
+namespace fs = std::filesystem;
+using test::contains;
+
+namespace {
+
+const char* kTiny = R"(
+[run]
+seed = 3
+deterministic = true
+[data]
+plugin = "synthetic"
+train_size = 640
+validation = 64
+test_size = 128
+[student]
+plugin = "small_cnn"
+conv1 = 16
+conv2 = 16
+hidden = 64
+[objective]
+plugin = "pgd_at"
+[attack]
+plugin = "pgd"
+eps = 0.1
+steps = 2
+[optimizer]
+lr = 0.05
+[schedule]
+type = "multistep"
+milestones = [2]
+[train]
+epochs = 3
+batch_size = 32
+log_every = 2
+[[eval]]
+plugin = "pgd"
+name = "pgd5"
+eps = 0.1
+steps = 5
+)";
+
+struct TinyRun {
+  test::TempDir dir;
+  ardkit::LoadedExperiment experiment;
+  std::unique_ptr<ardkit::RunDir> run;
+
+  explicit TinyRun(const std::vector<std::string>& overrides = {}, const std::string& text = kTiny) {
+    test::write_text(dir / "tiny.toml", text);
+    experiment = ardkit::load_experiment(dir / "tiny.toml", overrides, {ARDKIT_TEST_PLUGIN_DIR "/good"});
+    run = std::make_unique<ardkit::RunDir>(dir / "run", experiment.config.run_id(), "tiny.toml");
+  }
+  ardkit::TrainOutcome train() {
+    ardkit::TrainSetup setup = ardkit::build_components(experiment);
+    return ardkit::train(setup, *run);
+  }
+  std::vector<torch::Tensor> final_weights() const {
+    auto data = test::make<ardkit::DataSource>(ardkit::PluginKind::data, "synthetic");
+    ardkit::BuildContext context;
+    context.data = data->spec();
+    auto model = test::builtin().create<ardkit::Model>(ardkit::PluginKind::model, "small_cnn",
+                                                       experiment.config.student->params, context);
+    ardkit::load_model_weights(*model, run->checkpoint_path("last"));
+    return model->parameters();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a tiny adversarial training run fills its folder") {
+  TinyRun r;
+  REQUIRE(r.train() == ardkit::TrainOutcome::completed);
+  CHECK(fs::exists(r.run->checkpoint_path("last")));
+  CHECK(fs::exists(r.run->checkpoint_path("best")));
+  std::ifstream results_file(r.run->results_path());
+  const auto results = nlohmann::json::parse(results_file);
+  CHECK(results["last"]["points"] == 128);
+  CHECK(results["last"]["clean_acc"].get<double>() > 30.0);  // 10 classes: chance is 10%
+  CHECK(results["last"]["attacks"]["pgd5"]["robust_acc"].get<double>() <= results["last"]["clean_acc"].get<double>());
+  CHECK(results.contains("best"));
+  CHECK(results["train_eps"].get<double>() == doctest::Approx(0.1));
+
+  std::ifstream metrics(r.run->metrics_path());
+  int steps = 0, epochs = 0;
+  double last_lr = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j["type"] == "step") {
+      ++steps;
+      CHECK(j.contains("adv_ce"));
+      CHECK(j["images_per_s"].get<double>() > 0);
+      CHECK(j.contains("knob.attack.eps"));
+    } else {
+      ++epochs;
+      CHECK(j.contains("val_robust_acc"));
+      last_lr = j["lr"];
+    }
+  }
+  CHECK(epochs == 3);
+  CHECK(steps >= 3 * 9);  // 18 batches per epoch, a line every 2 steps
+  CHECK(last_lr == doctest::Approx(0.005));  // multistep milestone at epoch 2, gamma 0.1
+}
+
+TEST_CASE("an interrupted run resumes to the same weights as an uninterrupted one") {
+  TinyRun whole;
+  REQUIRE(whole.train() == ardkit::TrainOutcome::completed);
+
+  // Interrupt mid-epoch (step 5 of 18 batches per epoch), as Ctrl-C would.
+  const std::string interrupted = std::string(kTiny) + "\n[[hook]]\nplugin = \"interrupt_after\"\nstep = 5\n";
+  TinyRun split({}, interrupted);
+  ardkit::install_interrupt_handlers();
+  REQUIRE(split.train() == ardkit::TrainOutcome::interrupted);
+  ardkit::clear_interrupt();
+  CHECK(fs::exists(split.run->checkpoint_path("last")));
+  CHECK_FALSE(fs::exists(split.run->results_path()));
+  REQUIRE(split.train() == ardkit::TrainOutcome::completed);
+
+  const auto a = whole.final_weights();
+  const auto b = split.final_weights();
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) CHECK(torch::equal(a[i], b[i]));
+}
+
+TEST_CASE("a loss that becomes NaN stops the run naming the step and the term") {
+  TinyRun r({"optimizer.lr=1e30", "train.epochs=2"});
+  try {
+    r.train();
+    FAIL("expected the run to stop");
+  } catch (const ardkit::Error& e) {
+    CHECK(contains(e.what(), "loss term"));
+    CHECK(contains(e.what(), "epoch 1 step"));
+  }
+  CHECK_FALSE(fs::exists(r.run->results_path()));
+}
+
+TEST_CASE("objectives that need an attack refuse to run without one") {
+  std::string text = kTiny;
+  const auto at = text.find("[attack]");
+  text = text.substr(0, at) + text.substr(text.find("[optimizer]"));
+  TinyRun r({}, text);
+  try {
+    r.train();
+    FAIL("expected a configuration error");
+  } catch (const ardkit::Error& e) {
+    CHECK(e.kind() == ardkit::ErrorKind::config);
+    CHECK(contains(e.what(), "has no [attack] table"));
+  }
+}

@@ -1,0 +1,81 @@
+#pragma once
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+
+#include <ardkit/error.hpp>
+#include <ardkit/registry.hpp>
+
+namespace test {
+
+// A fresh folder removed at scope exit.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    std::random_device rd;
+    path = std::filesystem::temp_directory_path() / ("ardkit-test-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::filesystem::path operator/(const std::string& name) const {
+    return path / name;
+  }
+};
+
+inline void write_text(const std::filesystem::path& file, const std::string& text) {
+  std::ofstream(file) << text;
+}
+
+// The registry of the built-in plugins, loaded once for the whole test binary.
+inline const ardkit::Registry& builtin() {
+  static const ardkit::Registry registry({ardkit::builtin_plugin_dir()});
+  return registry;
+}
+
+// The message of the ardkit::Error `f` throws, checking its category; fails when nothing is thrown.
+template <typename F>
+std::string error_of(F&& f, ardkit::ErrorKind kind) {
+  try {
+    f();
+  } catch (const ardkit::Error& e) {
+    CHECK(static_cast<int>(e.kind()) == static_cast<int>(kind));
+    return e.what();
+  }
+  FAIL("expected an ardkit::Error");
+  return {};
+}
+
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+}  // namespace test
+
+namespace test {
+
+// Parameters of a plugin: its schema's defaults with some values replaced.
+inline ardkit::Params params_for(ardkit::PluginKind kind, const std::string& name,
+                                 const std::map<std::string, ardkit::Value>& overrides = {}) {
+  const auto& entry = builtin().find(kind, name);
+  ardkit::Params params("test [" + name + "]");
+  for (const auto& spec : entry.info.schema)
+    if (spec.default_value) params.set(spec.key, *spec.default_value);
+  for (const auto& [key, value] : overrides) params.set(key, value);
+  return params;
+}
+
+template <typename T>
+std::shared_ptr<T> make(ardkit::PluginKind kind, const std::string& name,
+                        const std::map<std::string, ardkit::Value>& overrides = {},
+                        const ardkit::BuildContext& context = {}) {
+  return builtin().create<T>(kind, name, params_for(kind, name, overrides), context);
+}
+
+}  // namespace test

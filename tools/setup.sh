@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package ardkit needs to build, run and test. Run as root.
+# Nothing else is downloaded, ever: data and weights come from local paths.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build ccache git
+  libtorch-dev              # LibTorch 1.13 (CPU): tensors, autograd, modules
+  libopenblas0-pthread      # BLAS behind LibTorch's matmul: ~2x faster training than reference BLAS
+  libboost-dev libboost-filesystem-dev libboost-program-options-dev  # Boost.DLL, Program_options
+  libtomlplusplus-dev       # experiment files
+  libfmt-dev                # formatting
+  nlohmann-json3-dev        # status, metrics and results files
+  zlib1g-dev                # gzipped IDX datasets
+  doctest-dev               # unit tests
+  python3                   # command-line tests
+  dataset-fashion-mnist     # the quickstart's data (/usr/share/datasets/fashion-mnist)
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
