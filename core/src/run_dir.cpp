@@ -1,11 +1,13 @@
 #include "ardkit/run_dir.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <fmt/format.h>
 #include <torch/version.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -52,6 +54,28 @@ RunDir::RunDir(fs::path root, std::string run_id, std::string experiment)
   std::error_code ec;
   fs::create_directories(root_ / "checkpoints", ec);
   if (ec) throw_runtime_error("cannot create run folder " + root_.string() + ": " + ec.message());
+}
+
+RunDir::~RunDir() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // closing releases the flock
+}
+
+void RunDir::lock() {
+  if (lock_fd_ >= 0) return;
+  const fs::path path = root_ / ".lock";
+  lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
+  if (lock_fd_ < 0) throw_runtime_error("cannot create " + path.string() + ": " + std::strerror(errno));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {0};
+    [[maybe_unused]] auto n = ::pread(lock_fd_, pid, sizeof pid - 1, 0);
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    throw_runtime_error(fmt::format("run {} is already running (process {}); wait for it or stop it first",
+                                    root_.string(), std::string(pid).empty() ? "?" : std::string(pid)));
+  }
+  const std::string me = std::to_string(::getpid());
+  [[maybe_unused]] auto t = ::ftruncate(lock_fd_, 0);
+  [[maybe_unused]] auto w = ::pwrite(lock_fd_, me.data(), me.size(), 0);
 }
 
 fs::path RunDir::checkpoint_path(const std::string& which) const {

@@ -136,11 +136,12 @@ class Checkpointer {
   Knobs& knobs_;
 };
 
-nlohmann::json report_json(const EvalReport& report) {
-  nlohmann::json j;
+// Ordered: attacks appear in results.json in the order of the experiment's [[eval]] tables.
+nlohmann::ordered_json report_json(const EvalReport& report) {
+  nlohmann::ordered_json j;
   j["points"] = report.points;
   j["clean_acc"] = 100 * report.clean_accuracy;
-  nlohmann::json attacks = nlohmann::json::object();
+  nlohmann::ordered_json attacks = nlohmann::ordered_json::object();
   for (const auto& a : report.attacks) attacks[a.name] = {{"robust_acc", 100 * a.accuracy}, {"seconds", a.seconds}};
   j["attacks"] = attacks;
   if (!report.attacks.empty()) j["worst_case_acc"] = 100 * report.worst_case;
@@ -355,7 +356,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
     rows.emplace_back("best", evaluate(student, data, setup.evals, options));
   }
 
-  nlohmann::json results;
+  nlohmann::ordered_json results;
   results["run_id"] = run.run_id();
   results["name"] = config.name();
   results["dataset"] = data.spec().name;

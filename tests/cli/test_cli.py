@@ -235,6 +235,10 @@ class Runs(CliCase):
         exp, cmd, proc = self.start_long_run()
         metrics = lambda: list((self.dir / "runs").glob("*/metrics.jsonl"))
         self.wait_for(lambda: metrics() and metrics()[0].read_text().count("\n") >= 1, proc)
+        # A second process on the same run is refused while the first holds it.
+        second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        self.assertEqual(second.returncode, 1, second.stderr)
+        self.assertIn("is already running (process %d)" % proc.pid, second.stderr)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
         self.assertEqual(proc.returncode, 130, err)

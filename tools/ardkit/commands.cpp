@@ -55,7 +55,7 @@ void set_threads(int64_t configured) {
   at::globalContext().setFlushDenormal(true);
 }
 
-EvalReport report_from_json(const nlohmann::json& j) {
+EvalReport report_from_json(const nlohmann::ordered_json& j) {
   EvalReport r;
   r.points = j.value("points", int64_t{0});
   r.clean_accuracy = j.value("clean_acc", 0.0) / 100;
@@ -69,9 +69,9 @@ EvalReport report_from_json(const nlohmann::json& j) {
 // Rows "NAME (last)" and "NAME (best)" from a run folder's results.json.
 std::vector<std::pair<std::string, EvalReport>> rows_of(const fs::path& results) {
   std::ifstream in(results);
-  nlohmann::json j;
+  nlohmann::ordered_json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = nlohmann::ordered_json::parse(in);
   } catch (const std::exception& e) {
     throw_runtime_error(results.string() + ": unreadable results file (" + e.what() + "); re-run the experiment");
   }
@@ -136,6 +136,7 @@ int run_command(const std::vector<std::string>& args) {
   // nothing behind.
   TrainSetup setup = build_components(experiment);
   RunDir run(folder, config.run_id(), file);
+  run.lock();
   run.write_config(config.resolved());
   set_log_file(run.log_path().string());
   log_line(fmt::format("run {} ({} threads) in {}", config.run_id(), torch::get_num_threads(), folder.string()));

@@ -35,11 +35,18 @@ class ARDKIT_API RunDir {
   void set_state(const std::string& state, const std::string& detail = {}) const;
   // Appends one JSON object (already serialized) to metrics.jsonl.
   void append_metrics(const std::string& json_line) const;
+  // Takes the folder's lock for the life of this object, so two processes never write one run;
+  // a second `ardkit run` of the same experiment fails with the other process's id instead.
+  void lock();
+  ~RunDir();
+  RunDir(const RunDir&) = delete;
+  RunDir& operator=(const RunDir&) = delete;
 
  private:
   std::filesystem::path root_;
   std::string run_id_;
   std::string experiment_;
+  int lock_fd_ = -1;
 };
 
 }  // namespace ardkit
