@@ -228,6 +228,10 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   auto last_checkpoint = Clock::now();
 
   std::map<std::string, double> latest;  // latest metric values, read by hooks
+  {
+    HookEvent event{position.epoch, position.global_step, epochs, steps_per_epoch, latest};
+    for (auto& hook : setup.hooks) hook->on_train_start(event, knobs);
+  }
   while (position.epoch < epochs) {
     const int64_t epoch = position.epoch;
     const double lr = learning_rate(config.optimizer, config.schedule, epoch);
@@ -281,7 +285,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
         window_start = Clock::now();
         window_images = 0;
       }
-      HookEvent event{epoch, position.global_step, epochs, latest};
+      HookEvent event{epoch, position.global_step, epochs, steps_per_epoch, latest};
       for (auto& hook : setup.hooks) hook->on_step_end(event, knobs);
       progress.update(s + 1, fmt::format("loss {:.4f}", sums["loss"] / counted));
 
@@ -330,7 +334,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
       }
     }
     run.append_metrics(line.dump());
-    HookEvent event{epoch, position.global_step, epochs, latest};
+    HookEvent event{epoch, position.global_step, epochs, steps_per_epoch, latest};
     for (auto& hook : setup.hooks) hook->on_epoch_end(event, knobs);
 
     position.epoch = epoch + 1;
@@ -347,11 +351,15 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   options.points = tp.get_int("eval_points");
   options.batch_size = tp.get_int("eval_batch_size");
   std::vector<std::pair<std::string, EvalReport>> rows;
+  // Each evaluation starts from the run's seed: the same weights always get the same numbers
+  // (random starts included), whichever checkpoint they came from and whether the run resumed.
+  torch::manual_seed(static_cast<uint64_t>(seed));
   options.label = "test last";
   rows.emplace_back("last", evaluate(student, data, setup.evals, options));
   const fs::path best = run.checkpoint_path("best");
   if (fs::exists(best)) {
     load_model_weights(student, best);
+    torch::manual_seed(static_cast<uint64_t>(seed));
     options.label = "test best";
     rows.emplace_back("best", evaluate(student, data, setup.evals, options));
   }

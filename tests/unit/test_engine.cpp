@@ -156,3 +156,48 @@ TEST_CASE("objectives that need an attack refuse to run without one") {
     CHECK(contains(e.what(), "has no [attack] table"));
   }
 }
+
+TEST_CASE("a linear_ramp hook moves attack.eps step by step and the run logs it") {
+  const std::string ramped =
+      std::string(kTiny) + "\n[[hook]]\nplugin = \"linear_ramp\"\nknob = \"attack.eps\"\nto = 0.1\nepochs = 1\n";
+  TinyRun r({"train.epochs=2"}, ramped);
+  REQUIRE(r.train() == ardkit::TrainOutcome::completed);
+  std::ifstream metrics(r.run->metrics_path());
+  const double steps_per_epoch = 18;  // 576 training samples in batches of 32
+  int checked = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j["type"] != "step") continue;
+    // The value a step used was set after the previous step: from + (to - from) * (step - 1) / ramp.
+    const double step = j["step"].get<double>();
+    const double expected = 0.1 * std::min(1.0, (step - 1) / steps_per_epoch);
+    CHECK(j["knob.attack.eps"].get<double>() == doctest::Approx(expected));
+    ++checked;
+  }
+  CHECK(checked >= 18);
+}
+
+TEST_CASE("a hook naming an undeclared knob fails before training") {
+  const std::string text = std::string(kTiny) + "\n[[hook]]\nplugin = \"linear_ramp\"\nknob = \"temprature\"\nto = 4\n";
+  TinyRun r({}, text);
+  try {
+    r.train();
+    FAIL("expected an error");
+  } catch (const ardkit::Error& e) {
+    CHECK(contains(e.what(), "knob 'temprature' was never declared"));
+    CHECK(contains(e.what(), "attack.eps"));
+  }
+  CHECK_FALSE(fs::exists(r.run->checkpoint_path("last")));
+}
+
+TEST_CASE("the same weights get the same evaluation: with one epoch, best and last agree exactly") {
+  // One step from a random start in a wide ball: the outcome is decided by the random start.
+  TinyRun r({"train.epochs=1", "objective.plugin=natural", "train.batch_size=8", "eval.0.steps=1", "eval.0.eps=0.3",
+             "eval.0.step_size=0.01"});
+  REQUIRE(r.train() == ardkit::TrainOutcome::completed);
+  std::ifstream results_file(r.run->results_path());
+  const auto results = nlohmann::json::parse(results_file);
+  REQUIRE(results.contains("best"));
+  CHECK(results["best"]["clean_acc"] == results["last"]["clean_acc"]);
+  CHECK(results["best"]["attacks"]["pgd5"]["robust_acc"] == results["last"]["attacks"]["pgd5"]["robust_acc"]);
+}

@@ -9,8 +9,9 @@ namespace ardkit {
 
 struct HookEvent {
   int64_t epoch = 0;  // 0-based
-  int64_t step = 0;   // global step
+  int64_t step = 0;   // global steps completed
   int64_t epochs = 0;
+  int64_t steps_per_epoch = 0;
   const std::map<std::string, double>& metrics;  // the latest logged values (loss terms, accuracies)
 };
 
@@ -19,6 +20,9 @@ struct HookEvent {
 // reads the "temperature" knob.
 class ARDKIT_API Hook : public Component {
  public:
+  // Before the first step, and again when a run resumes (knobs then hold their checkpointed
+  // values; `event.step` says where training stands).
+  virtual void on_train_start(const HookEvent& event, Knobs& knobs) {}
   virtual void on_step_end(const HookEvent& event, Knobs& knobs) {}
   virtual void on_epoch_end(const HookEvent& event, Knobs& knobs) {}
 };
