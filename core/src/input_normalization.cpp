@@ -39,8 +39,17 @@ void add_normalization_params(ParamSchema& schema) {
   schema.push_back(param::real_list("std", {}).help("per-channel std divided inside the model; [] for none"));
 }
 
-InputNormalization normalization_from(const Params& params) {
-  return InputNormalization(params.get_real_list("mean"), params.get_real_list("std"));
+InputNormalization normalization_from(const Params& params, int64_t channels) {
+  const auto mean = params.get_real_list("mean");
+  const auto std = params.get_real_list("std");
+  for (const auto& [key, values] : {std::pair{"mean", &mean}, std::pair{"std", &std}})
+    if (!values->empty() && static_cast<int64_t>(values->size()) != channels)
+      throw_config_error(params.origin(key) + ": '" + key + "' has " + std::to_string(values->size()) +
+                         " values but the data has " + std::to_string(channels) +
+                         " channels; give one value per channel (or [] for no normalization)");
+  for (double v : std)
+    if (v <= 0) throw_config_error(params.origin("std") + ": every 'std' value must be > 0");
+  return InputNormalization(mean, std);
 }
 
 }  // namespace ardkit::nn

@@ -64,7 +64,7 @@ std::shared_ptr<ardkit::Component> make(const Params& p, const ardkit::BuildCont
   if (o.height < 4 || o.width < 4)
     ardkit::throw_config_error(p.where() + ": small_cnn needs inputs of at least 4x4 pixels, the data has " +
                                std::to_string(o.height) + "x" + std::to_string(o.width));
-  return std::make_shared<SmallCnn>(o, ardkit::nn::normalization_from(p));
+  return std::make_shared<SmallCnn>(o, ardkit::nn::normalization_from(p, o.channels));
 }
 
 ardkit::ParamSchema schema() {

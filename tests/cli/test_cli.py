@@ -172,6 +172,12 @@ class BadInput(CliCase):
         self.assert_error(run("run", str(exp), "--output", str(self.dir / "runs"), env=env), 3,
                           "missing entry symbol 'ardkit_register'")
 
+    def test_normalization_must_match_channels(self):
+        self.check_run(TINY.replace("hidden = 64", "hidden = 64\nmean = [0.5, 0.5]\nstd = [0.2, 0.2]"), 2,
+                       "'mean' has 2 values but the data has 1 channels")
+        self.check_run(TINY.replace("hidden = 64", "hidden = 64\nmean = [0.5]\nstd = [0.0]"), 2,
+                       "every 'std' value must be > 0")
+
     def test_corrupt_checkpoint(self):
         bad = self.write("bad.pt", "garbage")
         self.check_run(TINY.replace('plugin = "small_cnn"', f'plugin = "small_cnn"\ncheckpoint = "{bad}"'), 1,

@@ -29,6 +29,7 @@ TORCH_MODULE(InputNormalization);
 
 // The `mean` and `std` parameters every model plugin offers ([] = no normalization).
 ARDKIT_API void add_normalization_params(ParamSchema& schema);
-ARDKIT_API InputNormalization normalization_from(const Params& params);
+// Checks one value per input channel (a single value would silently broadcast).
+ARDKIT_API InputNormalization normalization_from(const Params& params, int64_t channels);
 
 }  // namespace ardkit::nn
