@@ -15,13 +15,16 @@ torch::Tensor AttackTarget::evaluate(const torch::Tensor& x_adv, const torch::Te
     }
     return objective(x_adv, labels, rows);
   }
-  if (!model) throw_runtime_error("attack target has neither a model nor an objective");
+  if (!model)
+    throw_runtime_error("attack target has neither a model nor an objective");
   auto logits = model->logits(x_adv);
-  if (logits_out) *logits_out = logits.detach();
+  if (logits_out)
+    *logits_out = logits.detach();
   return loss ? loss(logits, labels, rows) : losses::cross_entropy()(logits, labels, rows);
 }
 
-BnModeGuard::BnModeGuard(Model& model, BnMode mode) : model_(model), was_training_(model.is_training()) {
+BnModeGuard::BnModeGuard(Model& model, BnMode mode)
+    : model_(model), was_training_(model.is_training()) {
   model_.train(mode == BnMode::train);
 }
 BnModeGuard::~BnModeGuard() {

@@ -1,14 +1,14 @@
 // Out-of-line virtual destructors: they anchor the vtables and type information of the plugin
 // interfaces in libardkit_core, one copy for the host and every plugin library.
-#include "ardkit/attack.hpp"
 #include "ardkit/component.hpp"
+#include "ardkit/attack.hpp"
 #include "ardkit/data.hpp"
+#include "ardkit/error.hpp"
 #include "ardkit/generator.hpp"
 #include "ardkit/hook.hpp"
 #include "ardkit/knobs.hpp"
 #include "ardkit/model.hpp"
 #include "ardkit/objective.hpp"
-#include "ardkit/error.hpp"
 #include "ardkit/text.hpp"
 
 namespace ardkit {
@@ -18,26 +18,35 @@ Model::~Model() = default;
 
 const char* kind_name(PluginKind kind) {
   switch (kind) {
-    case PluginKind::model: return "model";
-    case PluginKind::data: return "data";
-    case PluginKind::attack: return "attack";
-    case PluginKind::objective: return "objective";
-    case PluginKind::hook: return "hook";
+    case PluginKind::model:
+      return "model";
+    case PluginKind::data:
+      return "data";
+    case PluginKind::attack:
+      return "attack";
+    case PluginKind::objective:
+      return "objective";
+    case PluginKind::hook:
+      return "hook";
   }
   return "?";
 }
 
 const char* split_name(Split split) {
   switch (split) {
-    case Split::train: return "train";
-    case Split::validation: return "validation";
-    case Split::test: return "test";
+    case Split::train:
+      return "train";
+    case Split::validation:
+      return "validation";
+    case Split::test:
+      return "test";
   }
   return "?";
 }
 
 void Knobs::declare(const std::string& name, double initial) {
-  values_.emplace(name, initial);  // a knob declared twice keeps its first (possibly adjusted) value
+  values_.emplace(name,
+                  initial);  // a knob declared twice keeps its first (possibly adjusted) value
 }
 bool Knobs::has(const std::string& name) const {
   return values_.count(name) != 0;
@@ -46,7 +55,8 @@ double Knobs::get(const std::string& name) const {
   auto it = values_.find(name);
   if (it == values_.end()) {
     std::vector<std::string> names;
-    for (const auto& [k, v] : values_) names.push_back(k);
+    for (const auto& [k, v] : values_)
+      names.push_back(k);
     throw_runtime_error("knob '" + name + "' was never declared" + did_you_mean(name, names) +
                         "; known knobs: " + (names.empty() ? "none" : join(names, ", ")));
   }

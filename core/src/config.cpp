@@ -14,37 +14,58 @@ namespace ardkit {
 
 namespace {
 
-const std::vector<std::string> kTopLevel = {"run",    "data",   "teacher",  "student",
+const std::vector<std::string> kTopLevel = {"run",       "data",   "teacher",   "student",
                                             "objective", "attack", "optimizer", "schedule",
-                                            "train",  "eval",   "hook"};
+                                            "train",     "eval",   "hook"};
 
 std::string position(const std::string& file, const toml::source_region& source) {
-  if (source.begin.line == 0) return file + " (--set)";
+  if (source.begin.line == 0)
+    return file + " (--set)";
   return fmt::format("{}:{}:{}", file, source.begin.line, source.begin.column);
 }
 
 std::string describe_node(const toml::node& node) {
   std::ostringstream out;
   switch (node.type()) {
-    case toml::node_type::string: out << "string \"" << *node.value<std::string>() << "\""; break;
-    case toml::node_type::integer: out << "integer " << *node.value<int64_t>(); break;
-    case toml::node_type::floating_point: out << "float " << *node.value<double>(); break;
-    case toml::node_type::boolean: out << "bool " << (*node.value<bool>() ? "true" : "false"); break;
-    case toml::node_type::array: out << "an array"; break;
-    case toml::node_type::table: out << "a table"; break;
-    default: out << "a date/time"; break;
+    case toml::node_type::string:
+      out << "string \"" << *node.value<std::string>() << "\"";
+      break;
+    case toml::node_type::integer:
+      out << "integer " << *node.value<int64_t>();
+      break;
+    case toml::node_type::floating_point:
+      out << "float " << *node.value<double>();
+      break;
+    case toml::node_type::boolean:
+      out << "bool " << (*node.value<bool>() ? "true" : "false");
+      break;
+    case toml::node_type::array:
+      out << "an array";
+      break;
+    case toml::node_type::table:
+      out << "a table";
+      break;
+    default:
+      out << "a date/time";
+      break;
   }
   return out.str();
 }
 
 std::string example_of(const ParamSpec& spec) {
-  if (spec.default_value) return spec.key + " = " + format_value(*spec.default_value);
+  if (spec.default_value)
+    return spec.key + " = " + format_value(*spec.default_value);
   switch (spec.type) {
-    case ParamType::boolean: return spec.key + " = true";
-    case ParamType::integer: return spec.key + " = 1";
-    case ParamType::real: return spec.key + " = 0.1";
-    case ParamType::string: return spec.key + " = \"...\"";
-    default: return spec.key + " = [...]";
+    case ParamType::boolean:
+      return spec.key + " = true";
+    case ParamType::integer:
+      return spec.key + " = 1";
+    case ParamType::real:
+      return spec.key + " = 0.1";
+    case ParamType::string:
+      return spec.key + " = \"...\"";
+    default:
+      return spec.key + " = [...]";
   }
 }
 
@@ -61,48 +82,62 @@ class TableValidator {
     };
     switch (spec.type) {
       case ParamType::boolean:
-        if (auto v = node.as_boolean()) return Value(v->get());
+        if (auto v = node.as_boolean())
+          return Value(v->get());
         return wrong_type();
       case ParamType::integer:
-        if (auto v = node.as_integer()) return check_number(spec, node, static_cast<double>(v->get()), Value(v->get()));
+        if (auto v = node.as_integer())
+          return check_number(spec, node, static_cast<double>(v->get()), Value(v->get()));
         return wrong_type();
       case ParamType::real:
-        if (auto v = node.as_floating_point()) return check_number(spec, node, v->get(), Value(v->get()));
-        if (auto v = node.as_integer()) return check_number(spec, node, static_cast<double>(v->get()), Value(static_cast<double>(v->get())));
+        if (auto v = node.as_floating_point())
+          return check_number(spec, node, v->get(), Value(v->get()));
+        if (auto v = node.as_integer())
+          return check_number(spec, node, static_cast<double>(v->get()),
+                              Value(static_cast<double>(v->get())));
         return wrong_type();
       case ParamType::string:
-        if (auto v = node.as_string()) return check_choice(spec, node, v->get());
+        if (auto v = node.as_string())
+          return check_choice(spec, node, v->get());
         return wrong_type();
       case ParamType::integer_list:
       case ParamType::real_list:
       case ParamType::string_list: {
         const auto* array = node.as_array();
-        if (!array) return wrong_type();
+        if (!array)
+          return wrong_type();
         std::vector<int64_t> ints;
         std::vector<double> reals;
         std::vector<std::string> strings;
         for (const auto& element : *array) {
           if (spec.type == ParamType::integer_list) {
             auto v = element.as_integer();
-            if (!v) return wrong_type();
+            if (!v)
+              return wrong_type();
             check_number(spec, element, static_cast<double>(v->get()), Value());
             ints.push_back(v->get());
           } else if (spec.type == ParamType::real_list) {
             double x;
-            if (auto f = element.as_floating_point()) x = f->get();
-            else if (auto i = element.as_integer()) x = static_cast<double>(i->get());
-            else return wrong_type();
+            if (auto f = element.as_floating_point())
+              x = f->get();
+            else if (auto i = element.as_integer())
+              x = static_cast<double>(i->get());
+            else
+              return wrong_type();
             check_number(spec, element, x, Value());
             reals.push_back(x);
           } else {
             auto v = element.as_string();
-            if (!v) return wrong_type();
+            if (!v)
+              return wrong_type();
             check_choice(spec, element, v->get());
             strings.push_back(v->get());
           }
         }
-        if (spec.type == ParamType::integer_list) return Value(ints);
-        if (spec.type == ParamType::real_list) return Value(reals);
+        if (spec.type == ParamType::integer_list)
+          return Value(ints);
+        if (spec.type == ParamType::real_list)
+          return Value(reals);
         return Value(strings);
       }
     }
@@ -134,8 +169,10 @@ const toml::table& table_or_empty(const toml::table& root, const std::string& ke
                                   const std::string& file) {
   static const toml::table empty;
   const toml::node* node = root.get(key);
-  if (!node) return empty;
-  if (const auto* t = node->as_table()) return *t;
+  if (!node)
+    return empty;
+  if (const auto* t = node->as_table())
+    return *t;
   throw_config_error(fmt::format("{}: '{}' must be a table ([{}]), got {}",
                                  position(file, node->source()), key, key, describe_node(*node)));
 }
@@ -151,11 +188,14 @@ Params validate_table(const ParamSchema& schema, const toml::table& table, const
   Params params(file + " [" + table_name + "]");
   TableValidator validator(file, table_name);
   std::vector<std::string> valid;
-  for (const auto& spec : schema) valid.push_back(spec.key);
+  for (const auto& spec : schema)
+    valid.push_back(spec.key);
   for (auto&& [key, node] : table) {
     const std::string k(key.str());
-    if (std::find(host_keys.begin(), host_keys.end(), k) != host_keys.end()) continue;
-    auto spec = std::find_if(schema.begin(), schema.end(), [&](const ParamSpec& s) { return s.key == k; });
+    if (std::find(host_keys.begin(), host_keys.end(), k) != host_keys.end())
+      continue;
+    auto spec =
+        std::find_if(schema.begin(), schema.end(), [&](const ParamSpec& s) { return s.key == k; });
     if (spec == schema.end()) {
       std::vector<std::string> all = valid;
       all.insert(all.end(), host_keys.begin(), host_keys.end());
@@ -166,7 +206,8 @@ Params validate_table(const ParamSchema& schema, const toml::table& table, const
     params.set(k, validator.convert(*spec, node), position(file, node.source()));
   }
   for (const auto& spec : schema) {
-    if (params.has(spec.key)) continue;
+    if (params.has(spec.key))
+      continue;
     if (spec.required())
       throw_config_error(fmt::format("{}: [{}] missing required key '{}' ({}): add {} to the table",
                                      position(file, table.source()), table_name, spec.key,
@@ -187,7 +228,8 @@ toml::table to_toml(const Params& params) {
             out.insert_or_assign(k, v);
           } else {
             toml::array array;
-            for (const auto& element : v) array.push_back(element);
+            for (const auto& element : v)
+              array.push_back(element);
             out.insert_or_assign(k, std::move(array));
           }
         },
@@ -198,27 +240,43 @@ toml::table to_toml(const Params& params) {
 
 const ParamSchema& run_schema() {
   static const ParamSchema schema = {
-      param::string("name", "").help("run name (folder prefix); default: the experiment file's stem"),
+      param::string("name", "")
+          .help("run name (folder prefix); default: the experiment file's stem"),
       param::integer("seed", 0).at_least(0).help("seed of every random choice in the run"),
       param::string("device", "cpu").one_of({"cpu", "cuda"}).help("where tensors live"),
       param::integer("threads", 0).at_least(0).help("LibTorch intra-op threads; 0 = one per core"),
-      param::string("output", "runs").help("folder that holds run folders (relative to the working directory)"),
-      param::boolean("deterministic", false).help("use deterministic algorithms (bit-exact resume on CPU)"),
-      param::string_list("plugin_path", {}).help("extra plugin folders, searched after --plugin-path and ARDKIT_PLUGIN_PATH"),
+      param::string("output", "runs")
+          .help("folder that holds run folders (relative to the working directory)"),
+      param::boolean("deterministic", false)
+          .help("use deterministic algorithms (bit-exact resume on CPU)"),
+      param::string_list("plugin_path", {})
+          .help("extra plugin folders, searched after --plugin-path and ARDKIT_PLUGIN_PATH"),
   };
   return schema;
 }
 
 const ParamSchema& train_schema() {
   static const ParamSchema schema = {
-      param::integer("epochs", 1).at_least(0).help("training epochs (0: evaluate the initial weights)"),
+      param::integer("epochs", 1)
+          .at_least(0)
+          .help("training epochs (0: evaluate the initial weights)"),
       param::integer("batch_size", 128).at_least(1).help("training batch size"),
-      param::integer("eval_batch_size", 500).at_least(1).help("batch size of validation and evaluation"),
-      param::integer("eval_points", 0).at_least(0).help("test points of the final evaluation; 0 = the whole test split"),
-      param::integer("validate_every", 1).at_least(0).help("validate every N epochs (clean + [attack] accuracy); 0 = never"),
-      param::integer("validation_points", 1000).at_least(0).help("validation points used; 0 = the whole validation split"),
+      param::integer("eval_batch_size", 500)
+          .at_least(1)
+          .help("batch size of validation and evaluation"),
+      param::integer("eval_points", 0)
+          .at_least(0)
+          .help("test points of the final evaluation; 0 = the whole test split"),
+      param::integer("validate_every", 1)
+          .at_least(0)
+          .help("validate every N epochs (clean + [attack] accuracy); 0 = never"),
+      param::integer("validation_points", 1000)
+          .at_least(0)
+          .help("validation points used; 0 = the whole validation split"),
       param::integer("log_every", 50).at_least(1).help("write a metrics line every N steps"),
-      param::real("checkpoint_minutes", 5.0).greater_than(0).help("also checkpoint mid-epoch at this interval"),
+      param::real("checkpoint_minutes", 5.0)
+          .greater_than(0)
+          .help("also checkpoint mid-epoch at this interval"),
   };
   return schema;
 }
@@ -229,7 +287,9 @@ const ParamSchema& optimizer_schema() {
       param::real("lr", 0.1).greater_than(0).help("initial learning rate"),
       param::real("momentum", 0.9).at_least(0).at_most(1).help("SGD momentum"),
       param::boolean("nesterov", false).help("SGD Nesterov momentum"),
-      param::real("weight_decay", 5e-4).at_least(0).help("L2 weight decay (coupled, as torch.optim)"),
+      param::real("weight_decay", 5e-4)
+          .at_least(0)
+          .help("L2 weight decay (coupled, as torch.optim)"),
       param::real("beta1", 0.9).at_least(0).at_most(1).help("Adam beta1"),
       param::real("beta2", 0.999).at_least(0).at_most(1).help("Adam beta2"),
   };
@@ -238,8 +298,11 @@ const ParamSchema& optimizer_schema() {
 
 const ParamSchema& schedule_schema() {
   static const ParamSchema schema = {
-      param::string("type", "constant").one_of({"constant", "multistep"}).help("learning-rate schedule (per epoch)"),
-      param::integer_list("milestones", {}).help("multistep: epochs (0-based) at whose start lr is multiplied by gamma"),
+      param::string("type", "constant")
+          .one_of({"constant", "multistep"})
+          .help("learning-rate schedule (per epoch)"),
+      param::integer_list("milestones", {})
+          .help("multistep: epochs (0-based) at whose start lr is multiplied by gamma"),
       param::real("gamma", 0.1).greater_than(0).help("multistep: factor applied at each milestone"),
   };
   return schema;
@@ -264,11 +327,13 @@ void apply_override(toml::table& root, const std::string& assignment) {
 
   std::vector<std::string> parts;
   std::stringstream stream(path);
-  for (std::string part; std::getline(stream, part, '.');) parts.push_back(part);
+  for (std::string part; std::getline(stream, part, '.');)
+    parts.push_back(part);
   toml::node* current = &root;
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
     if (auto* table = current->as_table()) {
-      if (!table->get(parts[i])) table->insert(parts[i], toml::table{});
+      if (!table->get(parts[i]))
+        table->insert(parts[i], toml::table{});
       current = table->get(parts[i]);
     } else if (auto* array = current->as_array()) {
       size_t index = 0;
@@ -278,15 +343,17 @@ void apply_override(toml::table& root, const std::string& assignment) {
         index = array->size();
       }
       if (index >= array->size())
-        throw_config_error(fmt::format("--set {}: '{}' is not an index of that array (it has {} entries)",
-                                       path, parts[i], array->size()));
+        throw_config_error(
+            fmt::format("--set {}: '{}' is not an index of that array (it has {} entries)", path,
+                        parts[i], array->size()));
       current = array->get(index);
     } else {
       throw_config_error("--set " + path + ": '" + parts[i - 1] + "' is not a table");
     }
   }
   auto* table = current->as_table();
-  if (!table) throw_config_error("--set " + path + ": the parent of '" + parts.back() + "' is not a table");
+  if (!table)
+    throw_config_error("--set " + path + ": the parent of '" + parts.back() + "' is not a table");
   value->visit([&](auto&& v) {
     using N = std::decay_t<decltype(v)>;
     if constexpr (toml::is_value<N>) {
@@ -302,7 +369,8 @@ void apply_override(toml::table& root, const std::string& assignment) {
 toml::table read_experiment(const fs::path& file, const std::vector<std::string>& overrides) {
   std::error_code ec;
   if (!fs::is_regular_file(file, ec))
-    throw_config_error(file.string() + ": experiment file not found; check the path (experiments/ holds examples)");
+    throw_config_error(file.string() +
+                       ": experiment file not found; check the path (experiments/ holds examples)");
   toml::table root;
   try {
     root = toml::parse_file(file.string());
@@ -311,7 +379,8 @@ toml::table read_experiment(const fs::path& file, const std::vector<std::string>
                                    e.source().begin.line, e.source().begin.column,
                                    std::string(e.description())));
   }
-  for (const auto& o : overrides) apply_override(root, o);
+  for (const auto& o : overrides)
+    apply_override(root, o);
   return root;
 }
 
@@ -319,7 +388,8 @@ std::vector<fs::path> experiment_plugin_path(const toml::table& root, const fs::
   const auto& run = table_or_empty(root, "run", file.string());
   const auto params = validate_table(run_schema(), run, file.string(), "run");
   std::vector<fs::path> out;
-  for (const auto& p : params.get_string_list("plugin_path")) out.emplace_back(p);
+  for (const auto& p : params.get_string_list("plugin_path"))
+    out.emplace_back(p);
   return out;
 }
 
@@ -337,8 +407,8 @@ ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& fil
   config.file = file_path;
   config.run = validate_table(run_schema(), table_or_empty(root, "run", file), file, "run");
   config.train = validate_table(train_schema(), table_or_empty(root, "train", file), file, "train");
-  config.optimizer =
-      validate_table(optimizer_schema(), table_or_empty(root, "optimizer", file), file, "optimizer");
+  config.optimizer = validate_table(optimizer_schema(), table_or_empty(root, "optimizer", file),
+                                    file, "optimizer");
   config.schedule =
       validate_table(schedule_schema(), table_or_empty(root, "schedule", file), file, "schedule");
 
@@ -346,18 +416,20 @@ ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& fil
                           const ParamSchema& host_schema) {
     const toml::node* plugin = table.get("plugin");
     if (!plugin)
-      throw_config_error(fmt::format("{}: [{}] has no 'plugin' key: name the {} plugin to use, e.g. "
-                                     "plugin = \"...\" (`ardkit plugins list` shows them)",
-                                     position(file, table.source()), name, kind_name(kind)));
+      throw_config_error(
+          fmt::format("{}: [{}] has no 'plugin' key: name the {} plugin to use, e.g. "
+                      "plugin = \"...\" (`ardkit plugins list` shows them)",
+                      position(file, table.source()), name, kind_name(kind)));
     const auto* plugin_name = plugin->as_string();
     if (!plugin_name)
-      throw_config_error(fmt::format("{}: [{}] 'plugin' must be a string naming a {} plugin, got {}",
-                                     position(file, plugin->source()), name, kind_name(kind),
-                                     describe_node(*plugin)));
+      throw_config_error(fmt::format(
+          "{}: [{}] 'plugin' must be a string naming a {} plugin, got {}",
+          position(file, plugin->source()), name, kind_name(kind), describe_node(*plugin)));
     const std::string where = fmt::format("{}: [{}]", position(file, plugin->source()), name);
     const PluginInfo& info = lookup(kind, plugin_name->get(), where);
     std::vector<std::string> host_keys = {"plugin"};
-    for (const auto& spec : host_schema) host_keys.push_back(spec.key);
+    for (const auto& spec : host_schema)
+      host_keys.push_back(spec.key);
     PluginTable out;
     out.table = name;
     out.plugin = plugin_name->get();
@@ -366,7 +438,8 @@ ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& fil
     // Host keys are validated on their own, against the host's schema for this table.
     toml::table host_only;
     for (const auto& spec : host_schema)
-      if (const toml::node* n = table.get(spec.key)) host_only.insert(spec.key, *n);
+      if (const toml::node* n = table.get(spec.key))
+        host_only.insert(spec.key, *n);
     out.host = validate_table(host_schema, host_only, file, name);
     return out;
   };
@@ -375,9 +448,10 @@ ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& fil
     const toml::node* node = root.get(name);
     if (!node) {
       if (required)
-        throw_config_error(fmt::format("{}: missing table [{}]: add it with plugin = \"...\" naming a "
-                                       "{} plugin (`ardkit plugins list`)",
-                                       file, name, kind_name(kind)));
+        throw_config_error(
+            fmt::format("{}: missing table [{}]: add it with plugin = \"...\" naming a "
+                        "{} plugin (`ardkit plugins list`)",
+                        file, name, kind_name(kind)));
       return std::nullopt;
     }
     return plugin_table(table_or_empty(root, name, file), name, kind, host_schema);
@@ -385,13 +459,16 @@ ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& fil
   auto many = [&](const std::string& name, PluginKind kind, const ParamSchema& host_schema) {
     std::vector<PluginTable> out;
     const toml::node* node = root.get(name);
-    if (!node) return out;
+    if (!node)
+      return out;
     const auto* array = node->as_array();
     if (!array || !array->is_array_of_tables())
-      throw_config_error(fmt::format("{}: '{}' must be an array of tables: write [[{}]] for each entry",
-                                     position(file, node->source()), name, name));
+      throw_config_error(
+          fmt::format("{}: '{}' must be an array of tables: write [[{}]] for each entry",
+                      position(file, node->source()), name, name));
     for (size_t i = 0; i < array->size(); ++i)
-      out.push_back(plugin_table(*array->get(i)->as_table(), fmt::format("{}[{}]", name, i), kind, host_schema));
+      out.push_back(plugin_table(*array->get(i)->as_table(), fmt::format("{}[{}]", name, i), kind,
+                                 host_schema));
     return out;
   };
 
@@ -399,7 +476,8 @@ ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& fil
   static const ParamSchema model_host = {
       param::string("checkpoint", "").help("weights to load (a checkpoint written by ardkit)")};
   static const ParamSchema eval_host = {
-      param::string("name", "").help("label of this attack in tables and results; default: the plugin name")};
+      param::string("name", "")
+          .help("label of this attack in tables and results; default: the plugin name")};
   config.data = single("data", PluginKind::data, true, no_host_keys);
   config.student = single("student", PluginKind::model, true, model_host);
   config.teacher = single("teacher", PluginKind::model, false, model_host);
@@ -419,7 +497,8 @@ toml::table ExperimentConfig::resolved() const {
   toml::table out;
   auto with_plugin = [](const PluginTable& t) {
     toml::table table = to_toml(t.params);
-    for (auto&& [k, v] : to_toml(t.host)) table.insert_or_assign(k, v);
+    for (auto&& [k, v] : to_toml(t.host))
+      table.insert_or_assign(k, v);
     table.insert_or_assign("plugin", t.plugin);
     return table;
   };
@@ -430,11 +509,14 @@ toml::table ExperimentConfig::resolved() const {
   out.insert("optimizer", to_toml(optimizer));
   out.insert("schedule", to_toml(schedule));
   for (const auto* t : {&data, &student, &teacher, &objective, &attack})
-    if (*t) out.insert((*t)->table, with_plugin(**t));
+    if (*t)
+      out.insert((*t)->table, with_plugin(**t));
   for (const auto& [key, list] : {std::pair{"eval", &evals}, std::pair{"hook", &hooks}}) {
-    if (list->empty()) continue;
+    if (list->empty())
+      continue;
     toml::array array;
-    for (const auto& t : *list) array.push_back(with_plugin(t));
+    for (const auto& t : *list)
+      array.push_back(with_plugin(t));
     out.insert(key, std::move(array));
   }
   return out;
@@ -443,7 +525,8 @@ toml::table ExperimentConfig::resolved() const {
 std::string ExperimentConfig::run_id() const {
   toml::table identity = resolved();
   auto* run_table = identity.get_as<toml::table>("run");
-  for (const char* k : {"output", "threads", "plugin_path"}) run_table->erase(k);
+  for (const char* k : {"output", "threads", "plugin_path"})
+    run_table->erase(k);
   std::ostringstream text;
   text << toml::toml_formatter(identity);
   // FNV-1a: stable across platforms and library versions, unlike std::hash.

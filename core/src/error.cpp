@@ -2,7 +2,8 @@
 
 namespace ardkit {
 
-Error::Error(ErrorKind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+Error::Error(ErrorKind kind, const std::string& message)
+    : std::runtime_error(message), kind_(kind) {}
 Error::~Error() = default;
 
 void throw_config_error(const std::string& message) {

@@ -20,13 +20,14 @@ EvalReport evaluate(Model& model, DataSource& data, const std::vector<NamedAttac
                     const EvalOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   BnModeGuard eval_mode(model, BnMode::eval);
-  const auto device = model.parameters().empty() ? torch::Device(torch::kCPU)
-                                                 : model.parameters().front().device();
+  const auto device =
+      model.parameters().empty() ? torch::Device(torch::kCPU) : model.parameters().front().device();
   const int64_t available = data.size(options.split);
   const int64_t n = options.points > 0 ? std::min(options.points, available) : available;
   EvalReport report;
   report.points = n;
-  if (n == 0) return report;
+  if (n == 0)
+    return report;
 
   // Labels and clean correctness of every point; attacks only need the clean-correct ones, and a
   // point counts as robust only if it is also correct clean (so robust <= clean always holds).
@@ -41,7 +42,8 @@ EvalReport evaluate(Model& model, DataSource& data, const std::vector<NamedAttac
       const auto pred = model.logits(batch.x.to(device)).argmax(1).cpu();
       clean_correct.slice(0, lo, hi).copy_(pred.eq(batch.y));
       progress.update(b + 1);
-      if (interrupt_requested()) throw Interrupted();
+      if (interrupt_requested())
+        throw Interrupted();
     }
     progress.finish();
   }
@@ -56,7 +58,8 @@ EvalReport evaluate(Model& model, DataSource& data, const std::vector<NamedAttac
     const int64_t attack_batches = (m + options.batch_size - 1) / options.batch_size;
     Progress progress(options.label + " " + named.name, attack_batches);
     for (int64_t b = 0; b < attack_batches; ++b) {
-      const auto rows = candidates.slice(0, b * options.batch_size, std::min(m, (b + 1) * options.batch_size));
+      const auto rows =
+          candidates.slice(0, b * options.batch_size, std::min(m, (b + 1) * options.batch_size));
       const auto batch = data.get(options.split, rows, false);
       AttackTarget target;
       target.model = &model;
@@ -67,8 +70,10 @@ EvalReport evaluate(Model& model, DataSource& data, const std::vector<NamedAttac
       const auto pred = model.logits(x_adv).argmax(1).cpu();
       robust.index_put_({rows}, pred.eq(batch.y));
       const int64_t attacked = b * options.batch_size + rows.size(0);
-      progress.update(b + 1, fmt::format("robust {}/{} attacked", robust.sum().item<int64_t>(), attacked));
-      if (interrupt_requested()) throw Interrupted();
+      progress.update(b + 1,
+                      fmt::format("robust {}/{} attacked", robust.sum().item<int64_t>(), attacked));
+      if (interrupt_requested())
+        throw Interrupted();
     }
     AttackResult result;
     result.name = named.name;
@@ -90,16 +95,20 @@ std::string format_report_table(const std::vector<std::pair<std::string, EvalRep
       if (std::find(attack_names.begin(), attack_names.end(), a.name) == attack_names.end())
         attack_names.push_back(a.name);
   size_t label_width = 5;
-  for (const auto& [label, report] : rows) label_width = std::max(label_width, label.size());
+  for (const auto& [label, report] : rows)
+    label_width = std::max(label_width, label.size());
   std::string out = fmt::format("{:<{}}  {:>7}  {:>7}", "model", label_width, "points", "clean");
-  for (const auto& name : attack_names) out += fmt::format("  {:>8}", name);
+  for (const auto& name : attack_names)
+    out += fmt::format("  {:>8}", name);
   out += fmt::format("  {:>8}\n", attack_names.empty() ? "" : "worst");
   for (const auto& [label, report] : rows) {
-    out += fmt::format("{:<{}}  {:>7}  {:>7.2f}", label, label_width, report.points, 100 * report.clean_accuracy);
+    out += fmt::format("{:<{}}  {:>7}  {:>7.2f}", label, label_width, report.points,
+                       100 * report.clean_accuracy);
     for (const auto& name : attack_names) {
       auto it = std::find_if(report.attacks.begin(), report.attacks.end(),
                              [&](const AttackResult& a) { return a.name == name; });
-      out += it == report.attacks.end() ? fmt::format("  {:>8}", "-") : fmt::format("  {:>8.2f}", 100 * it->accuracy);
+      out += it == report.attacks.end() ? fmt::format("  {:>8}", "-")
+                                        : fmt::format("  {:>8.2f}", 100 * it->accuracy);
     }
     out += attack_names.empty() ? "\n" : fmt::format("  {:>8.2f}\n", 100 * report.worst_case);
   }

@@ -9,22 +9,32 @@
 namespace ardkit {
 
 void add_split_params(ParamSchema& schema, int64_t default_validation) {
-  schema.push_back(param::integer("validation", default_validation).at_least(0)
-                       .help("training samples held out as the validation split (model selection)"));
-  schema.push_back(param::integer("split_seed", 0).at_least(0).help("seed of the train/validation split"));
-  schema.push_back(param::integer("train_subset", 0).at_least(0)
+  schema.push_back(
+      param::integer("validation", default_validation)
+          .at_least(0)
+          .help("training samples held out as the validation split (model selection)"));
+  schema.push_back(
+      param::integer("split_seed", 0).at_least(0).help("seed of the train/validation split"));
+  schema.push_back(param::integer("train_subset", 0)
+                       .at_least(0)
                        .help("use only the first N training samples after the split; 0 = all"));
-  schema.push_back(param::integer("test_subset", 0).at_least(0).help("use only the first N test samples; 0 = all"));
+  schema.push_back(param::integer("test_subset", 0)
+                       .at_least(0)
+                       .help("use only the first N test samples; 0 = all"));
 }
 
 SplitOptions split_options_from(const Params& p) {
-  return {p.get_int("validation"), p.get_int("split_seed"), p.get_int("train_subset"), p.get_int("test_subset")};
+  return {p.get_int("validation"), p.get_int("split_seed"), p.get_int("train_subset"),
+          p.get_int("test_subset")};
 }
 
 void add_augment_params(ParamSchema& schema) {
-  schema.push_back(param::integer("crop_padding", 0).at_least(0)
-                       .help("training augmentation: random crop after zero padding by N pixels; 0 = off"));
-  schema.push_back(param::boolean("horizontal_flip", false).help("training augmentation: random horizontal flip"));
+  schema.push_back(
+      param::integer("crop_padding", 0)
+          .at_least(0)
+          .help("training augmentation: random crop after zero padding by N pixels; 0 = off"));
+  schema.push_back(param::boolean("horizontal_flip", false)
+                       .help("training augmentation: random horizontal flip"));
 }
 
 AugmentOptions augment_options_from(const Params& p) {
@@ -50,19 +60,24 @@ torch::Tensor augment(const torch::Tensor& x, const AugmentOptions& options) {
   return out;
 }
 
-InMemoryData::InMemoryData(DataSpec spec, torch::Tensor train_x, torch::Tensor train_y, torch::Tensor test_x,
-                           torch::Tensor test_y, const SplitOptions& split, const AugmentOptions& augment)
+InMemoryData::InMemoryData(DataSpec spec, torch::Tensor train_x, torch::Tensor train_y,
+                           torch::Tensor test_x, torch::Tensor test_y, const SplitOptions& split,
+                           const AugmentOptions& augment)
     : spec_(std::move(spec)), augment_(augment) {
   const int64_t n = train_x.size(0);
   if (split.validation >= n)
-    throw_config_error(fmt::format("[data] validation = {} leaves no training samples (the training set has {}); "
-                                   "use a smaller validation",
-                                   split.validation, n));
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(split.split_seed) + 7919ull);
+    throw_config_error(
+        fmt::format("[data] validation = {} leaves no training samples (the training set has {}); "
+                    "use a smaller validation",
+                    split.validation, n));
+  auto generator =
+      at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(split.split_seed) + 7919ull);
   const auto order = torch::randperm(n, generator, torch::TensorOptions().dtype(torch::kLong));
   auto val_idx = std::get<0>(order.slice(0, 0, split.validation).sort());
-  auto train_idx = std::get<0>(order.slice(0, split.validation, n).sort());  // keep file order within a split
-  if (split.train_subset > 0) train_idx = train_idx.slice(0, 0, std::min(split.train_subset, train_idx.size(0)));
+  auto train_idx =
+      std::get<0>(order.slice(0, split.validation, n).sort());  // keep file order within a split
+  if (split.train_subset > 0)
+    train_idx = train_idx.slice(0, 0, std::min(split.train_subset, train_idx.size(0)));
   if (split.test_subset > 0) {
     test_x = test_x.slice(0, 0, std::min(split.test_subset, test_x.size(0)));
     test_y = test_y.slice(0, 0, std::min(split.test_subset, test_y.size(0)));
@@ -85,7 +100,8 @@ Batch InMemoryData::get(Split split, const torch::Tensor& indices, bool do_augme
   const int s = static_cast<int>(split);
   auto x = x_[s].index_select(0, indices);
   x = x.scalar_type() == torch::kByte ? x.to(torch::kFloat).div_(255.0) : x.to(torch::kFloat);
-  if (do_augment && split == Split::train) x = augment(x, augment_);
+  if (do_augment && split == Split::train)
+    x = augment(x, augment_);
   return {x, y_[s].index_select(0, indices), indices};
 }
 

@@ -1,8 +1,8 @@
 #include "ardkit/interrupt.hpp"
 
+#include <unistd.h>
 #include <atomic>
 #include <csignal>
-#include <unistd.h>
 
 namespace ardkit {
 
@@ -16,8 +16,9 @@ void on_signal(int signal_number) {
     std::raise(signal_number);
     return;
   }
-  const char message[] = "\nardkit: interrupt received, finishing the current step and checkpointing "
-                         "(send it again to stop at once)\n";
+  const char message[] =
+      "\nardkit: interrupt received, finishing the current step and checkpointing "
+      "(send it again to stop at once)\n";
   [[maybe_unused]] auto ignored = write(STDERR_FILENO, message, sizeof(message) - 1);
 }
 }  // namespace

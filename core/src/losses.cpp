@@ -9,7 +9,8 @@ namespace {
 std::pair<torch::Tensor, torch::Tensor> true_and_best_other(const torch::Tensor& logits,
                                                             const torch::Tensor& labels) {
   const auto true_logit = logits.gather(1, labels.unsqueeze(1)).squeeze(1);
-  const auto masked = logits.scatter(1, labels.unsqueeze(1), -std::numeric_limits<float>::infinity());
+  const auto masked =
+      logits.scatter(1, labels.unsqueeze(1), -std::numeric_limits<float>::infinity());
   return {true_logit, std::get<0>(masked.max(1))};
 }
 }  // namespace
@@ -39,7 +40,8 @@ SampleLoss dlr() {
 }
 
 SampleLoss targeted_dlr(torch::Tensor targets) {
-  return [targets](const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& rows) {
+  return [targets](const torch::Tensor& logits, const torch::Tensor& labels,
+                   const torch::Tensor& rows) {
     const auto sorted = std::get<0>(logits.sort(1));
     const int64_t c = logits.size(1);
     const auto t = targets.index_select(0, rows).to(logits.device());

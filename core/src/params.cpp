@@ -10,28 +10,48 @@ namespace ardkit {
 
 const char* type_name(ParamType type) {
   switch (type) {
-    case ParamType::boolean: return "bool";
-    case ParamType::integer: return "integer";
-    case ParamType::real: return "float";
-    case ParamType::string: return "string";
-    case ParamType::integer_list: return "integer list";
-    case ParamType::real_list: return "float list";
-    case ParamType::string_list: return "string list";
+    case ParamType::boolean:
+      return "bool";
+    case ParamType::integer:
+      return "integer";
+    case ParamType::real:
+      return "float";
+    case ParamType::string:
+      return "string";
+    case ParamType::integer_list:
+      return "integer list";
+    case ParamType::real_list:
+      return "float list";
+    case ParamType::string_list:
+      return "string list";
   }
   return "?";
 }
 
 std::string format_value(const Value& value) {
   struct Visitor {
-    std::string operator()(bool v) const { return v ? "true" : "false"; }
-    std::string operator()(int64_t v) const { return std::to_string(v); }
-    std::string operator()(double v) const { return fmt::format("{}", v); }
-    std::string operator()(const std::string& v) const { return fmt::format("\"{}\"", v); }
-    std::string operator()(const std::vector<int64_t>& v) const { return fmt::format("[{}]", fmt::join(v, ", ")); }
-    std::string operator()(const std::vector<double>& v) const { return fmt::format("[{}]", fmt::join(v, ", ")); }
+    std::string operator()(bool v) const {
+      return v ? "true" : "false";
+    }
+    std::string operator()(int64_t v) const {
+      return std::to_string(v);
+    }
+    std::string operator()(double v) const {
+      return fmt::format("{}", v);
+    }
+    std::string operator()(const std::string& v) const {
+      return fmt::format("\"{}\"", v);
+    }
+    std::string operator()(const std::vector<int64_t>& v) const {
+      return fmt::format("[{}]", fmt::join(v, ", "));
+    }
+    std::string operator()(const std::vector<double>& v) const {
+      return fmt::format("[{}]", fmt::join(v, ", "));
+    }
     std::string operator()(const std::vector<std::string>& v) const {
       std::vector<std::string> quoted;
-      for (const auto& s : v) quoted.push_back("\"" + s + "\"");
+      for (const auto& s : v)
+        quoted.push_back("\"" + s + "\"");
       return "[" + join(quoted, ", ") + "]";
     }
   };
@@ -62,10 +82,14 @@ ParamSpec& ParamSpec::one_of(std::vector<std::string> allowed) {
 }
 
 std::string ParamSpec::constraint_text() const {
-  if (!choices.empty()) return "one of " + join(choices, "|");
-  if (min && max) return fmt::format("in {}{}, {}]", min_exclusive ? "(" : "[", *min, *max);
-  if (min) return fmt::format("{} {}", min_exclusive ? ">" : ">=", *min);
-  if (max) return fmt::format("<= {}", *max);
+  if (!choices.empty())
+    return "one of " + join(choices, "|");
+  if (min && max)
+    return fmt::format("in {}{}, {}]", min_exclusive ? "(" : "[", *min, *max);
+  if (min)
+    return fmt::format("{} {}", min_exclusive ? ">" : ">=", *min);
+  if (max)
+    return fmt::format("<= {}", *max);
   return {};
 }
 
@@ -107,7 +131,8 @@ ParamSpec required(ParamType type, std::string key) {
 
 void Params::set(const std::string& key, Value value, std::string origin) {
   values_[key] = std::move(value);
-  if (!origin.empty()) origins_[key] = std::move(origin);
+  if (!origin.empty())
+    origins_[key] = std::move(origin);
 }
 
 bool Params::has(const std::string& key) const {
@@ -118,21 +143,26 @@ const Value& Params::lookup(const std::string& key) const {
   auto it = values_.find(key);
   if (it == values_.end()) {
     std::vector<std::string> keys;
-    for (const auto& [k, v] : values_) keys.push_back(k);
-    throw_runtime_error(fmt::format("{}: no parameter '{}'{} — the plugin asked for a key its schema "
-                                    "does not declare; declare it in the plugin's schema",
-                                    where_, key, did_you_mean(key, keys)));
+    for (const auto& [k, v] : values_)
+      keys.push_back(k);
+    throw_runtime_error(
+        fmt::format("{}: no parameter '{}'{} — the plugin asked for a key its schema "
+                    "does not declare; declare it in the plugin's schema",
+                    where_, key, did_you_mean(key, keys)));
   }
   return it->second;
 }
 
 namespace {
 template <typename T>
-const T& typed(const Value& value, const std::string& where, const std::string& key, const char* expected) {
-  if (const T* v = std::get_if<T>(&value)) return *v;
-  throw_runtime_error(fmt::format("{}: parameter '{}' read as {} but holds {} — the plugin's getter "
-                                  "and schema disagree",
-                                  where, key, expected, format_value(value)));
+const T& typed(const Value& value, const std::string& where, const std::string& key,
+               const char* expected) {
+  if (const T* v = std::get_if<T>(&value))
+    return *v;
+  throw_runtime_error(
+      fmt::format("{}: parameter '{}' read as {} but holds {} — the plugin's getter "
+                  "and schema disagree",
+                  where, key, expected, format_value(value)));
 }
 }  // namespace
 
@@ -144,7 +174,8 @@ int64_t Params::get_int(const std::string& key) const {
 }
 double Params::get_real(const std::string& key) const {
   const Value& v = lookup(key);
-  if (const auto* i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
+  if (const auto* i = std::get_if<int64_t>(&v))
+    return static_cast<double>(*i);
   return typed<double>(v, where_, key, "float");
 }
 const std::string& Params::get_string(const std::string& key) const {
@@ -155,7 +186,8 @@ const std::vector<int64_t>& Params::get_int_list(const std::string& key) const {
 }
 std::vector<double> Params::get_real_list(const std::string& key) const {
   const Value& v = lookup(key);
-  if (const auto* ints = std::get_if<std::vector<int64_t>>(&v)) return {ints->begin(), ints->end()};
+  if (const auto* ints = std::get_if<std::vector<int64_t>>(&v))
+    return {ints->begin(), ints->end()};
   return typed<std::vector<double>>(v, where_, key, "float list");
 }
 const std::vector<std::string>& Params::get_string_list(const std::string& key) const {

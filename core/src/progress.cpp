@@ -19,14 +19,18 @@ std::ofstream& log_file() {
 
 void set_log_file(const std::string& path) {
   std::lock_guard<std::mutex> lock(log_mutex);
-  if (log_file().is_open()) log_file().close();
-  if (!path.empty()) log_file().open(path, std::ios::app);
+  if (log_file().is_open())
+    log_file().close();
+  if (!path.empty())
+    log_file().open(path, std::ios::app);
 }
 
 void log_line(const std::string& line, bool echo) {
   std::lock_guard<std::mutex> lock(log_mutex);
-  if (echo) std::fprintf(stderr, "%s\n", line.c_str());
-  if (log_file().is_open()) log_file() << line << '\n' << std::flush;
+  if (echo)
+    std::fprintf(stderr, "%s\n", line.c_str());
+  if (log_file().is_open())
+    log_file() << line << '\n' << std::flush;
 }
 
 Progress::Progress(std::string label, int64_t total)
@@ -37,26 +41,30 @@ Progress::Progress(std::string label, int64_t total)
       last_draw_(start_) {}
 
 Progress::~Progress() {
-  if (!finished_ && tty_) std::fprintf(stderr, "\n");
+  if (!finished_ && tty_)
+    std::fprintf(stderr, "\n");
 }
 
 void Progress::update(int64_t done, const std::string& detail) {
   const auto now = std::chrono::steady_clock::now();
   // A terminal gets a redraw a few times a second; a log gets a line every 10 seconds.
   const auto interval = tty_ ? std::chrono::milliseconds(200) : std::chrono::milliseconds(10000);
-  if (now - last_draw_ < interval) return;
+  if (now - last_draw_ < interval)
+    return;
   last_draw_ = now;
   draw(done, detail, false);
 }
 
 void Progress::finish(const std::string& detail) {
-  if (finished_) return;
+  if (finished_)
+    return;
   finished_ = true;
   draw(total_, detail, true);
 }
 
 void Progress::draw(int64_t done, const std::string& detail, bool final) {
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double fraction = std::min(1.0, static_cast<double>(done) / static_cast<double>(total_));
   const double eta = fraction > 0 ? seconds * (1 - fraction) / fraction : 0;
   if (tty_) {
@@ -73,8 +81,8 @@ void Progress::draw(int64_t done, const std::string& detail, bool final) {
         log_file() << fmt::format("{} done in {:.1f}s {}\n", label_, seconds, detail) << std::flush;
     }
   } else {
-    log_line(fmt::format("{} {}/{} ({:.0f}%) {:.0f}s{} {}", label_, done, total_, fraction * 100, seconds,
-                         final ? "" : fmt::format(" eta {:.0f}s", eta), detail));
+    log_line(fmt::format("{} {}/{} ({:.0f}%) {:.0f}s{} {}", label_, done, total_, fraction * 100,
+                         seconds, final ? "" : fmt::format(" eta {:.0f}s", eta), detail));
   }
 }
 

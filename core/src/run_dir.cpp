@@ -1,8 +1,8 @@
 #include "ardkit/run_dir.hpp"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <fmt/format.h>
+#include <sys/file.h>
 #include <torch/version.h>
 #include <unistd.h>
 
@@ -23,7 +23,8 @@ namespace ardkit {
 void write_file_atomic(const fs::path& path, const std::string& content) {
   const fs::path tmp = path.string() + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw_runtime_error("cannot write " + tmp.string() + ": " + std::strerror(errno));
+  if (fd < 0)
+    throw_runtime_error("cannot write " + tmp.string() + ": " + std::strerror(errno));
   size_t written = 0;
   while (written < content.size()) {
     const ssize_t n = ::write(fd, content.data() + written, content.size() - written);
@@ -53,25 +54,30 @@ RunDir::RunDir(fs::path root, std::string run_id, std::string experiment)
     : root_(std::move(root)), run_id_(std::move(run_id)), experiment_(std::move(experiment)) {
   std::error_code ec;
   fs::create_directories(root_ / "checkpoints", ec);
-  if (ec) throw_runtime_error("cannot create run folder " + root_.string() + ": " + ec.message());
+  if (ec)
+    throw_runtime_error("cannot create run folder " + root_.string() + ": " + ec.message());
 }
 
 RunDir::~RunDir() {
-  if (lock_fd_ >= 0) ::close(lock_fd_);  // closing releases the flock
+  if (lock_fd_ >= 0)
+    ::close(lock_fd_);  // closing releases the flock
 }
 
 void RunDir::lock() {
-  if (lock_fd_ >= 0) return;
+  if (lock_fd_ >= 0)
+    return;
   const fs::path path = root_ / ".lock";
   lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
-  if (lock_fd_ < 0) throw_runtime_error("cannot create " + path.string() + ": " + std::strerror(errno));
+  if (lock_fd_ < 0)
+    throw_runtime_error("cannot create " + path.string() + ": " + std::strerror(errno));
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     char pid[32] = {0};
     [[maybe_unused]] auto n = ::pread(lock_fd_, pid, sizeof pid - 1, 0);
     ::close(lock_fd_);
     lock_fd_ = -1;
-    throw_runtime_error(fmt::format("run {} is already running (process {}); wait for it or stop it first",
-                                    root_.string(), std::string(pid).empty() ? "?" : std::string(pid)));
+    throw_runtime_error(
+        fmt::format("run {} is already running (process {}); wait for it or stop it first",
+                    root_.string(), std::string(pid).empty() ? "?" : std::string(pid)));
   }
   const std::string me = std::to_string(::getpid());
   [[maybe_unused]] auto t = ::ftruncate(lock_fd_, 0);
@@ -93,7 +99,8 @@ fs::path RunDir::log_path() const {
 
 std::string RunDir::state() const {
   std::ifstream in(root_ / "status.json");
-  if (!in) return {};
+  if (!in)
+    return {};
   try {
     return nlohmann::json::parse(in).value("state", "");
   } catch (const std::exception&) {
@@ -120,7 +127,8 @@ void RunDir::set_state(const std::string& state, const std::string& detail) cons
       }
     }
   }
-  if (!status.contains("created")) status["created"] = now_iso();
+  if (!status.contains("created"))
+    status["created"] = now_iso();
   status["state"] = state;
   status["run_id"] = run_id_;
   status["experiment"] = experiment_;

@@ -43,7 +43,8 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
 std::string join(const std::vector<std::string>& items, const std::string& separator) {
   std::string out;
   for (size_t i = 0; i < items.size(); ++i) {
-    if (i) out += separator;
+    if (i)
+      out += separator;
     out += items[i];
   }
   return out;

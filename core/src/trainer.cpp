@@ -43,7 +43,8 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Params& p,
                                                         std::vector<torch::Tensor> parameters) {
   if (p.get_string("type") == "adam") {
     torch::optim::AdamOptions options(p.get_real("lr"));
-    options.betas({p.get_real("beta1"), p.get_real("beta2")}).weight_decay(p.get_real("weight_decay"));
+    options.betas({p.get_real("beta1"), p.get_real("beta2")})
+        .weight_decay(p.get_real("weight_decay"));
     return std::make_unique<torch::optim::Adam>(std::move(parameters), options);
   }
   torch::optim::SGDOptions options(p.get_real("lr"));
@@ -59,7 +60,8 @@ double learning_rate(const Params& optimizer, const Params& schedule, int64_t ep
   double lr = optimizer.get_real("lr");
   if (schedule.get_string("type") == "multistep")
     for (int64_t milestone : schedule.get_int_list("milestones"))
-      if (epoch >= milestone) lr *= schedule.get_real("gamma");
+      if (epoch >= milestone)
+        lr *= schedule.get_real("gamma");
   return lr;
 }
 
@@ -72,7 +74,8 @@ torch::Tensor epoch_order(int64_t seed, int64_t epoch, int64_t n) {
 
 class Checkpointer {
  public:
-  Checkpointer(Model& student, torch::nn::Module* extra, torch::optim::Optimizer& optimizer, Knobs& knobs)
+  Checkpointer(Model& student, torch::nn::Module* extra, torch::optim::Optimizer& optimizer,
+               Knobs& knobs)
       : student_(student), extra_(extra), optimizer_(optimizer), knobs_(knobs) {}
 
   void save(const fs::path& path, const Position& position) const {
@@ -86,7 +89,8 @@ class Checkpointer {
     }
     optimizer_.save(optimizer_archive);
     archive.write("optimizer", optimizer_archive);
-    for (const auto& [name, value] : knobs_.all()) knob_archive.write(name, torch::tensor(value, torch::kDouble));
+    for (const auto& [name, value] : knobs_.all())
+      knob_archive.write(name, torch::tensor(value, torch::kDouble));
     archive.write("knobs", knob_archive);
     archive.write("epoch", torch::tensor(position.epoch));
     archive.write("step_in_epoch", torch::tensor(position.step_in_epoch));
@@ -114,7 +118,8 @@ class Checkpointer {
       archive.read("optimizer", optimizer_archive);
       optimizer_.load(optimizer_archive);
       archive.read("knobs", knob_archive);
-      for (const auto& [name, value] : knobs_.all()) knobs_.set(name, read_tensor(knob_archive, name).item<double>());
+      for (const auto& [name, value] : knobs_.all())
+        knobs_.set(name, read_tensor(knob_archive, name).item<double>());
       Position position;
       position.epoch = read_tensor(archive, "epoch").item<int64_t>();
       position.step_in_epoch = read_tensor(archive, "step_in_epoch").item<int64_t>();
@@ -123,9 +128,10 @@ class Checkpointer {
       default_generator().set_state(read_tensor(archive, "rng"));
       return position;
     } catch (const c10::Error& e) {
-      throw_runtime_error(fmt::format("{}: checkpoint is unreadable or does not match this experiment ({}); "
-                                      "delete it to start the run over",
-                                      path.string(), e.what_without_backtrace()));
+      throw_runtime_error(
+          fmt::format("{}: checkpoint is unreadable or does not match this experiment ({}); "
+                      "delete it to start the run over",
+                      path.string(), e.what_without_backtrace()));
     }
   }
 
@@ -142,9 +148,11 @@ nlohmann::ordered_json report_json(const EvalReport& report) {
   j["points"] = report.points;
   j["clean_acc"] = 100 * report.clean_accuracy;
   nlohmann::ordered_json attacks = nlohmann::ordered_json::object();
-  for (const auto& a : report.attacks) attacks[a.name] = {{"robust_acc", 100 * a.accuracy}, {"seconds", a.seconds}};
+  for (const auto& a : report.attacks)
+    attacks[a.name] = {{"robust_acc", 100 * a.accuracy}, {"seconds", a.seconds}};
   j["attacks"] = attacks;
-  if (!report.attacks.empty()) j["worst_case_acc"] = 100 * report.worst_case;
+  if (!report.attacks.empty())
+    j["worst_case_acc"] = 100 * report.worst_case;
   j["seconds"] = report.seconds;
   return j;
 }
@@ -154,7 +162,8 @@ nlohmann::ordered_json report_json(const EvalReport& report) {
 void load_model_weights(Model& model, const fs::path& file) {
   std::error_code ec;
   if (!fs::is_regular_file(file, ec))
-    throw_runtime_error(file.string() + ": checkpoint not found; check the path (a run keeps its "
+    throw_runtime_error(file.string() +
+                        ": checkpoint not found; check the path (a run keeps its "
                         "weights in RUN/checkpoints/last.pt and best.pt)");
   try {
     torch::serialize::InputArchive archive;
@@ -166,9 +175,10 @@ void load_model_weights(Model& model, const fs::path& file) {
     else
       model.load(archive);
   } catch (const c10::Error& e) {
-    throw_runtime_error(fmt::format("{}: cannot load weights into this model ({}); check that the "
-                                    "checkpoint was written for the same architecture and parameters",
-                                    file.string(), e.what_without_backtrace()));
+    throw_runtime_error(
+        fmt::format("{}: cannot load weights into this model ({}); check that the "
+                    "checkpoint was written for the same architecture and parameters",
+                    file.string(), e.what_without_backtrace()));
   }
 }
 
@@ -180,32 +190,38 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   const int64_t epochs = tp.get_int("epochs");
   const int64_t batch_size = tp.get_int("batch_size");
   const int64_t seed = config.run.get_int("seed");
-  const torch::Device device(config.run.get_string("device") == "cuda" ? torch::kCUDA : torch::kCPU);
+  const torch::Device device(config.run.get_string("device") == "cuda" ? torch::kCUDA
+                                                                       : torch::kCPU);
 
   if (setup.objective->needs_teacher() && !setup.teacher)
-    throw_config_error(fmt::format("{}: objective '{}' distills from a teacher but the experiment has no "
-                                   "[teacher] table: add one with plugin and checkpoint",
-                                   config.file.string(), config.objective->plugin));
+    throw_config_error(
+        fmt::format("{}: objective '{}' distills from a teacher but the experiment has no "
+                    "[teacher] table: add one with plugin and checkpoint",
+                    config.file.string(), config.objective->plugin));
   if (setup.objective->needs_attack() && !setup.attack)
-    throw_config_error(fmt::format("{}: objective '{}' trains on adversarial examples but the experiment "
-                                   "has no [attack] table: add one, e.g. [attack] plugin = \"pgd\"",
-                                   config.file.string(), config.objective->plugin));
+    throw_config_error(
+        fmt::format("{}: objective '{}' trains on adversarial examples but the experiment "
+                    "has no [attack] table: add one, e.g. [attack] plugin = \"pgd\"",
+                    config.file.string(), config.objective->plugin));
 
   student.to(device);
   if (setup.teacher) {
     setup.teacher->to(device);
     setup.teacher->eval();
-    for (auto& p : setup.teacher->parameters()) p.set_requires_grad(false);
+    for (auto& p : setup.teacher->parameters())
+      p.set_requires_grad(false);
   }
   Knobs knobs;
   setup.objective->declare_knobs(knobs);
-  if (setup.attack) knobs.declare("attack.eps", setup.attack->threat().eps);
+  if (setup.attack)
+    knobs.declare("attack.eps", setup.attack->threat().eps);
 
   std::vector<torch::Tensor> parameters = student.parameters();
   auto extra = setup.objective->trainable();
   if (extra) {
     extra->to(device);
-    for (auto& p : extra->parameters()) parameters.push_back(p);
+    for (auto& p : extra->parameters())
+      parameters.push_back(p);
   }
   auto optimizer = make_optimizer(config.optimizer, parameters);
   Checkpointer checkpointer(student, extra.get(), *optimizer, knobs);
@@ -220,22 +236,26 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   }
 
   const int64_t train_size = data.size(Split::train);
-  if (train_size == 0) throw_config_error(config.file.string() + ": [data] the training split is empty");
+  if (train_size == 0)
+    throw_config_error(config.file.string() + ": [data] the training split is empty");
   const int64_t steps_per_epoch = (train_size + batch_size - 1) / batch_size;
   const int64_t validate_every = tp.get_int("validate_every");
   const int64_t log_every = tp.get_int("log_every");
-  const auto checkpoint_interval = std::chrono::duration<double>(60.0 * tp.get_real("checkpoint_minutes"));
+  const auto checkpoint_interval =
+      std::chrono::duration<double>(60.0 * tp.get_real("checkpoint_minutes"));
   auto last_checkpoint = Clock::now();
 
   std::map<std::string, double> latest;  // latest metric values, read by hooks
   {
     HookEvent event{position.epoch, position.global_step, epochs, steps_per_epoch, latest};
-    for (auto& hook : setup.hooks) hook->on_train_start(event, knobs);
+    for (auto& hook : setup.hooks)
+      hook->on_train_start(event, knobs);
   }
   while (position.epoch < epochs) {
     const int64_t epoch = position.epoch;
     const double lr = learning_rate(config.optimizer, config.schedule, epoch);
-    for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
+    for (auto& group : optimizer->param_groups())
+      group.options().set_lr(lr);
     const auto order = epoch_order(seed, epoch, train_size);
     Progress progress(fmt::format("epoch {}/{}", epoch + 1, epochs), steps_per_epoch);
     std::map<std::string, double> sums;
@@ -245,18 +265,22 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
     int64_t window_images = 0;
 
     for (int64_t s = position.step_in_epoch; s < steps_per_epoch; ++s) {
-      const auto indices = order.slice(0, s * batch_size, std::min(train_size, (s + 1) * batch_size));
+      const auto indices =
+          order.slice(0, s * batch_size, std::min(train_size, (s + 1) * batch_size));
       Batch batch = data.get(Split::train, indices, true);
       batch.x = batch.x.to(device);
       batch.y = batch.y.to(device);
       student.train();
-      if (setup.attack) setup.attack->set_eps(knobs.get("attack.eps"));
+      if (setup.attack)
+        setup.attack->set_eps(knobs.get("attack.eps"));
       optimizer->zero_grad();
-      StepContext context{student, setup.teacher.get(), setup.attack.get(), batch, epoch,
-                          position.global_step, knobs};
+      StepContext context{
+          student, setup.teacher.get(), setup.attack.get(), batch, epoch, position.global_step,
+          knobs};
       LossTerms loss = setup.objective->compute(context);
       std::vector<std::pair<std::string, double>> values = {{"loss", loss.total.item<double>()}};
-      for (const auto& [name, term] : loss.terms) values.emplace_back(name, term.detach().item<double>());
+      for (const auto& [name, term] : loss.terms)
+        values.emplace_back(name, term.detach().item<double>());
       for (const auto& [name, value] : values)
         if (!std::isfinite(value))
           throw_runtime_error(fmt::format(
@@ -276,17 +300,24 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
         latest[name] = value;
       }
       if (position.global_step % log_every == 0 || s + 1 == steps_per_epoch) {
-        const double window_seconds = std::chrono::duration<double>(Clock::now() - window_start).count();
-        nlohmann::json line = {{"type", "step"}, {"epoch", epoch + 1}, {"step", position.global_step}, {"lr", lr},
+        const double window_seconds =
+            std::chrono::duration<double>(Clock::now() - window_start).count();
+        nlohmann::json line = {{"type", "step"},
+                               {"epoch", epoch + 1},
+                               {"step", position.global_step},
+                               {"lr", lr},
                                {"images_per_s", window_images / std::max(window_seconds, 1e-9)}};
-        for (const auto& [name, value] : values) line[name] = value;
-        for (const auto& [name, value] : knobs.all()) line["knob." + name] = value;
+        for (const auto& [name, value] : values)
+          line[name] = value;
+        for (const auto& [name, value] : knobs.all())
+          line["knob." + name] = value;
         run.append_metrics(line.dump());
         window_start = Clock::now();
         window_images = 0;
       }
       HookEvent event{epoch, position.global_step, epochs, steps_per_epoch, latest};
-      for (auto& hook : setup.hooks) hook->on_step_end(event, knobs);
+      for (auto& hook : setup.hooks)
+        hook->on_step_end(event, knobs);
       progress.update(s + 1, fmt::format("loss {:.4f}", sums["loss"] / counted));
 
       if (interrupt_requested()) {
@@ -302,15 +333,20 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
     const double epoch_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
     progress.finish(fmt::format("loss {:.4f}", counted ? sums["loss"] / counted : 0.0));
 
-    nlohmann::json line = {{"type", "epoch"}, {"epoch", epoch + 1}, {"lr", lr}, {"seconds", epoch_seconds},
+    nlohmann::json line = {{"type", "epoch"},
+                           {"epoch", epoch + 1},
+                           {"lr", lr},
+                           {"seconds", epoch_seconds},
                            {"images_per_s", images / std::max(epoch_seconds, 1e-9)}};
-    for (const auto& [name, sum] : sums) line["train_" + name] = counted ? sum / counted : 0.0;
-    const bool validate = validate_every > 0 && (epoch + 1) % validate_every == 0 &&
-                          data.size(Split::validation) > 0;
+    for (const auto& [name, sum] : sums)
+      line["train_" + name] = counted ? sum / counted : 0.0;
+    const bool validate =
+        validate_every > 0 && (epoch + 1) % validate_every == 0 && data.size(Split::validation) > 0;
     bool improved = false;
     if (validate) {
       std::vector<NamedAttack> attacks;
-      if (setup.attack) attacks.push_back({"attack", setup.attack});
+      if (setup.attack)
+        attacks.push_back({"attack", setup.attack});
       EvalOptions options;
       options.split = Split::validation;
       options.points = tp.get_int("validation_points");
@@ -323,11 +359,14 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
       if (!report.attacks.empty()) {
         line["val_robust_acc"] = 100 * report.attacks[0].accuracy;
         latest["val_robust_acc"] = 100 * report.attacks[0].accuracy;
-        metric = report.attacks[0].accuracy;  // best = most robust on held-out data, never the test set
+        metric =
+            report.attacks[0].accuracy;  // best = most robust on held-out data, never the test set
       }
-      log_line(fmt::format("epoch {}/{}: validation clean {:.2f}%{}", epoch + 1, epochs,
-                           100 * report.clean_accuracy,
-                           report.attacks.empty() ? "" : fmt::format(", robust {:.2f}%", 100 * report.attacks[0].accuracy)));
+      log_line(fmt::format(
+          "epoch {}/{}: validation clean {:.2f}%{}", epoch + 1, epochs, 100 * report.clean_accuracy,
+          report.attacks.empty()
+              ? ""
+              : fmt::format(", robust {:.2f}%", 100 * report.attacks[0].accuracy)));
       if (metric > position.best_metric) {
         position.best_metric = metric;
         improved = true;
@@ -335,14 +374,17 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
     }
     run.append_metrics(line.dump());
     HookEvent event{epoch, position.global_step, epochs, steps_per_epoch, latest};
-    for (auto& hook : setup.hooks) hook->on_epoch_end(event, knobs);
+    for (auto& hook : setup.hooks)
+      hook->on_epoch_end(event, knobs);
 
     position.epoch = epoch + 1;
     position.step_in_epoch = 0;
-    if (improved) checkpointer.save(run.checkpoint_path("best"), position);
+    if (improved)
+      checkpointer.save(run.checkpoint_path("best"), position);
     checkpointer.save(last, position);
     last_checkpoint = Clock::now();
-    if (interrupt_requested()) return TrainOutcome::interrupted;
+    if (interrupt_requested())
+      return TrainOutcome::interrupted;
   }
 
   // Final evaluation on the test split: last weights, then best (when validation chose one).
@@ -374,11 +416,14 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
     results["threat_model"] = setup.attack->threat().norm == "linf" ? "Linf" : "L2";
     results["train_eps"] = setup.attack->threat().eps;
   }
-  for (const auto& e : setup.evals) results["eps"][e.name] = e.attack->threat().eps;
-  for (const auto& [label, report] : rows) results[label] = report_json(report);
+  for (const auto& e : setup.evals)
+    results["eps"][e.name] = e.attack->threat().eps;
+  for (const auto& [label, report] : rows)
+    results[label] = report_json(report);
   // RobustBench's model_info keys, filled from the last checkpoint's evaluation.
   results["clean_acc"] = results["last"]["clean_acc"];
-  if (!setup.evals.empty()) results["robust_acc"] = results["last"]["worst_case_acc"];
+  if (!setup.evals.empty())
+    results["robust_acc"] = results["last"]["worst_case_acc"];
   write_file_atomic(run.results_path(), results.dump(2) + "\n");
   return TrainOutcome::completed;
 }

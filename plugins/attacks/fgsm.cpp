@@ -24,13 +24,17 @@ class Fgsm : public ardkit::Attack {
 
   torch::Tensor perturb(const ardkit::AttackTarget& target, const torch::Tensor& x,
                         const torch::Tensor& labels) override {
-    if (eps_ == 0.0) return x.detach().clone();
+    if (eps_ == 0.0)
+      return x.detach().clone();
     torch::AutoGradMode grad_mode(true);
     std::optional<ardkit::BnModeGuard> mode;
-    if (target.model) mode.emplace(*target.model, target.bn_mode);
+    if (target.model)
+      mode.emplace(*target.model, target.bn_mode);
     const auto x0 = x.detach();
-    const auto rows = torch::arange(x.size(0), torch::TensorOptions().dtype(torch::kLong).device(x.device()));
-    auto x_adv = ardkit::random_start(x0, start_, eps_, gaussian_std_, clip_start_).requires_grad_(true);
+    const auto rows =
+        torch::arange(x.size(0), torch::TensorOptions().dtype(torch::kLong).device(x.device()));
+    auto x_adv =
+        ardkit::random_start(x0, start_, eps_, gaussian_std_, clip_start_).requires_grad_(true);
     const auto loss = target.evaluate(x_adv, labels, rows, nullptr);
     const auto grad = torch::autograd::grad({loss.sum()}, {x_adv})[0];
     const double alpha = step_size_ > 0 ? step_size_ : eps_;
@@ -57,7 +61,8 @@ ardkit::ParamSchema schema() {
 }  // namespace
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
-  manifest.add(ardkit::PluginKind::attack, "fgsm", "1.0.0",
-               "fast gradient sign method, optionally from a random start", schema(),
-               [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Fgsm>(p); });
+  manifest.add(
+      ardkit::PluginKind::attack, "fgsm", "1.0.0",
+      "fast gradient sign method, optionally from a random start", schema(),
+      [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Fgsm>(p); });
 }

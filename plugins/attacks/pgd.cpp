@@ -26,13 +26,16 @@ class Pgd : public ardkit::Attack {
 
   torch::Tensor perturb(const ardkit::AttackTarget& target, const torch::Tensor& x,
                         const torch::Tensor& labels) override {
-    if (eps_ == 0.0 || steps_ == 0) return x.detach().clone();
+    if (eps_ == 0.0 || steps_ == 0)
+      return x.detach().clone();
     torch::AutoGradMode grad_mode(true);
     std::optional<ardkit::BnModeGuard> mode;
-    if (target.model) mode.emplace(*target.model, target.bn_mode);
+    if (target.model)
+      mode.emplace(*target.model, target.bn_mode);
     const auto x0 = x.detach();
-    const auto rows = torch::arange(x.size(0), torch::TensorOptions().dtype(torch::kLong).device(x.device()));
-    // Madry et al.'s rule when no step is given: 2.5 * eps / steps reaches the boundary from anywhere.
+    const auto rows =
+        torch::arange(x.size(0), torch::TensorOptions().dtype(torch::kLong).device(x.device()));
+    // Madry et al.'s default when no step is given: 2.5 * eps / steps.
     const double alpha = step_size_ > 0 ? step_size_ : 2.5 * eps_ / static_cast<double>(steps_);
     ardkit::WorstCase worst(x0);
     for (int64_t r = 0; r < restarts_; ++r) {
@@ -43,7 +46,8 @@ class Pgd : public ardkit::Attack {
         const auto grad = torch::autograd::grad({loss.sum()}, {x_adv})[0];
         x_adv = ardkit::project_linf(x_adv.detach() + alpha * grad.sign(), x0, eps_);
       }
-      if (restarts_ == 1) return x_adv.detach();  // no extra forward: ARD-style train-mode BN sees exactly `steps`
+      if (restarts_ == 1)
+        return x_adv.detach();  // no extra forward: ARD-style train-mode BN sees exactly `steps`
       torch::Tensor logits;
       torch::Tensor loss;
       {
@@ -79,7 +83,9 @@ ardkit::ParamSchema schema() {
 }  // namespace
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
-  manifest.add(ardkit::PluginKind::attack, "pgd", "1.0.0",
-               "L-inf projected gradient descent with random start and restarts (Madry et al. 2018)", schema(),
-               [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Pgd>(p); });
+  manifest.add(
+      ardkit::PluginKind::attack, "pgd", "1.0.0",
+      "L-inf projected gradient descent with random start and restarts (Madry et al. 2018)",
+      schema(),
+      [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Pgd>(p); });
 }

@@ -14,7 +14,8 @@ using ardkit::Params;
 // Reads a whole IDX file through zlib, which also reads uncompressed files transparently.
 std::vector<uint8_t> read_all(const fs::path& path) {
   gzFile file = gzopen(path.c_str(), "rb");
-  if (!file) ardkit::throw_runtime_error(path.string() + ": cannot open: " + std::strerror(errno));
+  if (!file)
+    ardkit::throw_runtime_error(path.string() + ": cannot open: " + std::strerror(errno));
   std::vector<uint8_t> out;
   std::vector<uint8_t> chunk(1 << 20);
   for (;;) {
@@ -26,7 +27,8 @@ std::vector<uint8_t> read_all(const fs::path& path) {
       ardkit::throw_runtime_error(path.string() + ": corrupt or truncated file (" + message +
                                   "); re-install the dataset or check the path");
     }
-    if (n == 0) break;
+    if (n == 0)
+      break;
     out.insert(out.end(), chunk.begin(), chunk.begin() + n);
   }
   gzclose(file);
@@ -41,7 +43,9 @@ uint32_t big_endian(const std::vector<uint8_t>& bytes, size_t offset) {
 // An IDX tensor of unsigned bytes with `expected_dims` dimensions.
 torch::Tensor read_idx(const fs::path& path, int expected_dims) {
   const auto bytes = read_all(path);
-  const std::string fix = "; re-install the dataset (apt-get install --reinstall dataset-fashion-mnist) or check [data] root";
+  const std::string fix =
+      "; re-install the dataset (apt-get install --reinstall dataset-fashion-mnist) or check "
+      "[data] root";
   if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0)
     ardkit::throw_runtime_error(path.string() + ": not an IDX file (bad magic number)" + fix);
   if (bytes[2] != 0x08)
@@ -49,10 +53,12 @@ torch::Tensor read_idx(const fs::path& path, int expected_dims) {
                                 " is not unsigned byte (0x08)" + fix);
   const int dims = bytes[3];
   if (dims != expected_dims)
-    ardkit::throw_runtime_error(path.string() + ": IDX file has " + std::to_string(dims) + " dimensions, expected " +
-                                std::to_string(expected_dims) + " (images and labels swapped?)" + fix);
+    ardkit::throw_runtime_error(path.string() + ": IDX file has " + std::to_string(dims) +
+                                " dimensions, expected " + std::to_string(expected_dims) +
+                                " (images and labels swapped?)" + fix);
   const size_t header = 4 + 4 * static_cast<size_t>(dims);
-  if (bytes.size() < header) ardkit::throw_runtime_error(path.string() + ": truncated IDX header" + fix);
+  if (bytes.size() < header)
+    ardkit::throw_runtime_error(path.string() + ": truncated IDX header" + fix);
   std::vector<int64_t> shape;
   size_t count = 1;
   for (int d = 0; d < dims; ++d) {
@@ -60,8 +66,9 @@ torch::Tensor read_idx(const fs::path& path, int expected_dims) {
     count *= static_cast<size_t>(shape.back());
   }
   if (bytes.size() - header != count)
-    ardkit::throw_runtime_error(path.string() + ": truncated: the header promises " + std::to_string(count) +
-                                " bytes of data, the file holds " + std::to_string(bytes.size() - header) + fix);
+    ardkit::throw_runtime_error(path.string() + ": truncated: the header promises " +
+                                std::to_string(count) + " bytes of data, the file holds " +
+                                std::to_string(bytes.size() - header) + fix);
   auto tensor = torch::empty(shape, torch::kByte);
   std::memcpy(tensor.data_ptr<uint8_t>(), bytes.data() + header, count);
   return tensor;
@@ -70,13 +77,17 @@ torch::Tensor read_idx(const fs::path& path, int expected_dims) {
 fs::path locate(const Params& p, const std::string& key) {
   fs::path path = fs::path(p.get_string("root")) / p.get_string(key);
   std::error_code ec;
-  if (fs::is_regular_file(path, ec)) return path;
+  if (fs::is_regular_file(path, ec))
+    return path;
   // Accept the uncompressed twin of a .gz name (and the other way round).
-  fs::path twin = path.extension() == ".gz" ? fs::path(path).replace_extension() : fs::path(path.string() + ".gz");
-  if (fs::is_regular_file(twin, ec)) return twin;
-  ardkit::throw_config_error(p.origin("root") + ": [data] dataset file " + path.string() +
-                             " not found; install it (apt-get install dataset-fashion-mnist) or set root / " + key +
-                             " to where the IDX files are");
+  fs::path twin = path.extension() == ".gz" ? fs::path(path).replace_extension()
+                                            : fs::path(path.string() + ".gz");
+  if (fs::is_regular_file(twin, ec))
+    return twin;
+  ardkit::throw_config_error(
+      p.origin("root") + ": [data] dataset file " + path.string() +
+      " not found; install it (apt-get install dataset-fashion-mnist) or set root / " + key +
+      " to where the IDX files are");
 }
 
 std::shared_ptr<ardkit::Component> make(const Params& p, const ardkit::BuildContext&) {
@@ -85,23 +96,25 @@ std::shared_ptr<ardkit::Component> make(const Params& p, const ardkit::BuildCont
   auto test_x = read_idx(locate(p, "test_images"), 3);
   auto test_y = read_idx(locate(p, "test_labels"), 1);
   if (train_x.size(0) != train_y.size(0) || test_x.size(0) != test_y.size(0))
-    ardkit::throw_runtime_error(p.where() + ": image and label files disagree on the number of samples (" +
-                                std::to_string(train_x.size(0)) + " vs " + std::to_string(train_y.size(0)) +
-                                "); check that they belong together");
+    ardkit::throw_runtime_error(
+        p.where() + ": image and label files disagree on the number of samples (" +
+        std::to_string(train_x.size(0)) + " vs " + std::to_string(train_y.size(0)) +
+        "); check that they belong together");
   const int64_t classes = p.get_int("num_classes");
   if (train_y.max().item<int64_t>() >= classes || test_y.max().item<int64_t>() >= classes)
-    ardkit::throw_config_error(p.origin("num_classes") + ": [data] labels go up to " +
-                               std::to_string(std::max(train_y.max().item<int64_t>(), test_y.max().item<int64_t>())) +
-                               " but num_classes = " + std::to_string(classes));
+    ardkit::throw_config_error(
+        p.origin("num_classes") + ": [data] labels go up to " +
+        std::to_string(std::max(train_y.max().item<int64_t>(), test_y.max().item<int64_t>())) +
+        " but num_classes = " + std::to_string(classes));
   ardkit::DataSpec spec;
   spec.channels = 1;
   spec.height = train_x.size(1);
   spec.width = train_x.size(2);
   spec.num_classes = classes;
   spec.name = p.get_string("name");
-  return std::make_shared<ardkit::InMemoryData>(spec, train_x.unsqueeze(1), train_y.to(torch::kLong),
-                                                test_x.unsqueeze(1), test_y.to(torch::kLong),
-                                                ardkit::split_options_from(p), ardkit::augment_options_from(p));
+  return std::make_shared<ardkit::InMemoryData>(
+      spec, train_x.unsqueeze(1), train_y.to(torch::kLong), test_x.unsqueeze(1),
+      test_y.to(torch::kLong), ardkit::split_options_from(p), ardkit::augment_options_from(p));
 }
 
 ardkit::ParamSchema schema() {
@@ -124,5 +137,6 @@ ardkit::ParamSchema schema() {
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
   manifest.add(ardkit::PluginKind::data, "idx", "1.0.0",
-               "MNIST-format IDX files (gzipped or not); defaults to Debian's Fashion-MNIST", schema(), make);
+               "MNIST-format IDX files (gzipped or not); defaults to Debian's Fashion-MNIST",
+               schema(), make);
 }

@@ -11,7 +11,10 @@ using ardkit::Params;
 class LinearRamp : public ardkit::Hook {
  public:
   explicit LinearRamp(const Params& p)
-      : knob_(p.get_string("knob")), from_(p.get_real("from")), to_(p.get_real("to")), epochs_(p.get_real("epochs")) {}
+      : knob_(p.get_string("knob")),
+        from_(p.get_real("from")),
+        to_(p.get_real("to")),
+        epochs_(p.get_real("epochs")) {}
 
   void on_train_start(const ardkit::HookEvent& event, ardkit::Knobs& knobs) override {
     apply(event, knobs);  // also checks, before any training, that the knob exists
@@ -34,9 +37,11 @@ class LinearRamp : public ardkit::Hook {
 ardkit::ParamSchema schema() {
   using namespace ardkit::param;
   return {
-      string("knob", "attack.eps").help("the knob to move (\"attack.eps\" exists whenever there is an [attack])"),
+      string("knob", "attack.eps")
+          .help("the knob to move (\"attack.eps\" exists whenever there is an [attack])"),
       real("from", 0.0).help("value at the first step"),
-      required(ardkit::ParamType::real, "to").help("value reached at the end of the ramp and kept after"),
+      required(ardkit::ParamType::real, "to")
+          .help("value reached at the end of the ramp and kept after"),
       real("epochs", 1.0).greater_than(0).help("length of the ramp in epochs (fractions allowed)"),
   };
 }
@@ -44,7 +49,8 @@ ardkit::ParamSchema schema() {
 }  // namespace
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
-  manifest.add(ardkit::PluginKind::hook, "linear_ramp", "1.0.0",
-               "moves a knob (e.g. attack.eps) linearly over the first epochs", schema(),
-               [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<LinearRamp>(p); });
+  manifest.add(
+      ardkit::PluginKind::hook, "linear_ramp", "1.0.0",
+      "moves a knob (e.g. attack.eps) linearly over the first epochs", schema(),
+      [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<LinearRamp>(p); });
 }

@@ -17,9 +17,13 @@ class SmallCnn : public ardkit::Model {
   SmallCnn(const SmallCnnOptions& o, ardkit::nn::InputNormalization normalize)
       : options_(o),
         normalize_(std::move(normalize)),
-        conv1_(register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(o.channels, o.conv1, 3).padding(1)))),
-        conv2_(register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(o.conv1, o.conv2, 3).padding(1)))),
-        fc1_(register_module("fc1", torch::nn::Linear(o.conv2 * (o.height / 4) * (o.width / 4), o.hidden))),
+        conv1_(register_module(
+            "conv1",
+            torch::nn::Conv2d(torch::nn::Conv2dOptions(o.channels, o.conv1, 3).padding(1)))),
+        conv2_(register_module(
+            "conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(o.conv1, o.conv2, 3).padding(1)))),
+        fc1_(register_module(
+            "fc1", torch::nn::Linear(o.conv2 * (o.height / 4) * (o.width / 4), o.hidden))),
         fc2_(register_module("fc2", torch::nn::Linear(o.hidden, o.classes))) {
     if (o.batch_norm) {
       bn1_ = register_module("bn1", torch::nn::BatchNorm2d(o.conv1));
@@ -29,10 +33,12 @@ class SmallCnn : public ardkit::Model {
 
   ardkit::ModelOutput forward(const torch::Tensor& x) override {
     auto h = conv1_->forward(normalize_->forward(x));
-    if (bn1_) h = bn1_->forward(h);
+    if (bn1_)
+      h = bn1_->forward(h);
     h = torch::max_pool2d(torch::relu(h), 2);
     h = conv2_->forward(h);
-    if (bn2_) h = bn2_->forward(h);
+    if (bn2_)
+      h = bn2_->forward(h);
     h = torch::max_pool2d(torch::relu(h), 2);
     auto features = torch::relu(fc1_->forward(h.flatten(1)));
     return {fc2_->forward(features), features};
@@ -62,7 +68,8 @@ std::shared_ptr<ardkit::Component> make(const Params& p, const ardkit::BuildCont
   o.hidden = p.get_int("hidden");
   o.batch_norm = p.get_bool("batch_norm");
   if (o.height < 4 || o.width < 4)
-    ardkit::throw_config_error(p.where() + ": small_cnn needs inputs of at least 4x4 pixels, the data has " +
+    ardkit::throw_config_error(p.where() +
+                               ": small_cnn needs inputs of at least 4x4 pixels, the data has " +
                                std::to_string(o.height) + "x" + std::to_string(o.width));
   return std::make_shared<SmallCnn>(o, ardkit::nn::normalization_from(p, o.channels));
 }
@@ -72,7 +79,9 @@ ardkit::ParamSchema schema() {
   ardkit::ParamSchema s = {
       integer("conv1", 32).at_least(1).help("channels of the first 3x3 convolution"),
       integer("conv2", 64).at_least(1).help("channels of the second 3x3 convolution"),
-      integer("hidden", 128).at_least(1).help("width of the hidden fully connected layer (the features)"),
+      integer("hidden", 128)
+          .at_least(1)
+          .help("width of the hidden fully connected layer (the features)"),
       boolean("batch_norm", false).help("BatchNorm after each convolution (bn1, bn2)"),
   };
   ardkit::nn::add_normalization_params(s);

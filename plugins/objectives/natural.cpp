@@ -14,6 +14,8 @@ class Natural : public ardkit::Objective {
 }  // namespace
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
-  manifest.add(ardkit::PluginKind::objective, "natural", "1.0.0", "cross-entropy on clean inputs", {},
-               [](const ardkit::Params&, const ardkit::BuildContext&) { return std::make_shared<Natural>(); });
+  manifest.add(ardkit::PluginKind::objective, "natural", "1.0.0", "cross-entropy on clean inputs",
+               {}, [](const ardkit::Params&, const ardkit::BuildContext&) {
+                 return std::make_shared<Natural>();
+               });
 }

@@ -9,7 +9,8 @@ using ardkit::Params;
 class PgdAt : public ardkit::Objective {
  public:
   explicit PgdAt(const Params& p)
-      : bn_mode_(p.get_string("attack_bn_mode") == "train" ? ardkit::BnMode::train : ardkit::BnMode::eval),
+      : bn_mode_(p.get_string("attack_bn_mode") == "train" ? ardkit::BnMode::train
+                                                           : ardkit::BnMode::eval),
         clean_weight_(p.get_real("clean_weight")) {}
 
   bool needs_attack() const override {
@@ -23,9 +24,11 @@ class PgdAt : public ardkit::Objective {
     target.loss = ardkit::losses::cross_entropy();
     const auto x_adv = c.attack->perturb(target, c.batch.x, c.batch.y);
     auto adv = torch::nn::functional::cross_entropy(c.student.logits(x_adv), c.batch.y);
-    if (clean_weight_ == 0.0) return {adv, {{"adv_ce", adv}}};
+    if (clean_weight_ == 0.0)
+      return {adv, {{"adv_ce", adv}}};
     auto clean = torch::nn::functional::cross_entropy(c.student.logits(c.batch.x), c.batch.y);
-    return {(1 - clean_weight_) * adv + clean_weight_ * clean, {{"adv_ce", adv}, {"clean_ce", clean}}};
+    return {(1 - clean_weight_) * adv + clean_weight_ * clean,
+            {{"adv_ce", adv}, {"clean_ce", clean}}};
   }
 
  private:
@@ -36,9 +39,13 @@ class PgdAt : public ardkit::Objective {
 ardkit::ParamSchema schema() {
   using namespace ardkit::param;
   return {
-      string("attack_bn_mode", "eval").one_of({"eval", "train"})
-          .help("BatchNorm mode of the student while attacked (eval: IAD/AdaAD code; train: Madry's)"),
-      real("clean_weight", 0.0).at_least(0).at_most(1)
+      string("attack_bn_mode", "eval")
+          .one_of({"eval", "train"})
+          .help("BatchNorm mode of the student while attacked (eval: IAD/AdaAD code; train: "
+                "Madry's)"),
+      real("clean_weight", 0.0)
+          .at_least(0)
+          .at_most(1)
           .help("weight of clean cross-entropy mixed in (0 = pure PGD-AT; 0.5 = Goodfellow's mix)"),
   };
 }
@@ -46,7 +53,8 @@ ardkit::ParamSchema schema() {
 }  // namespace
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
-  manifest.add(ardkit::PluginKind::objective, "pgd_at", "1.0.0",
-               "Madry PGD adversarial training: cross-entropy on [attack] examples", schema(),
-               [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<PgdAt>(p); });
+  manifest.add(
+      ardkit::PluginKind::objective, "pgd_at", "1.0.0",
+      "Madry PGD adversarial training: cross-entropy on [attack] examples", schema(),
+      [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<PgdAt>(p); });
 }

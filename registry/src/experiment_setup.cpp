@@ -4,14 +4,19 @@
 
 namespace ardkit {
 
-LoadedExperiment load_experiment(const std::filesystem::path& file, const std::vector<std::string>& overrides,
+LoadedExperiment load_experiment(const std::filesystem::path& file,
+                                 const std::vector<std::string>& overrides,
                                  const std::vector<std::filesystem::path>& plugin_path) {
   const toml::table root = read_experiment(file, overrides);
   LoadedExperiment out;
-  out.registry = std::make_unique<Registry>(plugin_search_path(plugin_path, experiment_plugin_path(root, file)));
+  out.registry = std::make_unique<Registry>(
+      plugin_search_path(plugin_path, experiment_plugin_path(root, file)));
   const Registry& registry = *out.registry;
-  out.config = resolve_experiment(root, file, [&](PluginKind kind, const std::string& name, const std::string& where)
-                                                  -> const PluginInfo& { return registry.find(kind, name, where).info; });
+  out.config = resolve_experiment(
+      root, file,
+      [&](PluginKind kind, const std::string& name, const std::string& where) -> const PluginInfo& {
+        return registry.find(kind, name, where).info;
+      });
   return out;
 }
 
@@ -31,16 +36,21 @@ TrainSetup build_components(const LoadedExperiment& experiment) {
   if (const auto& path = c.student->host.get_string("checkpoint"); !path.empty())
     load_model_weights(*setup.student, path);
   if (c.teacher) {
-    setup.teacher = r.create<Model>(PluginKind::model, c.teacher->plugin, c.teacher->params, context);
+    setup.teacher =
+        r.create<Model>(PluginKind::model, c.teacher->plugin, c.teacher->params, context);
     const auto& path = c.teacher->host.get_string("checkpoint");
     if (path.empty())
-      throw_config_error(fmt::format("{} [teacher]: no checkpoint given; a teacher must be trained: add "
-                                     "checkpoint = \"RUN/checkpoints/best.pt\"",
-                                     c.file.string()));
+      throw_config_error(
+          fmt::format("{} [teacher]: no checkpoint given; a teacher must be trained: add "
+                      "checkpoint = \"RUN/checkpoints/best.pt\"",
+                      c.file.string()));
     load_model_weights(*setup.teacher, path);
   }
-  setup.objective = r.create<Objective>(PluginKind::objective, c.objective->plugin, c.objective->params, context);
-  if (c.attack) setup.attack = r.create<Attack>(PluginKind::attack, c.attack->plugin, c.attack->params, context);
+  setup.objective =
+      r.create<Objective>(PluginKind::objective, c.objective->plugin, c.objective->params, context);
+  if (c.attack)
+    setup.attack =
+        r.create<Attack>(PluginKind::attack, c.attack->plugin, c.attack->params, context);
   for (const auto& e : c.evals) {
     const std::string& label = e.host.get_string("name");
     setup.evals.push_back({label.empty() ? e.plugin : label,
@@ -49,10 +59,12 @@ TrainSetup build_components(const LoadedExperiment& experiment) {
   for (size_t i = 0; i < setup.evals.size(); ++i)
     for (size_t j = 0; j < i; ++j)
       if (setup.evals[i].name == setup.evals[j].name)
-        throw_config_error(fmt::format("{}: [[eval]] entries {} and {} are both called '{}'; give them distinct "
-                                       "name = \"...\" labels",
-                                       c.file.string(), j, i, setup.evals[i].name));
-  for (const auto& h : c.hooks) setup.hooks.push_back(r.create<Hook>(PluginKind::hook, h.plugin, h.params, context));
+        throw_config_error(
+            fmt::format("{}: [[eval]] entries {} and {} are both called '{}'; give them distinct "
+                        "name = \"...\" labels",
+                        c.file.string(), j, i, setup.evals[i].name));
+  for (const auto& h : c.hooks)
+    setup.hooks.push_back(r.create<Hook>(PluginKind::hook, h.plugin, h.params, context));
   return setup;
 }
 

@@ -39,24 +39,34 @@ struct Keepalive {
 
 void check_abi(const fs::path& file, const AbiDescriptor& theirs) {
   const AbiDescriptor& ours = this_abi();
-  const std::string fix = "rebuild the plugin against this ardkit (find_package(ardkit) + ardkit_add_plugin)";
+  const std::string fix =
+      "rebuild the plugin against this ardkit (find_package(ardkit) + ardkit_add_plugin)";
   if (theirs.magic != kAbiMagic)
-    throw_plugin_error(fmt::format("{}: not an ardkit plugin descriptor (bad magic number); {}", file.string(), fix));
+    throw_plugin_error(fmt::format("{}: not an ardkit plugin descriptor (bad magic number); {}",
+                                   file.string(), fix));
   if (theirs.abi_version != ours.abi_version)
-    throw_plugin_error(fmt::format("{}: built for ardkit plugin ABI {}, this ardkit speaks ABI {}; {}",
-                                   file.string(), theirs.abi_version, ours.abi_version, fix));
+    throw_plugin_error(
+        fmt::format("{}: built for ardkit plugin ABI {}, this ardkit speaks ABI {}; {}",
+                    file.string(), theirs.abi_version, ours.abi_version, fix));
   if (theirs.descriptor_size != ours.descriptor_size)
     throw_plugin_error(fmt::format("{}: ABI descriptor size {} differs from this ardkit's {}; {}",
-                                   file.string(), theirs.descriptor_size, ours.descriptor_size, fix));
+                                   file.string(), theirs.descriptor_size, ours.descriptor_size,
+                                   fix));
   const std::pair<const char*, std::pair<std::string, std::string>> text_fields[] = {
-      {"LibTorch", {field(theirs.torch_version, sizeof theirs.torch_version), field(ours.torch_version, sizeof ours.torch_version)}},
-      {"compiler", {field(theirs.compiler, sizeof theirs.compiler), field(ours.compiler, sizeof ours.compiler)}},
-      {"C++ runtime", {field(theirs.cxx_runtime, sizeof theirs.cxx_runtime), field(ours.cxx_runtime, sizeof ours.cxx_runtime)}},
+      {"LibTorch",
+       {field(theirs.torch_version, sizeof theirs.torch_version),
+        field(ours.torch_version, sizeof ours.torch_version)}},
+      {"compiler",
+       {field(theirs.compiler, sizeof theirs.compiler),
+        field(ours.compiler, sizeof ours.compiler)}},
+      {"C++ runtime",
+       {field(theirs.cxx_runtime, sizeof theirs.cxx_runtime),
+        field(ours.cxx_runtime, sizeof ours.cxx_runtime)}},
   };
   for (const auto& [what, values] : text_fields)
     if (values.first != values.second)
-      throw_plugin_error(fmt::format("{}: built with {} '{}', this ardkit with '{}'; {}", file.string(), what,
-                                     values.first, values.second, fix));
+      throw_plugin_error(fmt::format("{}: built with {} '{}', this ardkit with '{}'; {}",
+                                     file.string(), what, values.first, values.second, fix));
   const std::pair<const char*, std::pair<uint32_t, uint32_t>> sizes[] = {
       {"PluginInfo", {theirs.plugin_info_size, ours.plugin_info_size}},
       {"Params", {theirs.params_size, ours.params_size}},
@@ -64,14 +74,16 @@ void check_abi(const fs::path& file, const AbiDescriptor& theirs) {
   };
   for (const auto& [what, values] : sizes)
     if (values.first != values.second)
-      throw_plugin_error(fmt::format("{}: sizeof({}) is {} in the plugin but {} here; {}", file.string(), what,
-                                     values.first, values.second, fix));
+      throw_plugin_error(fmt::format("{}: sizeof({}) is {} in the plugin but {} here; {}",
+                                     file.string(), what, values.first, values.second, fix));
 }
 
 bool is_identifier(const std::string& name) {
-  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
-  return std::all_of(name.begin(), name.end(),
-                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0])))
+    return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
 }
 
 }  // namespace
@@ -87,7 +99,8 @@ std::vector<fs::path> plugin_search_path(const std::vector<fs::path>& command_li
   if (const char* env = std::getenv("ARDKIT_PLUGIN_PATH")) {
     std::stringstream stream(env);
     for (std::string part; std::getline(stream, part, ':');)
-      if (!part.empty()) out.emplace_back(part);
+      if (!part.empty())
+        out.emplace_back(part);
   }
   out.insert(out.end(), experiment.begin(), experiment.end());
   out.push_back(builtin_plugin_dir());
@@ -99,15 +112,18 @@ Registry::Registry(const std::vector<fs::path>& search_path) : search_path_(sear
   for (const auto& dir : search_path_) {
     std::error_code ec;
     if (!fs::is_directory(dir, ec))
-      throw_plugin_error(fmt::format("plugin folder {} does not exist; fix --plugin-path, ARDKIT_PLUGIN_PATH "
-                                     "or [run] plugin_path",
-                                     dir.string()));
+      throw_plugin_error(
+          fmt::format("plugin folder {} does not exist; fix --plugin-path, ARDKIT_PLUGIN_PATH "
+                      "or [run] plugin_path",
+                      dir.string()));
     std::vector<fs::path> files;
     for (const auto& item : fs::directory_iterator(dir, ec))
-      if (item.path().extension() == ".so") files.push_back(item.path());
+      if (item.path().extension() == ".so")
+        files.push_back(item.path());
     std::sort(files.begin(), files.end());
     for (const auto& file : files)
-      if (seen_names.insert(file.filename().string()).second) load_library(file);
+      if (seen_names.insert(file.filename().string()).second)
+        load_library(file);
   }
 }
 
@@ -119,31 +135,36 @@ void Registry::load_library(const fs::path& file) {
     boost::dll::library_info info(file);
     const auto sections = info.sections();
     if (std::find(sections.begin(), sections.end(), "ardkit") == sections.end())
-      throw_plugin_error(fmt::format("{}: not an ardkit plugin (no ardkit_abi/ardkit_register entry symbols); "
-                                     "build it with ardkit_add_plugin() and ARDKIT_PLUGIN_LIBRARY, or move "
-                                     "it out of the plugin folder",
-                                     file.string()));
+      throw_plugin_error(
+          fmt::format("{}: not an ardkit plugin (no ardkit_abi/ardkit_register entry symbols); "
+                      "build it with ardkit_add_plugin() and ARDKIT_PLUGIN_LIBRARY, or move "
+                      "it out of the plugin folder",
+                      file.string()));
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw_plugin_error(fmt::format("{}: cannot be read as a shared library ({}); rebuild it or remove it "
-                                   "from the plugin folder",
-                                   file.string(), e.what()));
+    throw_plugin_error(
+        fmt::format("{}: cannot be read as a shared library ({}); rebuild it or remove it "
+                    "from the plugin folder",
+                    file.string(), e.what()));
   }
   try {
     namespace mode = boost::dll::load_mode;
-    loaded->library.load(file, static_cast<mode::type>(mode::rtld_now | mode::rtld_local | RTLD_NODELETE));
+    loaded->library.load(
+        file, static_cast<mode::type>(mode::rtld_now | mode::rtld_local | RTLD_NODELETE));
   } catch (const std::exception& e) {
     const char* detail = dlerror();
-    throw_plugin_error(fmt::format("{}: failed to load ({}); check that its dependencies are installed "
-                                   "(ldd {}) and rebuild it against this ardkit",
-                                   file.string(), detail ? detail : e.what(), file.string()));
+    throw_plugin_error(
+        fmt::format("{}: failed to load ({}); check that its dependencies are installed "
+                    "(ldd {}) and rebuild it against this ardkit",
+                    file.string(), detail ? detail : e.what(), file.string()));
   }
   for (const char* symbol : {"ardkit_abi", "ardkit_register"})
     if (!loaded->library.has(symbol))
-      throw_plugin_error(fmt::format("{}: missing entry symbol '{}'; define the plugin with "
-                                     "ARDKIT_PLUGIN_LIBRARY(manifest) {{ ... }}",
-                                     file.string(), symbol));
+      throw_plugin_error(
+          fmt::format("{}: missing entry symbol '{}'; define the plugin with "
+                      "ARDKIT_PLUGIN_LIBRARY(manifest) {{ ... }}",
+                      file.string(), symbol));
   const AbiDescriptor* abi = loaded->library.get_alias<AbiFunction>("ardkit_abi")();
   check_abi(file, *abi);
 
@@ -155,47 +176,56 @@ void Registry::load_library(const fs::path& file) {
   }
   for (const auto& info : manifest.plugins()) {
     if (!is_identifier(info.name))
-      throw_plugin_error(fmt::format("{}: plugin name '{}' is not an identifier (letters, digits, _)",
-                                     file.string(), info.name));
+      throw_plugin_error(
+          fmt::format("{}: plugin name '{}' is not an identifier (letters, digits, _)",
+                      file.string(), info.name));
     for (const auto& entry : entries_)
       if (entry.info.kind == info.kind && entry.info.name == info.name)
-        throw_plugin_error(fmt::format("{} plugin '{}' is provided by both {} and {}; remove one of them "
-                                       "from the plugin path or rename the plugin",
-                                       kind_name(info.kind), info.name, entry.library.string(), file.string()));
+        throw_plugin_error(
+            fmt::format("{} plugin '{}' is provided by both {} and {}; remove one of them "
+                        "from the plugin path or rename the plugin",
+                        kind_name(info.kind), info.name, entry.library.string(), file.string()));
     entries_.push_back(PluginEntry{info, file, loaded});
   }
 }
 
-const PluginEntry& Registry::find(PluginKind kind, const std::string& name, const std::string& where) const {
+const PluginEntry& Registry::find(PluginKind kind, const std::string& name,
+                                  const std::string& where) const {
   std::vector<std::string> names;
   for (const auto& entry : entries_) {
-    if (entry.info.kind != kind) continue;
-    if (entry.info.name == name) return entry;
+    if (entry.info.kind != kind)
+      continue;
+    if (entry.info.name == name)
+      return entry;
     names.push_back(entry.info.name);
   }
   std::string other_kind;
   for (const auto& entry : entries_)
-    if (entry.info.name == name) other_kind = fmt::format(" ('{}' is a {} plugin)", name, kind_name(entry.info.kind));
+    if (entry.info.name == name)
+      other_kind = fmt::format(" ('{}' is a {} plugin)", name, kind_name(entry.info.kind));
   std::sort(names.begin(), names.end());
-  throw_plugin_error(fmt::format("{}{}unknown {} plugin '{}'{}{}; known {} plugins: {} (searched {})", where,
-                                 where.empty() ? "" : ": ", kind_name(kind), name, did_you_mean(name, names),
-                                 other_kind, kind_name(kind), names.empty() ? "none" : join(names, ", "),
-                                 [&] {
-                                   std::vector<std::string> dirs;
-                                   for (const auto& d : search_path_) dirs.push_back(d.string());
-                                   return join(dirs, ":");
-                                 }()));
+  throw_plugin_error(
+      fmt::format("{}{}unknown {} plugin '{}'{}{}; known {} plugins: {} (searched {})", where,
+                  where.empty() ? "" : ": ", kind_name(kind), name, did_you_mean(name, names),
+                  other_kind, kind_name(kind), names.empty() ? "none" : join(names, ", "), [&] {
+                    std::vector<std::string> dirs;
+                    for (const auto& d : search_path_)
+                      dirs.push_back(d.string());
+                    return join(dirs, ":");
+                  }()));
 }
 
 std::vector<const PluginEntry*> Registry::find_any(const std::string& name) const {
   std::vector<const PluginEntry*> out;
   for (const auto& entry : entries_)
-    if (entry.info.name == name) out.push_back(&entry);
+    if (entry.info.name == name)
+      out.push_back(&entry);
   return out;
 }
 
 std::shared_ptr<Component> Registry::create_component(PluginKind kind, const std::string& name,
-                                                      const Params& params, const BuildContext& context) const {
+                                                      const Params& params,
+                                                      const BuildContext& context) const {
   const PluginEntry& entry = find(kind, name);
   std::shared_ptr<Component> object;
   try {
@@ -203,13 +233,14 @@ std::shared_ptr<Component> Registry::create_component(PluginKind kind, const std
   } catch (const Error& e) {
     throw Error(e.kind(), fmt::format("{} plugin '{}': {}", kind_name(kind), name, e.what()));
   } catch (const c10::Error& e) {
-    throw_runtime_error(fmt::format("{} plugin '{}' ({}) failed to build: {}", kind_name(kind), name,
-                                    entry.library.string(), e.what_without_backtrace()));
+    throw_runtime_error(fmt::format("{} plugin '{}' ({}) failed to build: {}", kind_name(kind),
+                                    name, entry.library.string(), e.what_without_backtrace()));
   } catch (const std::exception& e) {
-    throw_runtime_error(fmt::format("{} plugin '{}' ({}) failed to build: {}", kind_name(kind), name,
-                                    entry.library.string(), e.what()));
+    throw_runtime_error(fmt::format("{} plugin '{}' ({}) failed to build: {}", kind_name(kind),
+                                    name, entry.library.string(), e.what()));
   }
-  if (!object) throw_plugin_error(fmt::format("{} plugin '{}' returned nothing", kind_name(kind), name));
+  if (!object)
+    throw_plugin_error(fmt::format("{} plugin '{}' returned nothing", kind_name(kind), name));
   // Aliasing constructor: callers hold the object, the control block also holds the library.
   auto keep = std::make_shared<Keepalive>(Keepalive{entry.handle, object});
   return std::shared_ptr<Component>(keep, keep->object.get());

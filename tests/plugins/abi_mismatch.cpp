@@ -3,5 +3,7 @@
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
   manifest.add(ardkit::PluginKind::hook, "never_registered", "0", "must not load", {},
-               [](const ardkit::Params&, const ardkit::BuildContext&) { return std::make_shared<ardkit::Hook>(); });
+               [](const ardkit::Params&, const ardkit::BuildContext&) {
+                 return std::make_shared<ardkit::Hook>();
+               });
 }

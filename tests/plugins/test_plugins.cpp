@@ -10,7 +10,8 @@ class InterruptAfter : public ardkit::Hook {
  public:
   explicit InterruptAfter(int64_t steps) : steps_(steps) {}
   void on_step_end(const ardkit::HookEvent& event, ardkit::Knobs&) override {
-    if (event.step == steps_) std::raise(SIGINT);
+    if (event.step == steps_)
+      std::raise(SIGINT);
   }
 
  private:
@@ -20,10 +21,11 @@ class InterruptAfter : public ardkit::Hook {
 }  // namespace
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
-  manifest.add(ardkit::PluginKind::model, "failing", "0", "a model whose factory throws", {},
-               [](const ardkit::Params&, const ardkit::BuildContext&) -> std::shared_ptr<ardkit::Component> {
-                 throw std::runtime_error("deliberate failure");
-               });
+  manifest.add(
+      ardkit::PluginKind::model, "failing", "0", "a model whose factory throws", {},
+      [](const ardkit::Params&, const ardkit::BuildContext&) -> std::shared_ptr<ardkit::Component> {
+        throw std::runtime_error("deliberate failure");
+      });
   manifest.add(ardkit::PluginKind::hook, "interrupt_after", "0", "raises SIGINT after `step` steps",
                {ardkit::param::integer("step", 1).at_least(1)},
                [](const ardkit::Params& p, const ardkit::BuildContext&) {

@@ -18,14 +18,18 @@ struct Fixture {
 
   explicit Fixture(bool batch_norm = false) {
     torch::manual_seed(0);
-    data = test::make<ardkit::DataSource>(PluginKind::data, "synthetic", {{"train_size", int64_t{512}}});
+    data = test::make<ardkit::DataSource>(PluginKind::data, "synthetic",
+                                          {{"train_size", int64_t{512}}});
     ardkit::BuildContext context;
     context.data = data->spec();
     model = test::make<ardkit::Model>(PluginKind::model, "small_cnn",
-                                      {{"conv1", int64_t{16}}, {"conv2", int64_t{16}}, {"hidden", int64_t{64}},
+                                      {{"conv1", int64_t{16}},
+                                       {"conv2", int64_t{16}},
+                                       {"hidden", int64_t{64}},
                                        {"batch_norm", batch_norm}},
                                       context);
-    // A few epochs of plain training: invariants are only meaningful on a model that is right often.
+    // A few epochs of plain training: invariants are only meaningful on a model that is right
+    // often.
     torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));
     model->train();
     const int64_t n = data->size(ardkit::Split::train);
@@ -37,7 +41,8 @@ struct Fixture {
         sgd.step();
       }
     model->eval();
-    for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
+    for (auto& p : model->parameters())
+      p.mutable_grad() = torch::Tensor();
     batch = data->get(ardkit::Split::test, torch::arange(0, 128), false);
   }
 
@@ -63,8 +68,9 @@ TEST_CASE("adversarial examples stay in the eps-ball and in [0,1]") {
     for (const char* name : {"pgd", "fgsm"}) {
       CAPTURE(start);
       CAPTURE(name);
-      auto attack = test::make<ardkit::Attack>(PluginKind::attack, name,
-                                               {{"eps", eps}, {"random_start", std::string(start)}, {"gaussian_std", 0.5}});
+      auto attack = test::make<ardkit::Attack>(
+          PluginKind::attack, name,
+          {{"eps", eps}, {"random_start", std::string(start)}, {"gaussian_std", 0.5}});
       const auto x_adv = attack->perturb(f.target(), f.batch.x, f.batch.y);
       CHECK(x_adv.sizes() == f.batch.x.sizes());
       CHECK((x_adv - f.batch.x).abs().max().item<double>() <= eps + 1e-6);
@@ -77,9 +83,11 @@ TEST_CASE("adversarial examples stay in the eps-ball and in [0,1]") {
 
 TEST_CASE("robust accuracy is at most clean, and the attack actually hurts") {
   Fixture f;
-  const auto report = ardkit::evaluate(*f.model, *f.data, {{"fgsm", test::make<ardkit::Attack>(PluginKind::attack, "fgsm", {{"eps", 0.2}})},
-                                                           {"pgd", pgd(0.2, {{"steps", int64_t{10}}})}},
-                                       {ardkit::Split::test, 0, 64, "test"});
+  const auto report = ardkit::evaluate(
+      *f.model, *f.data,
+      {{"fgsm", test::make<ardkit::Attack>(PluginKind::attack, "fgsm", {{"eps", 0.2}})},
+       {"pgd", pgd(0.2, {{"steps", int64_t{10}}})}},
+      {ardkit::Split::test, 0, 64, "test"});
   REQUIRE(report.clean_accuracy > 0.5);
   for (const auto& a : report.attacks) {
     CAPTURE(a.name);
@@ -93,7 +101,8 @@ TEST_CASE("robust accuracy is at most clean, and the attack actually hurts") {
 
 TEST_CASE("eps 0 gives clean accuracy") {
   Fixture f;
-  const auto report = ardkit::evaluate(*f.model, *f.data, {{"pgd0", pgd(0.0)}}, {ardkit::Split::test, 0, 100, "t"});
+  const auto report =
+      ardkit::evaluate(*f.model, *f.data, {{"pgd0", pgd(0.0)}}, {ardkit::Split::test, 0, 100, "t"});
   CHECK(report.attacks[0].accuracy == doctest::Approx(report.clean_accuracy));
 }
 
@@ -110,7 +119,8 @@ TEST_CASE("same seed, same adversarial examples; restarts keep the worst case") 
   torch::manual_seed(7);
   const auto single = pgd(0.1, {{"steps", int64_t{3}}})->perturb(f.target(), f.batch.x, f.batch.y);
   const auto fooled_single = f.model->logits(single).argmax(1).ne(f.batch.y).sum().item<int64_t>();
-  CHECK(fooled_restarts >= fooled_single);  // the first restart is the single run; later ones only add
+  CHECK(fooled_restarts >=
+        fooled_single);  // the first restart is the single run; later ones only add
 }
 
 TEST_CASE("attacks leave parameter gradients undefined") {
@@ -118,15 +128,18 @@ TEST_CASE("attacks leave parameter gradients undefined") {
   for (const char* name : {"pgd", "fgsm"}) {
     auto attack = test::make<ardkit::Attack>(PluginKind::attack, name, {{"eps", 0.1}});
     attack->perturb(f.target(), f.batch.x, f.batch.y);
-    for (const auto& p : f.model->parameters()) CHECK_FALSE(p.grad().defined());
+    for (const auto& p : f.model->parameters())
+      CHECK_FALSE(p.grad().defined());
   }
 }
 
-TEST_CASE("BatchNorm mode: eval leaves running statistics alone, train updates them, mode is restored") {
+TEST_CASE(
+    "BatchNorm mode: eval leaves running statistics alone, train updates them, mode is restored") {
   Fixture f(/*batch_norm=*/true);
   auto running_mean = [&] {
     for (const auto& item : f.model->named_buffers())
-      if (item.key() == "bn1.running_mean") return item.value().clone();
+      if (item.key() == "bn1.running_mean")
+        return item.value().clone();
     FAIL("no bn1.running_mean");
     return torch::Tensor();
   };
@@ -149,7 +162,8 @@ TEST_CASE("an injected loss is the one maximized") {
   target.loss = [](const torch::Tensor& logits, const torch::Tensor&, const torch::Tensor&) {
     return logits.sum(1) * 0.0;
   };
-  const auto x_adv = pgd(0.1, {{"random_start", std::string("none")}})->perturb(target, f.batch.x, f.batch.y);
+  const auto x_adv =
+      pgd(0.1, {{"random_start", std::string("none")}})->perturb(target, f.batch.x, f.batch.y);
   CHECK(torch::equal(x_adv, f.batch.x));
   // A whole objective replaces model+loss: maximizing -||x_adv||^2 drives pixels towards 0.
   ardkit::AttackTarget shrink;
@@ -157,7 +171,8 @@ TEST_CASE("an injected loss is the one maximized") {
   shrink.objective = [](const torch::Tensor& x, const torch::Tensor&, const torch::Tensor&) {
     return -(x * x).flatten(1).sum(1);
   };
-  const auto smaller = pgd(0.1, {{"random_start", std::string("none")}})->perturb(shrink, f.batch.x, f.batch.y);
+  const auto smaller =
+      pgd(0.1, {{"random_start", std::string("none")}})->perturb(shrink, f.batch.x, f.batch.y);
   CHECK(smaller.sum().item<double>() < f.batch.x.sum().item<double>());
 }
 
@@ -169,7 +184,8 @@ TEST_CASE("per-sample losses match their definitions") {
   const auto log_p = torch::log_softmax(logits, 1);
   CHECK(ce[0].item<double>() == doctest::Approx(-log_p[0][0].item<double>()));
   CHECK(ce[1].item<double>() == doctest::Approx(-log_p[1][2].item<double>()));
-  // CW: -max(z_y - max_other + kappa, 0): sample 0 margin 1 -> -(1 + kappa); sample 1 margin -2 -> 0 at kappa 1.
+  // CW: -max(z_y - max_other + kappa, 0): sample 0 margin 1 -> -(1 + kappa); sample 1 margin -2 ->
+  // 0 at kappa 1.
   const auto cw = ardkit::losses::cw_margin(1.0)(logits, labels, rows);
   CHECK(cw[0].item<double>() == doctest::Approx(-2.0));
   CHECK(cw[1].item<double>() == doctest::Approx(-0.0));
@@ -177,7 +193,8 @@ TEST_CASE("per-sample losses match their definitions") {
   const auto dlr = ardkit::losses::dlr()(logits, labels, rows);
   CHECK(dlr[0].item<double>() == doctest::Approx(-(2.0 - 1.0) / (2.0 - 0.5)));
   CHECK(dlr[1].item<double>() == doctest::Approx(-(1.0 - 3.0) / (3.0 - 0.5)));
-  const auto tdlr = ardkit::losses::targeted_dlr(torch::tensor({1, 0}, torch::kLong))(logits, labels, rows);
+  const auto tdlr =
+      ardkit::losses::targeted_dlr(torch::tensor({1, 0}, torch::kLong))(logits, labels, rows);
   CHECK(tdlr[0].item<double>() == doctest::Approx(-(2.0 - 1.0) / (2.0 - 0.5 * (0.5 - 1.0))));
   // KL to a distribution equal to the model's own is zero; to a one-hot it is the CE.
   const auto probs = torch::softmax(logits, 1);

@@ -14,8 +14,8 @@ namespace {
 ardkit::ParamSchema sample_schema() {
   using namespace ardkit::param;
   return {real("eps", 0.1).at_least(0).at_most(1), integer("steps", 10).at_least(1),
-          string("random_start", "uniform").one_of({"none", "uniform"}), required(ardkit::ParamType::string, "root"),
-          real_list("mean", {})};
+          string("random_start", "uniform").one_of({"none", "uniform"}),
+          required(ardkit::ParamType::string, "root"), real_list("mean", {})};
 }
 
 ardkit::Params validate(const std::string& text) {
@@ -50,13 +50,17 @@ TEST_CASE("unknown key names the position and the nearest valid key") {
 TEST_CASE("wrong type, out of range, bad choice and missing key are config errors") {
   CHECK(contains(error_of([] { validate("root = 'r'\nsteps = 'ten'\n"); }, ErrorKind::config),
                  "exp.toml:2:9: [attack] 'steps' must be a integer, got string \"ten\""));
-  CHECK(contains(error_of([] { validate("root = 'r'\nsteps = 2.5\n"); }, ErrorKind::config), "must be a integer"));
+  CHECK(contains(error_of([] { validate("root = 'r'\nsteps = 2.5\n"); }, ErrorKind::config),
+                 "must be a integer"));
   CHECK(contains(error_of([] { validate("root = 'r'\neps = -0.1\n"); }, ErrorKind::config),
                  "'eps' = -0.1 is out of range: it must be in [0, 1]"));
-  CHECK(contains(error_of([] { validate("root = 'r'\nsteps = 0\n"); }, ErrorKind::config), "must be >= 1"));
-  CHECK(contains(error_of([] { validate("root = 'r'\nrandom_start = 'unifrm'\n"); }, ErrorKind::config),
-                 "did you mean 'uniform'?"));
-  CHECK(contains(error_of([] { validate("eps = 0.1\n"); }, ErrorKind::config), "missing required key 'root'"));
+  CHECK(contains(error_of([] { validate("root = 'r'\nsteps = 0\n"); }, ErrorKind::config),
+                 "must be >= 1"));
+  CHECK(contains(
+      error_of([] { validate("root = 'r'\nrandom_start = 'unifrm'\n"); }, ErrorKind::config),
+      "did you mean 'uniform'?"));
+  CHECK(contains(error_of([] { validate("eps = 0.1\n"); }, ErrorKind::config),
+                 "missing required key 'root'"));
   CHECK(contains(error_of([] { validate("root = 'r'\nmean = [0, 'a']\n"); }, ErrorKind::config),
                  "'mean' must be a float list"));
 }
@@ -75,22 +79,26 @@ TEST_CASE("experiment files: malformed TOML, unknown table, overrides") {
   CHECK(contains(m, file.string() + ":3:"));
   CHECK(contains(m, "malformed TOML"));
 
-  CHECK(contains(error_of([&] { ardkit::read_experiment(dir / "missing.toml", {}); }, ErrorKind::config),
-                 "experiment file not found"));
+  CHECK(contains(
+      error_of([&] { ardkit::read_experiment(dir / "missing.toml", {}); }, ErrorKind::config),
+      "experiment file not found"));
 
   test::write_text(file, "[run]\nseed = 1\n[trian]\nepochs = 2\n");
   const auto lookup = [](ardkit::PluginKind kind, const std::string& name,
                          const std::string& where) -> const ardkit::PluginInfo& {
     return test::builtin().find(kind, name, where).info;
   };
-  m = error_of([&] { ardkit::resolve_experiment(ardkit::read_experiment(file, {}), file, lookup); }, ErrorKind::config);
+  m = error_of([&] { ardkit::resolve_experiment(ardkit::read_experiment(file, {}), file, lookup); },
+               ErrorKind::config);
   CHECK(contains(m, ":3:2: unknown table 'trian' (did you mean 'train'?)"));
 
   test::write_text(file,
-                   "[data]\nplugin = 'synthetic'\n[student]\nplugin = 'small_cnn'\n[objective]\nplugin = 'natural'\n"
+                   "[data]\nplugin = 'synthetic'\n[student]\nplugin = "
+                   "'small_cnn'\n[objective]\nplugin = 'natural'\n"
                    "[train]\nepochs = 1\n[[eval]]\nplugin = 'pgd'\nsteps = 3\n");
-  const auto root = ardkit::read_experiment(
-      file, {"train.epochs=3", "train.batch_size=16", "eval.0.steps=5", "data.plugin=synthetic", "run.name=x"});
+  const auto root =
+      ardkit::read_experiment(file, {"train.epochs=3", "train.batch_size=16", "eval.0.steps=5",
+                                     "data.plugin=synthetic", "run.name=x"});
   const auto config = ardkit::resolve_experiment(root, file, lookup);
   CHECK(config.train.get_int("epochs") == 3);
   CHECK(config.train.get_int("batch_size") == 16);
@@ -99,20 +107,26 @@ TEST_CASE("experiment files: malformed TOML, unknown table, overrides") {
 
   // An override with a wrong type is reported as coming from --set.
   const auto bad = ardkit::read_experiment(file, {"train.epochs=many"});
-  CHECK(contains(error_of([&] { ardkit::resolve_experiment(bad, file, lookup); }, ErrorKind::config), "(--set)"));
-  CHECK(contains(error_of([&] { ardkit::read_experiment(file, {"novalue"}); }, ErrorKind::config), "KEY=VALUE"));
+  CHECK(
+      contains(error_of([&] { ardkit::resolve_experiment(bad, file, lookup); }, ErrorKind::config),
+               "(--set)"));
+  CHECK(contains(error_of([&] { ardkit::read_experiment(file, {"novalue"}); }, ErrorKind::config),
+                 "KEY=VALUE"));
 }
 
 TEST_CASE("run id depends on what changes results, not on where results go") {
   test::TempDir dir;
   const auto file = dir / "exp.toml";
-  test::write_text(file, "[data]\nplugin = 'synthetic'\n[student]\nplugin = 'small_cnn'\n[objective]\nplugin = 'natural'\n");
+  test::write_text(file,
+                   "[data]\nplugin = 'synthetic'\n[student]\nplugin = "
+                   "'small_cnn'\n[objective]\nplugin = 'natural'\n");
   const auto lookup = [](ardkit::PluginKind kind, const std::string& name,
                          const std::string& where) -> const ardkit::PluginInfo& {
     return test::builtin().find(kind, name, where).info;
   };
   auto id = [&](std::vector<std::string> overrides) {
-    return ardkit::resolve_experiment(ardkit::read_experiment(file, overrides), file, lookup).run_id();
+    return ardkit::resolve_experiment(ardkit::read_experiment(file, overrides), file, lookup)
+        .run_id();
   };
   const auto base = id({});
   CHECK(base.rfind("exp-", 0) == 0);
@@ -129,14 +143,18 @@ TEST_CASE("missing plugin tables and plugin keys are explained") {
                          const std::string& where) -> const ardkit::PluginInfo& {
     return test::builtin().find(kind, name, where).info;
   };
-  auto resolve = [&] { ardkit::resolve_experiment(ardkit::read_experiment(file, {}), file, lookup); };
+  auto resolve = [&] {
+    ardkit::resolve_experiment(ardkit::read_experiment(file, {}), file, lookup);
+  };
   test::write_text(file, "[data]\nplugin = 'synthetic'\n[student]\nplugin = 'small_cnn'\n");
   CHECK(contains(error_of(resolve, ErrorKind::config), "missing table [objective]"));
   test::write_text(file, "[data]\nseed = 1\n");
   CHECK(contains(error_of(resolve, ErrorKind::config), "[data] has no 'plugin' key"));
-  test::write_text(file, "[data]\nplugin = 'synthetic'\n[student]\nplugin = 'small_cnn'\nhiden = 3\n");
+  test::write_text(file,
+                   "[data]\nplugin = 'synthetic'\n[student]\nplugin = 'small_cnn'\nhiden = 3\n");
   CHECK(contains(error_of(resolve, ErrorKind::config), "did you mean 'hidden'?"));
   test::write_text(file, "[data]\nplugin = 'synthetic'\n[student]\nplugin = 'small_cnm'\n");
   const auto m = error_of(resolve, ErrorKind::plugin);
-  CHECK(contains(m, ":4:10: [student]: unknown model plugin 'small_cnm' (did you mean 'small_cnn'?)"));
+  CHECK(contains(m,
+                 ":4:10: [student]: unknown model plugin 'small_cnm' (did you mean 'small_cnn'?)"));
 }

@@ -19,12 +19,14 @@ std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& shape, uint8_t first
   std::vector<uint8_t> bytes = {0, 0, 0x08, static_cast<uint8_t>(shape.size())};
   size_t count = 1;
   for (uint32_t d : shape) {
-    for (int shift : {24, 16, 8, 0}) bytes.push_back(static_cast<uint8_t>(d >> shift));
+    for (int shift : {24, 16, 8, 0})
+      bytes.push_back(static_cast<uint8_t>(d >> shift));
     count *= d;
   }
   // Every pixel of image i holds first + i, so images can be told apart after a split.
   const size_t per_item = count / shape[0];
-  for (size_t i = 0; i < count; ++i) bytes.push_back(static_cast<uint8_t>(first + i / per_item));
+  for (size_t i = 0; i < count; ++i)
+    bytes.push_back(static_cast<uint8_t>(first + i / per_item));
   return bytes;
 }
 
@@ -34,7 +36,8 @@ void write_bytes(const std::filesystem::path& file, const std::vector<uint8_t>& 
     gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
     gzclose(f);
   } else {
-    std::ofstream(file, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    std::ofstream(file, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   }
 }
 
@@ -43,7 +46,8 @@ void write_dataset(const std::filesystem::path& root, bool gzip) {
   const std::string ext = gzip ? ".gz" : "";
   auto labels = [](uint32_t n) {
     auto b = idx_bytes({n}, 0);
-    for (size_t i = 8; i < b.size(); ++i) b[i] = static_cast<uint8_t>((i - 8) % 10);
+    for (size_t i = 8; i < b.size(); ++i)
+      b[i] = static_cast<uint8_t>((i - 8) % 10);
     return b;
   };
   write_bytes(root / ("train-images-idx3-ubyte" + ext), idx_bytes({20, 4, 4}, 0), gzip);
@@ -55,7 +59,8 @@ void write_dataset(const std::filesystem::path& root, bool gzip) {
 std::shared_ptr<ardkit::DataSource> idx(const std::filesystem::path& root,
                                         std::map<std::string, ardkit::Value> extra = {}) {
   extra["root"] = root.string();
-  if (!extra.count("validation")) extra["validation"] = int64_t{4};
+  if (!extra.count("validation"))
+    extra["validation"] = int64_t{4};
   return test::make<ardkit::DataSource>(PluginKind::data, "idx", extra);
 }
 
@@ -80,7 +85,8 @@ TEST_CASE("idx reads gzipped and plain files identically, with splits") {
     // Train and validation partition the training file: all 20 first pixels appear exactly once.
     const auto train = data->get(Split::train, torch::arange(0, 16), false);
     const auto val = data->get(Split::validation, torch::arange(0, 4), false);
-    auto firsts = torch::cat({train.x.select(2, 0).select(2, 0).flatten(), val.x.select(2, 0).select(2, 0).flatten()});
+    auto firsts = torch::cat(
+        {train.x.select(2, 0).select(2, 0).flatten(), val.x.select(2, 0).select(2, 0).flatten()});
     CHECK(std::get<0>(torch::_unique(firsts)).size(0) == 20);
   }
 }
@@ -89,7 +95,9 @@ TEST_CASE("idx split is seeded and subsets cut") {
   test::TempDir dir;
   write_dataset(dir.path, true);
   auto first = [&](int64_t seed) {
-    return idx(dir.path, {{"split_seed", seed}})->get(Split::validation, torch::arange(0, 4), false).x;
+    return idx(dir.path, {{"split_seed", seed}})
+        ->get(Split::validation, torch::arange(0, 4), false)
+        .x;
   };
   CHECK(torch::equal(first(1), first(1)));
   CHECK_FALSE(torch::equal(first(1), first(2)));
@@ -120,12 +128,21 @@ TEST_CASE("idx: missing, truncated and malformed files are clear errors") {
   write_bytes(dir / "train-images-idx3-ubyte.gz", idx_bytes({20, 4, 4}, 0), true);
   const auto size = std::filesystem::file_size(dir / "train-images-idx3-ubyte.gz");
   std::filesystem::resize_file(dir / "train-images-idx3-ubyte.gz", size / 2);
-  CHECK(contains(error_of([&] { idx(dir.path); }, ardkit::ErrorKind::runtime), "train-images-idx3-ubyte.gz"));
+  CHECK(contains(error_of([&] { idx(dir.path); }, ardkit::ErrorKind::runtime),
+                 "train-images-idx3-ubyte.gz"));
 
   write_dataset(dir.path, true);
-  CHECK(contains(error_of([&] { idx(dir.path, {{"validation", int64_t{20}}}); }, ardkit::ErrorKind::config),
+  CHECK(contains(error_of(
+                     [&] {
+                       idx(dir.path, {{"validation", int64_t{20}}});
+                     },
+                     ardkit::ErrorKind::config),
                  "leaves no training samples"));
-  CHECK(contains(error_of([&] { idx(dir.path, {{"num_classes", int64_t{5}}}); }, ardkit::ErrorKind::config),
+  CHECK(contains(error_of(
+                     [&] {
+                       idx(dir.path, {{"num_classes", int64_t{5}}});
+                     },
+                     ardkit::ErrorKind::config),
                  "labels go up to 9"));
 }
 
@@ -140,8 +157,8 @@ TEST_CASE("synthetic data is deterministic in its own seed") {
 }
 
 TEST_CASE("augmentation crops with zero padding and flips, only when asked, only on train") {
-  auto data = test::make<ardkit::DataSource>(PluginKind::data, "synthetic",
-                                             {{"crop_padding", int64_t{2}}, {"horizontal_flip", true}});
+  auto data = test::make<ardkit::DataSource>(
+      PluginKind::data, "synthetic", {{"crop_padding", int64_t{2}}, {"horizontal_flip", true}});
   const auto idx = torch::arange(0, 64);
   const auto plain = data->get(Split::train, idx, false).x;
   torch::manual_seed(1);

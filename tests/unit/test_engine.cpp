@@ -55,9 +55,11 @@ struct TinyRun {
   ardkit::LoadedExperiment experiment;
   std::unique_ptr<ardkit::RunDir> run;
 
-  explicit TinyRun(const std::vector<std::string>& overrides = {}, const std::string& text = kTiny) {
+  explicit TinyRun(const std::vector<std::string>& overrides = {},
+                   const std::string& text = kTiny) {
     test::write_text(dir / "tiny.toml", text);
-    experiment = ardkit::load_experiment(dir / "tiny.toml", overrides, {ARDKIT_TEST_PLUGIN_DIR "/good"});
+    experiment =
+        ardkit::load_experiment(dir / "tiny.toml", overrides, {ARDKIT_TEST_PLUGIN_DIR "/good"});
     run = std::make_unique<ardkit::RunDir>(dir / "run", experiment.config.run_id(), "tiny.toml");
   }
   ardkit::TrainOutcome train() {
@@ -86,7 +88,8 @@ TEST_CASE("a tiny adversarial training run fills its folder") {
   const auto results = nlohmann::json::parse(results_file);
   CHECK(results["last"]["points"] == 128);
   CHECK(results["last"]["clean_acc"].get<double>() > 30.0);  // 10 classes: chance is 10%
-  CHECK(results["last"]["attacks"]["pgd5"]["robust_acc"].get<double>() <= results["last"]["clean_acc"].get<double>());
+  CHECK(results["last"]["attacks"]["pgd5"]["robust_acc"].get<double>() <=
+        results["last"]["clean_acc"].get<double>());
   CHECK(results.contains("best"));
   CHECK(results["train_eps"].get<double>() == doctest::Approx(0.1));
 
@@ -107,7 +110,7 @@ TEST_CASE("a tiny adversarial training run fills its folder") {
     }
   }
   CHECK(epochs == 3);
-  CHECK(steps >= 3 * 9);  // 18 batches per epoch, a line every 2 steps
+  CHECK(steps >= 3 * 9);                     // 18 batches per epoch, a line every 2 steps
   CHECK(last_lr == doctest::Approx(0.005));  // multistep milestone at epoch 2, gamma 0.1
 }
 
@@ -116,7 +119,8 @@ TEST_CASE("an interrupted run resumes to the same weights as an uninterrupted on
   REQUIRE(whole.train() == ardkit::TrainOutcome::completed);
 
   // Interrupt mid-epoch (step 5 of 18 batches per epoch), as Ctrl-C would.
-  const std::string interrupted = std::string(kTiny) + "\n[[hook]]\nplugin = \"interrupt_after\"\nstep = 5\n";
+  const std::string interrupted =
+      std::string(kTiny) + "\n[[hook]]\nplugin = \"interrupt_after\"\nstep = 5\n";
   TinyRun split({}, interrupted);
   ardkit::install_interrupt_handlers();
   REQUIRE(split.train() == ardkit::TrainOutcome::interrupted);
@@ -128,7 +132,8 @@ TEST_CASE("an interrupted run resumes to the same weights as an uninterrupted on
   const auto a = whole.final_weights();
   const auto b = split.final_weights();
   REQUIRE(a.size() == b.size());
-  for (size_t i = 0; i < a.size(); ++i) CHECK(torch::equal(a[i], b[i]));
+  for (size_t i = 0; i < a.size(); ++i)
+    CHECK(torch::equal(a[i], b[i]));
 }
 
 TEST_CASE("a loss that becomes NaN stops the run naming the step and the term") {
@@ -159,7 +164,8 @@ TEST_CASE("objectives that need an attack refuse to run without one") {
 
 TEST_CASE("a linear_ramp hook moves attack.eps step by step and the run logs it") {
   const std::string ramped =
-      std::string(kTiny) + "\n[[hook]]\nplugin = \"linear_ramp\"\nknob = \"attack.eps\"\nto = 0.1\nepochs = 1\n";
+      std::string(kTiny) +
+      "\n[[hook]]\nplugin = \"linear_ramp\"\nknob = \"attack.eps\"\nto = 0.1\nepochs = 1\n";
   TinyRun r({"train.epochs=2"}, ramped);
   REQUIRE(r.train() == ardkit::TrainOutcome::completed);
   std::ifstream metrics(r.run->metrics_path());
@@ -167,8 +173,10 @@ TEST_CASE("a linear_ramp hook moves attack.eps step by step and the run logs it"
   int checked = 0;
   for (std::string line; std::getline(metrics, line);) {
     const auto j = nlohmann::json::parse(line);
-    if (j["type"] != "step") continue;
-    // The value a step used was set after the previous step: from + (to - from) * (step - 1) / ramp.
+    if (j["type"] != "step")
+      continue;
+    // The value a step used was set after the previous step: from + (to - from) * (step - 1) /
+    // ramp.
     const double step = j["step"].get<double>();
     const double expected = 0.1 * std::min(1.0, (step - 1) / steps_per_epoch);
     CHECK(j["knob.attack.eps"].get<double>() == doctest::Approx(expected));
@@ -178,7 +186,8 @@ TEST_CASE("a linear_ramp hook moves attack.eps step by step and the run logs it"
 }
 
 TEST_CASE("a hook naming an undeclared knob fails before training") {
-  const std::string text = std::string(kTiny) + "\n[[hook]]\nplugin = \"linear_ramp\"\nknob = \"temprature\"\nto = 4\n";
+  const std::string text =
+      std::string(kTiny) + "\n[[hook]]\nplugin = \"linear_ramp\"\nknob = \"temprature\"\nto = 4\n";
   TinyRun r({}, text);
   try {
     r.train();
@@ -192,12 +201,13 @@ TEST_CASE("a hook naming an undeclared knob fails before training") {
 
 TEST_CASE("the same weights get the same evaluation: with one epoch, best and last agree exactly") {
   // One step from a random start in a wide ball: the outcome is decided by the random start.
-  TinyRun r({"train.epochs=1", "objective.plugin=natural", "train.batch_size=8", "eval.0.steps=1", "eval.0.eps=0.3",
-             "eval.0.step_size=0.01"});
+  TinyRun r({"train.epochs=1", "objective.plugin=natural", "train.batch_size=8", "eval.0.steps=1",
+             "eval.0.eps=0.3", "eval.0.step_size=0.01"});
   REQUIRE(r.train() == ardkit::TrainOutcome::completed);
   std::ifstream results_file(r.run->results_path());
   const auto results = nlohmann::json::parse(results_file);
   REQUIRE(results.contains("best"));
   CHECK(results["best"]["clean_acc"] == results["last"]["clean_acc"]);
-  CHECK(results["best"]["attacks"]["pgd5"]["robust_acc"] == results["last"]["attacks"]["pgd5"]["robust_acc"]);
+  CHECK(results["best"]["attacks"]["pgd5"]["robust_acc"] ==
+        results["last"]["attacks"]["pgd5"]["robust_acc"]);
 }

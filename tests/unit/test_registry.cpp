@@ -22,22 +22,26 @@ TEST_CASE("built-in plugins load with kind, version and library") {
   const auto& pgd = r.find(ardkit::PluginKind::attack, "pgd");
   CHECK(pgd.info.version == "1.0.0");
   CHECK(pgd.library.filename() == "ardkit_pgd.so");
-  for (const char* name : {"idx", "synthetic"}) CHECK(r.find(ardkit::PluginKind::data, name).info.name == name);
+  for (const char* name : {"idx", "synthetic"})
+    CHECK(r.find(ardkit::PluginKind::data, name).info.name == name);
   CHECK(r.find(ardkit::PluginKind::model, "small_cnn").info.schema.size() >= 3);
 }
 
 TEST_CASE("unknown plugin names list the kind's plugins and the nearest") {
-  const auto m = error_of([] { test::builtin().find(ardkit::PluginKind::attack, "pgdd", "exp.toml:3:10: [attack]"); },
-                          ErrorKind::plugin);
+  const auto m = error_of(
+      [] { test::builtin().find(ardkit::PluginKind::attack, "pgdd", "exp.toml:3:10: [attack]"); },
+      ErrorKind::plugin);
   CHECK(contains(m, "exp.toml:3:10: [attack]: unknown attack plugin 'pgdd' (did you mean 'pgd'?)"));
   CHECK(contains(m, "known attack plugins: fgsm, pgd"));
-  CHECK(contains(error_of([] { test::builtin().find(ardkit::PluginKind::attack, "small_cnn"); }, ErrorKind::plugin),
+  CHECK(contains(error_of([] { test::builtin().find(ardkit::PluginKind::attack, "small_cnn"); },
+                          ErrorKind::plugin),
                  "'small_cnn' is a model plugin"));
 }
 
 TEST_CASE("a library built for another ABI is refused, saying what differs") {
   const auto m = load_error({kTestPlugins / "abi"});
-  CHECK(contains(m, "test_abi_mismatch.so: built for ardkit plugin ABI 999, this ardkit speaks ABI 1"));
+  CHECK(contains(
+      m, "test_abi_mismatch.so: built for ardkit plugin ABI 999, this ardkit speaks ABI 1"));
   CHECK(contains(m, "rebuild the plugin"));
 }
 
@@ -69,7 +73,9 @@ TEST_CASE("a library of the same file name earlier in the path shadows the built
 TEST_CASE("a throwing factory becomes an ardkit::Error naming the plugin") {
   ardkit::Registry registry({kTestPlugins / "good"});
   const auto m = error_of(
-      [&] { registry.create<ardkit::Model>(ardkit::PluginKind::model, "failing", ardkit::Params(), {}); },
+      [&] {
+        registry.create<ardkit::Model>(ardkit::PluginKind::model, "failing", ardkit::Params(), {});
+      },
       ErrorKind::runtime);
   CHECK(contains(m, "model plugin 'failing'"));
   CHECK(contains(m, "deliberate failure"));
@@ -81,7 +87,8 @@ TEST_CASE("objects outlive the registry that created them") {
     ardkit::Registry registry({kBuiltin});
     const auto& entry = registry.find(ardkit::PluginKind::attack, "fgsm");
     ardkit::Params params;
-    for (const auto& spec : entry.info.schema) params.set(spec.key, *spec.default_value);
+    for (const auto& spec : entry.info.schema)
+      params.set(spec.key, *spec.default_value);
     attack = registry.create<ardkit::Attack>(ardkit::PluginKind::attack, "fgsm", params, {});
   }
   CHECK(attack->threat().eps == doctest::Approx(8.0 / 255));

@@ -17,7 +17,8 @@ struct TempDir {
   std::filesystem::path path;
   TempDir() {
     std::random_device rd;
-    path = std::filesystem::temp_directory_path() / ("ardkit-test-" + std::to_string(rd()) + std::to_string(rd()));
+    path = std::filesystem::temp_directory_path() /
+           ("ardkit-test-" + std::to_string(rd()) + std::to_string(rd()));
     std::filesystem::create_directories(path);
   }
   ~TempDir() {
@@ -66,8 +67,10 @@ inline ardkit::Params params_for(ardkit::PluginKind kind, const std::string& nam
   const auto& entry = builtin().find(kind, name);
   ardkit::Params params("test [" + name + "]");
   for (const auto& spec : entry.info.schema)
-    if (spec.default_value) params.set(spec.key, *spec.default_value);
-  for (const auto& [key, value] : overrides) params.set(key, value);
+    if (spec.default_value)
+      params.set(spec.key, *spec.default_value);
+  for (const auto& [key, value] : overrides)
+    params.set(key, value);
   return params;
 }
 

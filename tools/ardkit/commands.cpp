@@ -33,7 +33,8 @@ void add_common(po::options_description& d, CommonOptions& o) {
       "extra plugin folder, searched first (repeatable; also ARDKIT_PLUGIN_PATH)");
 }
 
-po::variables_map parse(const std::vector<std::string>& args, const po::options_description& visible,
+po::variables_map parse(const std::vector<std::string>& args,
+                        const po::options_description& visible,
                         const po::positional_options_description& positional) {
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(visible).positional(positional).run(), vm);
@@ -47,7 +48,9 @@ std::vector<fs::path> to_paths(const std::vector<std::string>& items) {
 
 void set_threads(int64_t configured) {
   const int64_t threads =
-      configured > 0 ? configured : std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
+      configured > 0
+          ? configured
+          : std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
   // Debian's LibTorch starts with one intra-op thread; use the machine unless told otherwise.
   torch::set_num_threads(static_cast<int>(threads));
   // Weight decay drives many weights towards zero; denormal arithmetic is ~10x slower on x86 and
@@ -62,7 +65,8 @@ EvalReport report_from_json(const nlohmann::ordered_json& j) {
   r.worst_case = j.value("worst_case_acc", 0.0) / 100;
   if (j.contains("attacks"))
     for (const auto& [name, value] : j["attacks"].items())
-      r.attacks.push_back({name, value.value("robust_acc", 0.0) / 100, value.value("seconds", 0.0)});
+      r.attacks.push_back(
+          {name, value.value("robust_acc", 0.0) / 100, value.value("seconds", 0.0)});
   return r;
 }
 
@@ -73,11 +77,14 @@ std::vector<std::pair<std::string, EvalReport>> rows_of(const fs::path& results)
   try {
     j = nlohmann::ordered_json::parse(in);
   } catch (const std::exception& e) {
-    throw_runtime_error(results.string() + ": unreadable results file (" + e.what() + "); re-run the experiment");
+    throw_runtime_error(results.string() + ": unreadable results file (" + e.what() +
+                        "); re-run the experiment");
   }
   std::vector<std::pair<std::string, EvalReport>> rows;
   for (const char* which : {"last", "best"})
-    if (j.contains(which)) rows.emplace_back(fmt::format("{} ({})", j.value("name", "?"), which), report_from_json(j[which]));
+    if (j.contains(which))
+      rows.emplace_back(fmt::format("{} ({})", j.value("name", "?"), which),
+                        report_from_json(j[which]));
   return rows;
 }
 
@@ -98,9 +105,11 @@ int run_command(const std::vector<std::string>& args) {
   int64_t threads = -1;
   po::options_description d(kRunHelp);
   add_common(d, common);
-  d.add_options()("set", po::value(&overrides)->composing(), "override a key: --set train.epochs=2 (repeatable)")(
+  d.add_options()("set", po::value(&overrides)->composing(),
+                  "override a key: --set train.epochs=2 (repeatable)")(
       "output,o", po::value(&output), "folder for run folders (overrides [run] output)")(
-      "threads", po::value(&threads), "LibTorch threads (overrides [run] threads; 0 = one per core)")(
+      "threads", po::value(&threads),
+      "LibTorch threads (overrides [run] threads; 0 = one per core)")(
       "experiment", po::value(&file), "experiment TOML file");
   po::positional_options_description positional;
   positional.add("experiment", 1);
@@ -109,24 +118,30 @@ int run_command(const std::vector<std::string>& args) {
     std::cout << d << "\n";
     return 0;
   }
-  if (file.empty()) throw_config_error("run: missing EXPERIMENT.toml; usage: ardkit run EXPERIMENT.toml");
-  if (!output.empty()) overrides.push_back("run.output=" + nlohmann::json(output).dump());
-  if (threads >= 0) overrides.push_back("run.threads=" + std::to_string(threads));
+  if (file.empty())
+    throw_config_error("run: missing EXPERIMENT.toml; usage: ardkit run EXPERIMENT.toml");
+  if (!output.empty())
+    overrides.push_back("run.output=" + nlohmann::json(output).dump());
+  if (threads >= 0)
+    overrides.push_back("run.threads=" + std::to_string(threads));
 
   LoadedExperiment experiment = load_experiment(file, overrides, to_paths(common.plugin_path));
   const ExperimentConfig& config = experiment.config;
   set_threads(config.run.get_int("threads"));
   if (config.run.get_string("device") == "cuda" && !torch::cuda::is_available())
-    throw_config_error(config.run.origin("device") + ": [run] device = \"cuda\" but no CUDA device is available "
+    throw_config_error(config.run.origin("device") +
+                       ": [run] device = \"cuda\" but no CUDA device is available "
                        "to this LibTorch; use device = \"cpu\"");
-  if (config.run.get_bool("deterministic")) at::globalContext().setDeterministicAlgorithms(true, false);
+  if (config.run.get_bool("deterministic"))
+    at::globalContext().setDeterministicAlgorithms(true, false);
 
   const fs::path folder = fs::path(config.run.get_string("output")) / config.run_id();
   if (fs::exists(folder / "status.json")) {
     RunDir existing(folder, config.run_id(), file);
     if (existing.state() == "completed" && fs::exists(existing.results_path())) {
-      std::cerr << fmt::format("run {} already completed; nothing to do (delete the folder to run it again)\n",
-                               folder.string());
+      std::cerr << fmt::format(
+          "run {} already completed; nothing to do (delete the folder to run it again)\n",
+          folder.string());
       std::cout << format_report_table(rows_of(existing.results_path()));
       std::cout << folder.string() << "\n";
       return 0;
@@ -139,7 +154,8 @@ int run_command(const std::vector<std::string>& args) {
   run.lock();
   run.write_config(config.resolved());
   set_log_file(run.log_path().string());
-  log_line(fmt::format("run {} ({} threads) in {}", config.run_id(), torch::get_num_threads(), folder.string()));
+  log_line(fmt::format("run {} ({} threads) in {}", config.run_id(), torch::get_num_threads(),
+                       folder.string()));
   run.set_state("running");
   install_interrupt_handlers();
   try {
@@ -172,11 +188,14 @@ int validate_command(const std::vector<std::string>& args) {
   std::string file;
   std::vector<std::string> overrides;
   po::options_description d(
-      "usage: ardkit validate EXPERIMENT.toml [options]\n\nChecks an experiment without running it: TOML syntax, "
-      "tables and keys against the host's and plugins' schemas, plugin names, and that every component "
+      "usage: ardkit validate EXPERIMENT.toml [options]\n\nChecks an experiment without running "
+      "it: TOML syntax, "
+      "tables and keys against the host's and plugins' schemas, plugin names, and that every "
+      "component "
       "builds (dataset files readable, checkpoints loadable).\n\noptions");
   add_common(d, common);
-  d.add_options()("set", po::value(&overrides)->composing(), "override a key: --set train.epochs=2 (repeatable)")(
+  d.add_options()("set", po::value(&overrides)->composing(),
+                  "override a key: --set train.epochs=2 (repeatable)")(
       "experiment", po::value(&file), "experiment TOML file");
   po::positional_options_description positional;
   positional.add("experiment", 1);
@@ -185,7 +204,8 @@ int validate_command(const std::vector<std::string>& args) {
     std::cout << d << "\n";
     return 0;
   }
-  if (file.empty()) throw_config_error("validate: missing EXPERIMENT.toml; usage: ardkit validate EXPERIMENT.toml");
+  if (file.empty())
+    throw_config_error("validate: missing EXPERIMENT.toml; usage: ardkit validate EXPERIMENT.toml");
   LoadedExperiment experiment = load_experiment(file, overrides, to_paths(common.plugin_path));
   build_components(experiment);
   std::cout << fmt::format("{}: ok (run id {})\n", file, experiment.config.run_id());
@@ -196,8 +216,10 @@ int plugins_command(const std::vector<std::string>& args) {
   CommonOptions common;
   std::vector<std::string> words;
   po::options_description d(
-      "usage: ardkit plugins [list | show NAME] [options]\n\n  list        every plugin: kind, name, version, "
-      "library, summary\n  show NAME   a plugin's parameters: type, default, allowed range, doc\n\noptions");
+      "usage: ardkit plugins [list | show NAME] [options]\n\n  list        every plugin: kind, "
+      "name, version, "
+      "library, summary\n  show NAME   a plugin's parameters: type, default, allowed range, "
+      "doc\n\noptions");
   add_common(d, common);
   d.add_options()("words", po::value(&words), "list | show NAME");
   po::positional_options_description positional;
@@ -207,22 +229,27 @@ int plugins_command(const std::vector<std::string>& args) {
     std::cout << d << "\n";
     return 0;
   }
-  if (words.empty()) words = {"list"};
+  if (words.empty())
+    words = {"list"};
   Registry registry(plugin_search_path(to_paths(common.plugin_path), {}));
   if (words[0] == "list" && words.size() == 1) {
     std::vector<const PluginEntry*> sorted;
-    for (const auto& e : registry.entries()) sorted.push_back(&e);
+    for (const auto& e : registry.entries())
+      sorted.push_back(&e);
     std::sort(sorted.begin(), sorted.end(), [](const PluginEntry* a, const PluginEntry* b) {
       return std::make_pair(std::string(kind_name(a->info.kind)), a->info.name) <
              std::make_pair(std::string(kind_name(b->info.kind)), b->info.name);
     });
-    std::cout << fmt::format("{:<10} {:<14} {:<8} {:<26} {}\n", "kind", "name", "version", "library", "summary");
+    std::cout << fmt::format("{:<10} {:<14} {:<8} {:<26} {}\n", "kind", "name", "version",
+                             "library", "summary");
     for (const auto* e : sorted)
-      std::cout << fmt::format("{:<10} {:<14} {:<8} {:<26} {}\n", kind_name(e->info.kind), e->info.name,
-                               e->info.version, e->library.filename().string(), e->info.summary);
+      std::cout << fmt::format("{:<10} {:<14} {:<8} {:<26} {}\n", kind_name(e->info.kind),
+                               e->info.name, e->info.version, e->library.filename().string(),
+                               e->info.summary);
     std::cout << fmt::format("\n{} plugins from {}\n", sorted.size(), [&] {
       std::vector<std::string> dirs;
-      for (const auto& p : registry.search_path()) dirs.push_back(p.string());
+      for (const auto& p : registry.search_path())
+        dirs.push_back(p.string());
       return join(dirs, ":");
     }());
     return 0;
@@ -231,19 +258,23 @@ int plugins_command(const std::vector<std::string>& args) {
     const auto matches = registry.find_any(words[1]);
     if (matches.empty()) {
       std::vector<std::string> names;
-      for (const auto& e : registry.entries()) names.push_back(e.info.name);
-      throw_plugin_error(fmt::format("no plugin named '{}'{}; `ardkit plugins list` shows them all", words[1],
-                                     did_you_mean(words[1], names)));
+      for (const auto& e : registry.entries())
+        names.push_back(e.info.name);
+      throw_plugin_error(fmt::format("no plugin named '{}'{}; `ardkit plugins list` shows them all",
+                                     words[1], did_you_mean(words[1], names)));
     }
     for (const auto* e : matches) {
-      std::cout << fmt::format("{} {} {} — {}\n  library: {}\n", kind_name(e->info.kind), e->info.name,
-                               e->info.version, e->info.summary, e->library.string());
-      if (e->info.schema.empty()) std::cout << "  (no parameters)\n";
-      else std::cout << "  parameters:\n";
+      std::cout << fmt::format("{} {} {} — {}\n  library: {}\n", kind_name(e->info.kind),
+                               e->info.name, e->info.version, e->info.summary, e->library.string());
+      if (e->info.schema.empty())
+        std::cout << "  (no parameters)\n";
+      else
+        std::cout << "  parameters:\n";
       for (const auto& spec : e->info.schema) {
-        std::cout << fmt::format("    {:<16} {:<13} {:<22} {}{}\n", spec.key, type_name(spec.type),
-                                 spec.required() ? "required" : "= " + format_value(*spec.default_value), spec.doc,
-                                 spec.constraint_text().empty() ? "" : " (" + spec.constraint_text() + ")");
+        std::cout << fmt::format(
+            "    {:<16} {:<13} {:<22} {}{}\n", spec.key, type_name(spec.type),
+            spec.required() ? "required" : "= " + format_value(*spec.default_value), spec.doc,
+            spec.constraint_text().empty() ? "" : " (" + spec.constraint_text() + ")");
       }
     }
     return 0;
@@ -255,9 +286,11 @@ int report_command(const std::vector<std::string>& args) {
   bool help = false;
   std::vector<std::string> paths;
   po::options_description d(
-      "usage: ardkit report PATH...\n\nPrints one table of the results of completed runs. PATH is a run folder or "
+      "usage: ardkit report PATH...\n\nPrints one table of the results of completed runs. PATH is "
+      "a run folder or "
       "a folder holding run folders.\n\noptions");
-  d.add_options()("help,h", po::bool_switch(&help), "show this help")("paths", po::value(&paths), "run folders");
+  d.add_options()("help,h", po::bool_switch(&help), "show this help")("paths", po::value(&paths),
+                                                                      "run folders");
   po::positional_options_description positional;
   positional.add("paths", -1);
   parse(args, d, positional);
@@ -271,17 +304,21 @@ int report_command(const std::vector<std::string>& args) {
       results.push_back(fs::path(p) / "results.json");
       continue;
     }
-    if (!fs::is_directory(p)) throw_config_error("report: " + p + " is neither a run folder nor a folder of runs");
+    if (!fs::is_directory(p))
+      throw_config_error("report: " + p + " is neither a run folder nor a folder of runs");
     std::vector<fs::path> found;
     for (const auto& item : fs::directory_iterator(p))
-      if (fs::exists(item.path() / "results.json")) found.push_back(item.path() / "results.json");
+      if (fs::exists(item.path() / "results.json"))
+        found.push_back(item.path() / "results.json");
     std::sort(found.begin(), found.end());
     results.insert(results.end(), found.begin(), found.end());
   }
-  if (results.empty()) throw_runtime_error("report: no completed runs (results.json) under the given paths");
+  if (results.empty())
+    throw_runtime_error("report: no completed runs (results.json) under the given paths");
   std::vector<std::pair<std::string, EvalReport>> rows;
   for (const auto& r : results)
-    for (auto& row : rows_of(r)) rows.push_back(std::move(row));
+    for (auto& row : rows_of(r))
+      rows.push_back(std::move(row));
   std::cout << format_report_table(rows);
   return 0;
 }

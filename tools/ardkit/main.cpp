@@ -36,10 +36,14 @@ int main(int argc, char** argv) {
   const std::string command = args[0];
   args.erase(args.begin());
   try {
-    if (command == "run") return ardkit::cli::run_command(args);
-    if (command == "validate") return ardkit::cli::validate_command(args);
-    if (command == "plugins") return ardkit::cli::plugins_command(args);
-    if (command == "report") return ardkit::cli::report_command(args);
+    if (command == "run")
+      return ardkit::cli::run_command(args);
+    if (command == "validate")
+      return ardkit::cli::validate_command(args);
+    if (command == "plugins")
+      return ardkit::cli::plugins_command(args);
+    if (command == "report")
+      return ardkit::cli::report_command(args);
     std::cerr << "ardkit: unknown command '" << command << "'"
               << ardkit::did_you_mean(command, {"run", "validate", "plugins", "report"})
               << "; see ardkit --help\n";
@@ -48,7 +52,8 @@ int main(int argc, char** argv) {
     std::cerr << "ardkit: error: " << e.what() << "\n";
     return e.exit_code();
   } catch (const boost::program_options::error& e) {
-    std::cerr << "ardkit " << command << ": " << e.what() << "; see ardkit " << command << " --help\n";
+    std::cerr << "ardkit " << command << ": " << e.what() << "; see ardkit " << command
+              << " --help\n";
     return 2;
   } catch (const c10::Error& e) {
     std::cerr << "ardkit: error: LibTorch: " << e.what_without_backtrace() << "\n";

@@ -63,6 +63,7 @@ class ARDKIT_API Attack : public Component {
 using AttackPtr = std::shared_ptr<Attack>;
 
 // Projection onto the L-inf ball of radius eps around x, then onto [0,1].
-ARDKIT_API torch::Tensor project_linf(const torch::Tensor& x_adv, const torch::Tensor& x, double eps);
+ARDKIT_API torch::Tensor project_linf(const torch::Tensor& x_adv, const torch::Tensor& x,
+                                      double eps);
 
 }  // namespace ardkit

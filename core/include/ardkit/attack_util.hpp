@@ -14,8 +14,8 @@ namespace ardkit {
 // Start of an L-inf attack: "none" (x), "uniform" (x + U(-eps, eps)) or "gaussian"
 // (x + std * N(0, 1), as TRADES/RSLAD/AdaAD). `clip` puts the start into [0,1] before the first
 // gradient (torchattacks); the official ARD code does not.
-inline torch::Tensor random_start(const torch::Tensor& x, const std::string& kind, double eps, double gaussian_std,
-                                  bool clip) {
+inline torch::Tensor random_start(const torch::Tensor& x, const std::string& kind, double eps,
+                                  double gaussian_std, bool clip) {
   torch::Tensor start;
   if (kind == "uniform")
     start = x + torch::empty_like(x).uniform_(-eps, eps);
@@ -54,10 +54,13 @@ class WorstCase {
 
 // The `random_start` keys shared by fgsm and pgd.
 inline void add_start_params(ParamSchema& schema, const std::string& default_start) {
-  schema.push_back(param::string("random_start", default_start).one_of({"none", "uniform", "gaussian"})
+  schema.push_back(param::string("random_start", default_start)
+                       .one_of({"none", "uniform", "gaussian"})
                        .help("start point: x, x + U(-eps,eps), or x + gaussian_std * N(0,1)"));
-  schema.push_back(param::real("gaussian_std", 0.001).at_least(0).help("std of the gaussian start"));
-  schema.push_back(param::boolean("clip_start", true).help("clip the start into [0,1] before the first gradient"));
+  schema.push_back(
+      param::real("gaussian_std", 0.001).at_least(0).help("std of the gaussian start"));
+  schema.push_back(param::boolean("clip_start", true)
+                       .help("clip the start into [0,1] before the first gradient"));
 }
 
 }  // namespace ardkit

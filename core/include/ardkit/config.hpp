@@ -33,8 +33,8 @@ ARDKIT_API toml::table to_toml(const Params& params);
 struct PluginTable {
   std::string table;  // "attack", "eval[2]"
   std::string plugin;
-  Params params;      // the plugin's validated parameters
-  Params host;        // host keys of this table (checkpoint, name, ...)
+  Params params;  // the plugin's validated parameters
+  Params host;    // host keys of this table (checkpoint, name, ...)
 };
 
 struct ARDKIT_API ExperimentConfig {
@@ -52,8 +52,8 @@ struct ARDKIT_API ExperimentConfig {
 };
 
 // Looks up a plugin's description for validation; throws ardkit::Error(plugin) when unknown.
-using PluginLookup =
-    std::function<const PluginInfo&(PluginKind kind, const std::string& name, const std::string& where)>;
+using PluginLookup = std::function<const PluginInfo&(PluginKind kind, const std::string& name,
+                                                     const std::string& where)>;
 
 // Reads an experiment file, applies `overrides` ("a.b=value"; the value is parsed as TOML and
 // taken as a string when it does not parse) and validates everything.

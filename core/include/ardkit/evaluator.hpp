@@ -40,6 +40,7 @@ struct EvalOptions {
 ARDKIT_API EvalReport evaluate(Model& model, DataSource& data,
                                const std::vector<NamedAttack>& attacks, const EvalOptions& options);
 
-ARDKIT_API std::string format_report_table(const std::vector<std::pair<std::string, EvalReport>>& rows);
+ARDKIT_API std::string format_report_table(
+    const std::vector<std::pair<std::string, EvalReport>>& rows);
 
 }  // namespace ardkit

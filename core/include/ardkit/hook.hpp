@@ -12,7 +12,8 @@ struct HookEvent {
   int64_t step = 0;   // global steps completed
   int64_t epochs = 0;
   int64_t steps_per_epoch = 0;
-  const std::map<std::string, double>& metrics;  // the latest logged values (loss terms, accuracies)
+  const std::map<std::string, double>&
+      metrics;  // the latest logged values (loss terms, accuracies)
 };
 
 // A plug-and-play adjuster: reads metrics, changes knobs (temperature, eps, loss weights) at step

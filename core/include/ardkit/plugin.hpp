@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include <boost/dll/alias.hpp>
 #include <torch/version.h>
+#include <boost/dll/alias.hpp>
 
 #include "ardkit/component.hpp"
 #include "ardkit/data.hpp"
@@ -105,14 +105,13 @@ using RegisterFunction = void(Manifest&);
 
 // Defines the library's registration function and exports the two entry points the host looks
 // up: `ardkit_abi` (checked first) and `ardkit_register` (fills the manifest).
-#define ARDKIT_PLUGIN_LIBRARY(manifest_name)                                        \
-  namespace ardkit_plugin_entry {                                                   \
-  static void register_plugins(::ardkit::Manifest& manifest_name);                 \
-  static const ::ardkit::AbiDescriptor* abi() {                                     \
-    return &::ardkit::this_abi();                                                   \
-  }                                                                                 \
-  }                                                                                 \
-  BOOST_DLL_ALIAS_SECTIONED(ardkit_plugin_entry::abi, ardkit_abi, ardkit)           \
-  BOOST_DLL_ALIAS_SECTIONED(ardkit_plugin_entry::register_plugins, ardkit_register, \
-                            ardkit)                                                 \
+#define ARDKIT_PLUGIN_LIBRARY(manifest_name)                                                \
+  namespace ardkit_plugin_entry {                                                           \
+  static void register_plugins(::ardkit::Manifest& manifest_name);                          \
+  static const ::ardkit::AbiDescriptor* abi() {                                             \
+    return &::ardkit::this_abi();                                                           \
+  }                                                                                         \
+  }                                                                                         \
+  BOOST_DLL_ALIAS_SECTIONED(ardkit_plugin_entry::abi, ardkit_abi, ardkit)                   \
+  BOOST_DLL_ALIAS_SECTIONED(ardkit_plugin_entry::register_plugins, ardkit_register, ardkit) \
   void ardkit_plugin_entry::register_plugins(::ardkit::Manifest& manifest_name)

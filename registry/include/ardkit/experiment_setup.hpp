@@ -12,8 +12,9 @@ struct ARDKIT_API LoadedExperiment {
   std::unique_ptr<Registry> registry;
   ExperimentConfig config;
 };
-ARDKIT_API LoadedExperiment load_experiment(const std::filesystem::path& file, const std::vector<std::string>& overrides,
-                                 const std::vector<std::filesystem::path>& plugin_path);
+ARDKIT_API LoadedExperiment load_experiment(const std::filesystem::path& file,
+                                            const std::vector<std::string>& overrides,
+                                            const std::vector<std::filesystem::path>& plugin_path);
 
 // Builds every component (data first: models size themselves from it).
 ARDKIT_API TrainSetup build_components(const LoadedExperiment& experiment);

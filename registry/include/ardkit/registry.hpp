@@ -42,7 +42,8 @@ class ARDKIT_API Registry {
   }
   // Unknown names are an error listing that kind's names and the nearest one. `where` prefixes
   // the message (the experiment file position that named it).
-  const PluginEntry& find(PluginKind kind, const std::string& name, const std::string& where = {}) const;
+  const PluginEntry& find(PluginKind kind, const std::string& name,
+                          const std::string& where = {}) const;
   // All entries called `name`, of any kind (for `ardkit plugins show NAME`).
   std::vector<const PluginEntry*> find_any(const std::string& name) const;
 
@@ -53,14 +54,16 @@ class ARDKIT_API Registry {
                             const BuildContext& context) const {
     auto object = std::dynamic_pointer_cast<T>(create_component(kind, name, params, context));
     if (!object)
-      throw_plugin_error("plugin '" + name + "' returned an object that is not a " + kind_name(kind) +
+      throw_plugin_error("plugin '" + name + "' returned an object that is not a " +
+                         kind_name(kind) +
                          "; its factory must return the interface of the kind it registers");
     return object;
   }
 
  private:
   std::shared_ptr<Component> create_component(PluginKind kind, const std::string& name,
-                                              const Params& params, const BuildContext& context) const;
+                                              const Params& params,
+                                              const BuildContext& context) const;
   void load_library(const std::filesystem::path& file);
 
   std::vector<std::filesystem::path> search_path_;
