@@ -179,10 +179,6 @@ const toml::table& table_or_empty(const toml::table& root, const std::string& ke
 
 }  // namespace
 
-std::string source_of(const std::string& file, const toml::node& node) {
-  return position(file, node.source());
-}
-
 Params validate_table(const ParamSchema& schema, const toml::table& table, const std::string& file,
                       const std::string& table_name, const std::vector<std::string>& host_keys) {
   Params params(file + " [" + table_name + "]");

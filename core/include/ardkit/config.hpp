@@ -16,9 +16,6 @@ namespace ardkit {
 
 struct PluginInfo;
 
-// "file:line:column" for a node, or the file alone when the node has no position (--set values).
-ARDKIT_API std::string source_of(const std::string& file, const toml::node& node);
-
 // Validates `table` against `schema`; keys in `host_keys` are the host's and skipped.
 // Errors (unknown key with the nearest valid one, wrong type, out of range, missing required
 // key) are ardkit::Error(config) naming file:line:column, the table and the fix.

@@ -10,7 +10,9 @@ namespace ardkit {
 
 // A learned data source for data-free distillation (DFARD, DFAD, ZSKT): it synthesizes batches
 // and updates itself, with its own optimizer, from the teacher and student it is given each step.
-// It is a data plugin; the engine recognises it and calls `update` before each student step.
+// This is the interface such data plugins implement. The engine does not drive generators yet:
+// that arrives with the data-free distillation work, which will train the student on `sample`
+// batches after each `update` and checkpoint `state`.
 class ARDKIT_API Generator : public DataSource {
  public:
   virtual Batch sample(int64_t batch_size) = 0;

@@ -13,7 +13,7 @@ namespace ardkit {
 ARDKIT_API void write_file_atomic(const std::filesystem::path& path, const std::string& content);
 
 // A run's folder: config.toml (resolved), status.json, metrics.jsonl, log.txt, checkpoints/,
-// results.json. Status states: queued, running, completed, failed, interrupted.
+// results.json. Status states: running, completed, failed, interrupted.
 class ARDKIT_API RunDir {
  public:
   RunDir(std::filesystem::path root, std::string run_id, std::string experiment);
