@@ -52,6 +52,10 @@ std::string describe_node(const toml::node& node) {
   return out.str();
 }
 
+std::string with_article(const std::string& noun) {
+  return (std::string("aeiou").find(noun[0]) != std::string::npos ? "an " : "a ") + noun;
+}
+
 std::string example_of(const ParamSpec& spec) {
   if (spec.default_value)
     return spec.key + " = " + format_value(*spec.default_value);
@@ -76,9 +80,9 @@ class TableValidator {
 
   Value convert(const ParamSpec& spec, const toml::node& node) const {
     auto wrong_type = [&]() -> Value {
-      throw_config_error(fmt::format("{}: [{}] '{}' must be a {}, got {}; write e.g. {}",
-                                     position(file_, node.source()), table_, spec.key,
-                                     type_name(spec.type), describe_node(node), example_of(spec)));
+      throw_config_error(fmt::format(
+          "{}: {} '{}' must be {}, got {}; write e.g. {}", position(file_, node.source()), table_,
+          spec.key, with_article(type_name(spec.type)), describe_node(node), example_of(spec)));
     };
     switch (spec.type) {
       case ParamType::boolean:
@@ -149,7 +153,7 @@ class TableValidator {
     const bool below = spec.min && (spec.min_exclusive ? x <= *spec.min : x < *spec.min);
     const bool above = spec.max && x > *spec.max;
     if (below || above)
-      throw_config_error(fmt::format("{}: [{}] '{}' = {} is out of range: it must be {}",
+      throw_config_error(fmt::format("{}: {} '{}' = {} is out of range: it must be {}",
                                      position(file_, node.source()), table_, spec.key, x,
                                      spec.constraint_text()));
     return value;
@@ -157,7 +161,7 @@ class TableValidator {
   Value check_choice(const ParamSpec& spec, const toml::node& node, const std::string& s) const {
     if (!spec.choices.empty() &&
         std::find(spec.choices.begin(), spec.choices.end(), s) == spec.choices.end())
-      throw_config_error(fmt::format("{}: [{}] '{}' = \"{}\" is not allowed{}: it must be {}",
+      throw_config_error(fmt::format("{}: {} '{}' = \"{}\" is not allowed{}: it must be {}",
                                      position(file_, node.source()), table_, spec.key, s,
                                      did_you_mean(s, spec.choices), spec.constraint_text()));
     return Value(s);
@@ -180,9 +184,12 @@ const toml::table& table_or_empty(const toml::table& root, const std::string& ke
 }  // namespace
 
 Params validate_table(const ParamSchema& schema, const toml::table& table, const std::string& file,
-                      const std::string& table_name, const std::vector<std::string>& host_keys) {
-  Params params(file + " [" + table_name + "]");
-  TableValidator validator(file, table_name);
+                      const std::string& table_name, const std::vector<std::string>& host_keys,
+                      const std::string& plugin) {
+  const std::string label = plugin.empty() ? "[" + table_name + "]"
+                                           : fmt::format("[{}] (plugin '{}')", table_name, plugin);
+  Params params(file + " " + label);
+  TableValidator validator(file, label);
   std::vector<std::string> valid;
   for (const auto& spec : schema)
     valid.push_back(spec.key);
@@ -195,9 +202,9 @@ Params validate_table(const ParamSchema& schema, const toml::table& table, const
     if (spec == schema.end()) {
       std::vector<std::string> all = valid;
       all.insert(all.end(), host_keys.begin(), host_keys.end());
-      throw_config_error(fmt::format("{}: [{}] unknown key '{}'{}; valid keys: {}",
-                                     position(file, key.source()), table_name, k,
-                                     did_you_mean(k, all), all.empty() ? "none" : join(all, ", ")));
+      throw_config_error(fmt::format("{}: {} unknown key '{}'{}; valid keys: {}",
+                                     position(file, key.source()), label, k, did_you_mean(k, all),
+                                     all.empty() ? "none" : join(all, ", ")));
     }
     params.set(k, validator.convert(*spec, node), position(file, node.source()));
   }
@@ -205,8 +212,8 @@ Params validate_table(const ParamSchema& schema, const toml::table& table, const
     if (params.has(spec.key))
       continue;
     if (spec.required())
-      throw_config_error(fmt::format("{}: [{}] missing required key '{}' ({}): add {} to the table",
-                                     position(file, table.source()), table_name, spec.key,
+      throw_config_error(fmt::format("{}: {} missing required key '{}' ({}): add {} to the table",
+                                     position(file, table.source()), label, spec.key,
                                      type_name(spec.type), example_of(spec)));
     params.set(spec.key, *spec.default_value);
   }
@@ -429,8 +436,7 @@ ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& fil
     PluginTable out;
     out.table = name;
     out.plugin = plugin_name->get();
-    const std::string label = fmt::format("{}] (plugin '{}'", name, out.plugin);
-    out.params = validate_table(info.schema, table, file, label, host_keys);
+    out.params = validate_table(info.schema, table, file, name, host_keys, out.plugin);
     // Host keys are validated on their own, against the host's schema for this table.
     toml::table host_only;
     for (const auto& spec : host_schema)

@@ -130,7 +130,7 @@ class BadInput(CliCase):
                        "did you mean 'steps'?")
 
     def test_wrong_type_and_range(self):
-        self.check_run(TINY.replace("epochs = 2", "epochs = \"two\""), 2, "'epochs' must be a integer", "string")
+        self.check_run(TINY.replace("epochs = 2", "epochs = \"two\""), 2, "'epochs' must be an integer", "string")
         self.check_run(TINY.replace("eps = 0.1\nsteps = 2", "eps = -0.1\nsteps = 2"), 2, "'eps' = -0.1 is out of range")
         self.check_run(TINY.replace("batch_size = 32", "batch_size = 0"), 2, "'batch_size' = 0", "must be >= 1")
 
@@ -178,6 +178,10 @@ class BadInput(CliCase):
         self.check_run(TINY.replace("hidden = 64", "hidden = 64\nmean = [0.5]\nstd = [0.0]"), 2,
                        "every 'std' value must be > 0")
 
+    def test_missing_required_key(self):
+        self.check_run(TINY + '[[hook]]\nplugin = "linear_ramp"\n', 2, "[hook[0]] (plugin 'linear_ramp')",
+                       "missing required key 'to' (float): add to = 0.1")
+
     def test_corrupt_checkpoint(self):
         bad = self.write("bad.pt", "garbage")
         self.check_run(TINY.replace('plugin = "small_cnn"', f'plugin = "small_cnn"\ncheckpoint = "{bad}"'), 1,
@@ -221,7 +225,8 @@ class Runs(CliCase):
         self.assertIn("tiny (last)", report.stdout)
 
     def start_long_run(self):
-        exp = self.write("long.toml", TINY.replace("train_size = 256", "train_size = 4096")
+        # Long enough (~15 s idle) that the checks below happen while it still runs.
+        exp = self.write("long.toml", TINY.replace("train_size = 256", "train_size = 16384")
                          .replace("epochs = 2", "epochs = 3").replace("steps = 2", "steps = 5"))
         cmd = [ARDKIT, "run", str(exp), "--output", str(self.dir / "runs"), "--threads", "1"]
         return exp, cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -49,9 +49,9 @@ TEST_CASE("unknown key names the position and the nearest valid key") {
 
 TEST_CASE("wrong type, out of range, bad choice and missing key are config errors") {
   CHECK(contains(error_of([] { validate("root = 'r'\nsteps = 'ten'\n"); }, ErrorKind::config),
-                 "exp.toml:2:9: [attack] 'steps' must be a integer, got string \"ten\""));
+                 "exp.toml:2:9: [attack] 'steps' must be an integer, got string \"ten\""));
   CHECK(contains(error_of([] { validate("root = 'r'\nsteps = 2.5\n"); }, ErrorKind::config),
-                 "must be a integer"));
+                 "must be an integer"));
   CHECK(contains(error_of([] { validate("root = 'r'\neps = -0.1\n"); }, ErrorKind::config),
                  "'eps' = -0.1 is out of range: it must be in [0, 1]"));
   CHECK(contains(error_of([] { validate("root = 'r'\nsteps = 0\n"); }, ErrorKind::config),
@@ -152,7 +152,8 @@ TEST_CASE("missing plugin tables and plugin keys are explained") {
   CHECK(contains(error_of(resolve, ErrorKind::config), "[data] has no 'plugin' key"));
   test::write_text(file,
                    "[data]\nplugin = 'synthetic'\n[student]\nplugin = 'small_cnn'\nhiden = 3\n");
-  CHECK(contains(error_of(resolve, ErrorKind::config), "did you mean 'hidden'?"));
+  CHECK(contains(error_of(resolve, ErrorKind::config),
+                 ":5:1: [student] (plugin 'small_cnn') unknown key 'hiden' (did you mean 'hidden'?)"));
   test::write_text(file, "[data]\nplugin = 'synthetic'\n[student]\nplugin = 'small_cnm'\n");
   const auto m = error_of(resolve, ErrorKind::plugin);
   CHECK(contains(m,

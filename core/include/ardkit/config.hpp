@@ -16,12 +16,14 @@ namespace ardkit {
 
 struct PluginInfo;
 
-// Validates `table` against `schema`; keys in `host_keys` are the host's and skipped.
+// Validates `table` against `schema`; keys in `host_keys` are the host's and skipped. `plugin`,
+// when given, names the plugin whose schema it is (it appears in the messages).
 // Errors (unknown key with the nearest valid one, wrong type, out of range, missing required
 // key) are ardkit::Error(config) naming file:line:column, the table and the fix.
 ARDKIT_API Params validate_table(const ParamSchema& schema, const toml::table& table,
                                  const std::string& file, const std::string& table_name,
-                                 const std::vector<std::string>& host_keys = {});
+                                 const std::vector<std::string>& host_keys = {},
+                                 const std::string& plugin = {});
 
 // Writes validated values back as TOML (every schema key, defaults included).
 ARDKIT_API toml::table to_toml(const Params& params);
