@@ -182,6 +182,20 @@ void load_model_weights(Model& model, const fs::path& file) {
   }
 }
 
+void check_requirements(const TrainSetup& setup) {
+  const ExperimentConfig& config = *setup.config;
+  if (setup.objective->needs_teacher() && !setup.teacher)
+    throw_config_error(
+        fmt::format("{}: objective '{}' distills from a teacher but the experiment has no "
+                    "[teacher] table: add one with plugin and checkpoint",
+                    config.file.string(), config.objective->plugin));
+  if (setup.objective->needs_attack() && !setup.attack)
+    throw_config_error(
+        fmt::format("{}: objective '{}' trains on adversarial examples but the experiment "
+                    "has no [attack] table: add one, e.g. [attack] plugin = \"pgd\"",
+                    config.file.string(), config.objective->plugin));
+}
+
 TrainOutcome train(TrainSetup& setup, RunDir& run) {
   const ExperimentConfig& config = *setup.config;
   const Params& tp = config.train;
@@ -193,16 +207,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   const torch::Device device(config.run.get_string("device") == "cuda" ? torch::kCUDA
                                                                        : torch::kCPU);
 
-  if (setup.objective->needs_teacher() && !setup.teacher)
-    throw_config_error(
-        fmt::format("{}: objective '{}' distills from a teacher but the experiment has no "
-                    "[teacher] table: add one with plugin and checkpoint",
-                    config.file.string(), config.objective->plugin));
-  if (setup.objective->needs_attack() && !setup.attack)
-    throw_config_error(
-        fmt::format("{}: objective '{}' trains on adversarial examples but the experiment "
-                    "has no [attack] table: add one, e.g. [attack] plugin = \"pgd\"",
-                    config.file.string(), config.objective->plugin));
+  check_requirements(setup);
 
   student.to(device);
   if (setup.teacher) {

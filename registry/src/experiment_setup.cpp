@@ -65,6 +65,7 @@ TrainSetup build_components(const LoadedExperiment& experiment) {
                         c.file.string(), j, i, setup.evals[i].name));
   for (const auto& h : c.hooks)
     setup.hooks.push_back(r.create<Hook>(PluginKind::hook, h.plugin, h.params, context));
+  check_requirements(setup);
   return setup;
 }
 

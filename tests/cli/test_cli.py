@@ -178,6 +178,13 @@ class BadInput(CliCase):
         self.check_run(TINY.replace("hidden = 64", "hidden = 64\nmean = [0.5]\nstd = [0.0]"), 2,
                        "every 'std' value must be > 0")
 
+    def test_objective_requirements_checked_before_running(self):
+        no_attack = TINY.replace('[attack]\nplugin = "pgd"\neps = 0.1\nsteps = 2\n', "")
+        self.check_run(no_attack, 2, "objective 'pgd_at' trains on adversarial examples", "has no [attack] table")
+        self.assertFalse((self.dir / "runs").exists())
+        exp = self.write("exp.toml", no_attack)
+        self.assert_error(run("validate", str(exp)), 2, "has no [attack] table")
+
     def test_missing_required_key(self):
         self.check_run(TINY + '[[hook]]\nplugin = "linear_ramp"\n', 2, "[hook[0]] (plugin 'linear_ramp')",
                        "missing required key 'to' (float): add to = 0.1")

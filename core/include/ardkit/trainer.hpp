@@ -25,6 +25,10 @@ struct TrainSetup {
   std::vector<std::shared_ptr<Hook>> hooks;
 };
 
+// What the objective needs that the experiment must provide (a teacher, an [attack]); config
+// errors naming the missing table. Called when the components are built and again by train().
+ARDKIT_API void check_requirements(const TrainSetup& setup);
+
 enum class TrainOutcome { completed, interrupted };
 
 // Trains, validates and checkpoints, resuming from the run's last checkpoint when there is one,
