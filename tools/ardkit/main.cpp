@@ -17,10 +17,10 @@ const char* kHelp = R"(usage: ardkit COMMAND [options]
 ardkit: plugin-based adversarial robustness distillation experiments.
 
 commands:
-  run EXPERIMENT.toml     train and evaluate an experiment (resumes if interrupted)
-  validate EXPERIMENT.toml check an experiment file without running it
-  plugins [list|show NAME] list plugins, or show one plugin's parameters
-  report PATH...          one table of the results of completed runs
+  run EXPERIMENT.toml       train and evaluate an experiment (resumes if interrupted)
+  validate EXPERIMENT.toml  check an experiment file without running it
+  plugins [list|show NAME]  list plugins, or show one plugin's parameters
+  report PATH...            one table of the results of completed runs
 
 `ardkit COMMAND --help` describes each command's options.
 )";
