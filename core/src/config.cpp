@@ -7,6 +7,7 @@
 #include "ardkit/error.hpp"
 #include "ardkit/plugin.hpp"
 #include "ardkit/text.hpp"
+#include "ardkit/weights.hpp"
 
 namespace fs = std::filesystem;
 
@@ -475,8 +476,11 @@ ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& fil
   };
 
   static const ParamSchema no_host_keys;
-  static const ParamSchema model_host = {
-      param::string("checkpoint", "").help("weights to load (a checkpoint written by ardkit)")};
+  static const ParamSchema model_host = [] {
+    ParamSchema s;
+    add_weight_params(s);
+    return s;
+  }();
   static const ParamSchema eval_host = {
       param::string("name", "")
           .help("label of this attack in tables and results; default: the plugin name")};

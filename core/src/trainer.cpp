@@ -159,29 +159,6 @@ nlohmann::ordered_json report_json(const EvalReport& report) {
 
 }  // namespace
 
-void load_model_weights(Model& model, const fs::path& file) {
-  std::error_code ec;
-  if (!fs::is_regular_file(file, ec))
-    throw_runtime_error(file.string() +
-                        ": checkpoint not found; check the path (a run keeps its "
-                        "weights in RUN/checkpoints/last.pt and best.pt)");
-  try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(file.string());
-    torch::serialize::InputArchive student;
-    // A full training checkpoint holds the weights under "student"; a bare model file is itself.
-    if (archive.try_read("student", student))
-      model.load(student);
-    else
-      model.load(archive);
-  } catch (const c10::Error& e) {
-    throw_runtime_error(
-        fmt::format("{}: cannot load weights into this model ({}); check that the "
-                    "checkpoint was written for the same architecture and parameters",
-                    file.string(), e.what_without_backtrace()));
-  }
-}
-
 void check_requirements(const TrainSetup& setup) {
   const ExperimentConfig& config = *setup.config;
   if (setup.objective->needs_teacher() && !setup.teacher)
@@ -405,7 +382,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   rows.emplace_back("last", evaluate(student, data, setup.evals, options));
   const fs::path best = run.checkpoint_path("best");
   if (fs::exists(best)) {
-    load_model_weights(student, best);
+    load_weights(student, best);
     torch::manual_seed(static_cast<uint64_t>(seed));
     options.label = "test best";
     rows.emplace_back("best", evaluate(student, data, setup.evals, options));

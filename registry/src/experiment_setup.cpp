@@ -34,7 +34,7 @@ TrainSetup build_components(const LoadedExperiment& experiment) {
   context.data = setup.data->spec();
   setup.student = r.create<Model>(PluginKind::model, c.student->plugin, c.student->params, context);
   if (const auto& path = c.student->host.get_string("checkpoint"); !path.empty())
-    load_model_weights(*setup.student, path);
+    load_weights(*setup.student, path, weight_options_from(c.student->host));
   if (c.teacher) {
     setup.teacher =
         r.create<Model>(PluginKind::model, c.teacher->plugin, c.teacher->params, context);
@@ -44,7 +44,7 @@ TrainSetup build_components(const LoadedExperiment& experiment) {
           fmt::format("{} [teacher]: no checkpoint given; a teacher must be trained: add "
                       "checkpoint = \"RUN/checkpoints/best.pt\"",
                       c.file.string()));
-    load_model_weights(*setup.teacher, path);
+    load_weights(*setup.teacher, path, weight_options_from(c.teacher->host));
   }
   setup.objective =
       r.create<Objective>(PluginKind::objective, c.objective->plugin, c.objective->params, context);

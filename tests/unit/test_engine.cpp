@@ -72,7 +72,7 @@ struct TinyRun {
     context.data = data->spec();
     auto model = test::builtin().create<ardkit::Model>(ardkit::PluginKind::model, "small_cnn",
                                                        experiment.config.student->params, context);
-    ardkit::load_model_weights(*model, run->checkpoint_path("last"));
+    ardkit::load_weights(*model, run->checkpoint_path("last"));
     return model->parameters();
   }
 };

@@ -15,3 +15,5 @@
 #include "ardkit/objective.hpp"
 #include "ardkit/params.hpp"
 #include "ardkit/plugin.hpp"
+#include "ardkit/pytorch_file.hpp"
+#include "ardkit/weights.hpp"

@@ -18,4 +18,7 @@ ARDKIT_API std::string did_you_mean(const std::string& word,
 
 ARDKIT_API std::string join(const std::vector<std::string>& items, const std::string& separator);
 
+// Pieces of `text` between separators (empty pieces kept).
+ARDKIT_API std::vector<std::string> split(const std::string& text, char separator);
+
 }  // namespace ardkit

@@ -10,6 +10,7 @@
 #include "ardkit/model.hpp"
 #include "ardkit/objective.hpp"
 #include "ardkit/run_dir.hpp"
+#include "ardkit/weights.hpp"
 
 namespace ardkit {
 
@@ -34,8 +35,5 @@ enum class TrainOutcome { completed, interrupted };
 // Trains, validates and checkpoints, resuming from the run's last checkpoint when there is one,
 // then evaluates last (and best) on the test split and writes results.json.
 ARDKIT_API TrainOutcome train(TrainSetup& setup, RunDir& run);
-
-// Model weights only (the student part of a checkpoint, or a file written by save_model).
-ARDKIT_API void load_model_weights(Model& model, const std::filesystem::path& file);
 
 }  // namespace ardkit

@@ -1,0 +1,142 @@
+// Model plugin `wide_resnet`: the pre-activation WideResNet of TRADES and Madry-style robust
+// checkpoints (WRN-34-10 by default). Names: conv1, blockK.layer.J.{bn1,conv1,bn2,conv2,
+// convShortcut}, bn1, fc. TRADES' definition also declares a `sub_block1` that forward never
+// uses; it is kept (sub_block1 = true) so TRADES' released checkpoints load strictly.
+#include <ardkit/ardkit.hpp>
+
+namespace {
+
+namespace nn = torch::nn;
+
+nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
+  return nn::Conv2d(
+      nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
+}
+
+class WideBlockImpl : public nn::Module {
+ public:
+  WideBlockImpl(int64_t in, int64_t out, int64_t stride, double dropout)
+      : bn1_(register_module("bn1", nn::BatchNorm2d(in))),
+        conv1_(register_module("conv1", conv(in, out, 3, stride))),
+        bn2_(register_module("bn2", nn::BatchNorm2d(out))),
+        conv2_(register_module("conv2", conv(out, out, 3, 1))),
+        dropout_(dropout) {
+    if (in != out)
+      shortcut_ = register_module("convShortcut", conv(in, out, 1, stride));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    // As in the reference: with a projection, both paths start from relu(bn1(x)); with the
+    // identity, the skip adds the raw input.
+    auto activated = torch::relu(bn1_(x));
+    auto out = torch::relu(bn2_(conv1_(activated)));
+    if (dropout_ > 0)
+      out = torch::dropout(out, dropout_, is_training());
+    out = conv2_(out);
+    return (shortcut_ ? shortcut_(activated) : x) + out;
+  }
+
+ private:
+  nn::BatchNorm2d bn1_;
+  nn::Conv2d conv1_;
+  nn::BatchNorm2d bn2_;
+  nn::Conv2d conv2_;
+  nn::Conv2d shortcut_{nullptr};
+  double dropout_;
+};
+TORCH_MODULE(WideBlock);
+
+// TRADES' NetworkBlock: a `layer` Sequential of n blocks.
+class NetworkBlockImpl : public nn::Module {
+ public:
+  NetworkBlockImpl(int64_t n, int64_t in, int64_t out, int64_t stride, double dropout) {
+    nn::Sequential layer;
+    for (int64_t i = 0; i < n; ++i)
+      layer->push_back(WideBlock(i == 0 ? in : out, out, i == 0 ? stride : 1, dropout));
+    layer_ = register_module("layer", layer);
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    return layer_->forward(x);
+  }
+
+ private:
+  nn::Sequential layer_{nullptr};
+};
+TORCH_MODULE(NetworkBlock);
+
+struct WideOptions {
+  int64_t depth = 34, widen = 10, channels = 3, classes = 10;
+  double dropout = 0;
+  bool sub_block1 = true;
+};
+
+class WideResNet : public ardkit::Model {
+ public:
+  WideResNet(const WideOptions& o, ardkit::nn::InputNormalization normalize)
+      : normalize_(std::move(normalize)), width_(64 * o.widen) {
+    const int64_t n = (o.depth - 4) / 6;
+    const int64_t w[] = {16, 16 * o.widen, 32 * o.widen, 64 * o.widen};
+    conv1_ = register_module("conv1", conv(o.channels, w[0], 3, 1));
+    block1_ = register_module("block1", NetworkBlock(n, w[0], w[1], 1, o.dropout));
+    if (o.sub_block1)  // never called: exists for checkpoint compatibility only
+      register_module("sub_block1", NetworkBlock(n, w[0], w[1], 1, o.dropout));
+    block2_ = register_module("block2", NetworkBlock(n, w[1], w[2], 2, o.dropout));
+    block3_ = register_module("block3", NetworkBlock(n, w[2], w[3], 2, o.dropout));
+    bn1_ = register_module("bn1", nn::BatchNorm2d(w[3]));
+    fc_ = register_module("fc", nn::Linear(w[3], o.classes));
+  }
+
+  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+    auto out = block3_(block2_(block1_(conv1_(normalize_(x)))));
+    out = torch::relu(bn1_(out));
+    // Global average pooling: the reference's avg_pool2d(8) on the 8x8 map of 32x32 inputs.
+    auto features = torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
+    return {fc_(features), features};
+  }
+  int64_t feature_dim() const override {
+    return width_;
+  }
+
+ private:
+  ardkit::nn::InputNormalization normalize_;
+  int64_t width_;
+  nn::Conv2d conv1_{nullptr};
+  NetworkBlock block1_{nullptr}, block2_{nullptr}, block3_{nullptr};
+  nn::BatchNorm2d bn1_{nullptr};
+  nn::Linear fc_{nullptr};
+};
+
+std::shared_ptr<ardkit::Component> make(const ardkit::Params& p, const ardkit::BuildContext& c) {
+  WideOptions o;
+  o.depth = p.get_int("depth");
+  o.widen = p.get_int("widen_factor");
+  o.dropout = p.get_real("dropout");
+  o.sub_block1 = p.get_bool("sub_block1");
+  o.channels = c.data.channels;
+  o.classes = c.data.num_classes;
+  if ((o.depth - 4) % 6 != 0)
+    ardkit::throw_config_error(p.origin("depth") + ": " + p.where() +
+                               ": depth must be 6n+4 (16, 22, 28, 34, 40, 70), got " +
+                               std::to_string(o.depth));
+  return std::make_shared<WideResNet>(o, ardkit::nn::normalization_from(p, o.channels));
+}
+
+ardkit::ParamSchema schema() {
+  using namespace ardkit::param;
+  ardkit::ParamSchema s = {
+      integer("depth", 34).at_least(10).help("6n+4 layers, n blocks per stage"),
+      integer("widen_factor", 10).at_least(1).help("width multiplier k (stages 16k, 32k, 64k)"),
+      real("dropout", 0.0).at_least(0).at_most(0.99).help("dropout inside each block (training)"),
+      boolean("sub_block1", true)
+          .help("declare TRADES' unused sub_block1 (needed to load TRADES/RSLAD checkpoints)"),
+  };
+  ardkit::nn::add_normalization_params(s);
+  return s;
+}
+
+}  // namespace
+
+ARDKIT_PLUGIN_LIBRARY(manifest) {
+  manifest.add(ardkit::PluginKind::model, "wide_resnet", "1.0.0",
+               "pre-activation WideResNet (TRADES / Madry names, WRN-34-10 by default)", schema(),
+               make);
+}
