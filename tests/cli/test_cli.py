@@ -192,7 +192,7 @@ class BadInput(CliCase):
     def test_corrupt_checkpoint(self):
         bad = self.write("bad.pt", "garbage")
         self.check_run(TINY.replace('plugin = "small_cnn"', f'plugin = "small_cnn"\ncheckpoint = "{bad}"'), 1,
-                       "bad.pt: cannot load weights")
+                       "bad.pt: cannot read PyTorch weights")
 
     def test_validate(self):
         exp = self.write("exp.toml", TINY)
