@@ -312,8 +312,6 @@ const ParamSchema& schedule_schema() {
   return schema;
 }
 
-namespace {
-
 void apply_override(toml::table& root, const std::string& assignment) {
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
@@ -368,8 +366,6 @@ void apply_override(toml::table& root, const std::string& assignment) {
   });
 }
 
-}  // namespace
-
 toml::table read_experiment(const fs::path& file, const std::vector<std::string>& overrides) {
   std::error_code ec;
   if (!fs::is_regular_file(file, ec))
@@ -397,100 +393,138 @@ std::vector<fs::path> experiment_plugin_path(const toml::table& root, const fs::
   return out;
 }
 
-ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& file_path,
-                                    const PluginLookup& lookup) {
-  const std::string file = file_path.string();
+void check_top_level(const toml::table& root, const std::string& file,
+                     const std::vector<std::string>& allowed, const char* what) {
   for (auto&& [key, node] : root) {
     const std::string k(key.str());
-    if (std::find(kTopLevel.begin(), kTopLevel.end(), k) == kTopLevel.end())
-      throw_config_error(fmt::format("{}: unknown table '{}'{}; an experiment has: {}",
-                                     position(file, key.source()), k, did_you_mean(k, kTopLevel),
-                                     join(kTopLevel, ", ")));
+    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end())
+      throw_config_error(fmt::format("{}: unknown table '{}'{}; {} has: {}",
+                                     position(file, key.source()), k, did_you_mean(k, allowed),
+                                     what, join(allowed, ", ")));
   }
-  ExperimentConfig config;
-  config.file = file_path;
-  config.run = validate_table(run_schema(), table_or_empty(root, "run", file), file, "run");
-  config.train = validate_table(train_schema(), table_or_empty(root, "train", file), file, "train");
-  config.optimizer = validate_table(optimizer_schema(), table_or_empty(root, "optimizer", file),
-                                    file, "optimizer");
-  config.schedule =
-      validate_table(schedule_schema(), table_or_empty(root, "schedule", file), file, "schedule");
+}
 
-  auto plugin_table = [&](const toml::table& table, const std::string& name, PluginKind kind,
-                          const ParamSchema& host_schema) {
-    const toml::node* plugin = table.get("plugin");
-    if (!plugin)
-      throw_config_error(
-          fmt::format("{}: [{}] has no 'plugin' key: name the {} plugin to use, e.g. "
-                      "plugin = \"...\" (`ardkit plugins list` shows them)",
-                      position(file, table.source()), name, kind_name(kind)));
-    const auto* plugin_name = plugin->as_string();
-    if (!plugin_name)
-      throw_config_error(fmt::format(
-          "{}: [{}] 'plugin' must be a string naming a {} plugin, got {}",
-          position(file, plugin->source()), name, kind_name(kind), describe_node(*plugin)));
-    const std::string where = fmt::format("{}: [{}]", position(file, plugin->source()), name);
-    const PluginInfo& info = lookup(kind, plugin_name->get(), where);
-    std::vector<std::string> host_keys = {"plugin"};
-    for (const auto& spec : host_schema)
-      host_keys.push_back(spec.key);
-    PluginTable out;
-    out.table = name;
-    out.plugin = plugin_name->get();
-    out.params = validate_table(info.schema, table, file, name, host_keys, out.plugin);
-    // Host keys are validated on their own, against the host's schema for this table.
-    toml::table host_only;
-    for (const auto& spec : host_schema)
-      if (const toml::node* n = table.get(spec.key))
-        host_only.insert(spec.key, *n);
-    out.host = validate_table(host_schema, host_only, file, name);
-    return out;
-  };
-  auto single = [&](const std::string& name, PluginKind kind, bool required,
-                    const ParamSchema& host_schema) -> std::optional<PluginTable> {
-    const toml::node* node = root.get(name);
-    if (!node) {
-      if (required)
-        throw_config_error(
-            fmt::format("{}: missing table [{}]: add it with plugin = \"...\" naming a "
-                        "{} plugin (`ardkit plugins list`)",
-                        file, name, kind_name(kind)));
-      return std::nullopt;
-    }
-    return plugin_table(table_or_empty(root, name, file), name, kind, host_schema);
-  };
-  auto many = [&](const std::string& name, PluginKind kind, const ParamSchema& host_schema) {
-    std::vector<PluginTable> out;
-    const toml::node* node = root.get(name);
-    if (!node)
-      return out;
-    const auto* array = node->as_array();
-    if (!array || !array->is_array_of_tables())
-      throw_config_error(
-          fmt::format("{}: '{}' must be an array of tables: write [[{}]] for each entry",
-                      position(file, node->source()), name, name));
-    for (size_t i = 0; i < array->size(); ++i)
-      out.push_back(plugin_table(*array->get(i)->as_table(), fmt::format("{}[{}]", name, i), kind,
-                                 host_schema));
-    return out;
-  };
+Params read_host_table(const toml::table& root, const std::string& name, const ParamSchema& schema,
+                       const std::string& file) {
+  return validate_table(schema, table_or_empty(root, name, file), file, name);
+}
 
-  static const ParamSchema no_host_keys;
-  static const ParamSchema model_host = [] {
+namespace {
+
+PluginTable plugin_table(const toml::table& table, const std::string& name, PluginKind kind,
+                         const ParamSchema& host_schema, const std::string& file,
+                         const PluginLookup& lookup) {
+  const toml::node* plugin = table.get("plugin");
+  if (!plugin)
+    throw_config_error(
+        fmt::format("{}: [{}] has no 'plugin' key: name the {} plugin to use, e.g. "
+                    "plugin = \"...\" (`ardkit plugins list` shows them)",
+                    position(file, table.source()), name, kind_name(kind)));
+  const auto* plugin_name = plugin->as_string();
+  if (!plugin_name)
+    throw_config_error(fmt::format("{}: [{}] 'plugin' must be a string naming a {} plugin, got {}",
+                                   position(file, plugin->source()), name, kind_name(kind),
+                                   describe_node(*plugin)));
+  const std::string where = fmt::format("{}: [{}]", position(file, plugin->source()), name);
+  const PluginInfo& info = lookup(kind, plugin_name->get(), where);
+  std::vector<std::string> host_keys = {"plugin"};
+  for (const auto& spec : host_schema)
+    host_keys.push_back(spec.key);
+  PluginTable out;
+  out.table = name;
+  out.plugin = plugin_name->get();
+  out.params = validate_table(info.schema, table, file, name, host_keys, out.plugin);
+  // Host keys are validated on their own, against the host's schema for this table.
+  toml::table host_only;
+  for (const auto& spec : host_schema)
+    if (const toml::node* n = table.get(spec.key))
+      host_only.insert(spec.key, *n);
+  out.host = validate_table(host_schema, host_only, file, name);
+  return out;
+}
+
+}  // namespace
+
+std::optional<PluginTable> read_plugin_table(const toml::table& root, const std::string& name,
+                                             PluginKind kind, bool required,
+                                             const ParamSchema& host_schema,
+                                             const std::string& file, const PluginLookup& lookup) {
+  const toml::node* node = root.get(name);
+  if (!node) {
+    if (required)
+      throw_config_error(
+          fmt::format("{}: missing table [{}]: add it with plugin = \"...\" naming a "
+                      "{} plugin (`ardkit plugins list`)",
+                      file, name, kind_name(kind)));
+    return std::nullopt;
+  }
+  return plugin_table(table_or_empty(root, name, file), name, kind, host_schema, file, lookup);
+}
+
+std::vector<PluginTable> read_plugin_tables(const toml::table& root, const std::string& name,
+                                            PluginKind kind, const ParamSchema& host_schema,
+                                            const std::string& file, const PluginLookup& lookup) {
+  std::vector<PluginTable> out;
+  const toml::node* node = root.get(name);
+  if (!node)
+    return out;
+  const auto* array = node->as_array();
+  if (!array || !array->is_array_of_tables())
+    throw_config_error(
+        fmt::format("{}: '{}' must be an array of tables: write [[{}]] for each entry",
+                    position(file, node->source()), name, name));
+  for (size_t i = 0; i < array->size(); ++i)
+    out.push_back(plugin_table(*array->get(i)->as_table(), fmt::format("{}[{}]", name, i), kind,
+                               host_schema, file, lookup));
+  return out;
+}
+
+const ParamSchema& model_host_schema() {
+  static const ParamSchema schema = [] {
     ParamSchema s;
     add_weight_params(s);
     return s;
   }();
-  static const ParamSchema eval_host = {
+  return schema;
+}
+
+const ParamSchema& eval_host_schema() {
+  static const ParamSchema schema = {
       param::string("name", "")
           .help("label of this attack in tables and results; default: the plugin name")};
+  return schema;
+}
+
+toml::table plugin_table_to_toml(const PluginTable& t) {
+  toml::table table = to_toml(t.params);
+  for (auto&& [k, v] : to_toml(t.host))
+    table.insert_or_assign(k, v);
+  table.insert_or_assign("plugin", t.plugin);
+  return table;
+}
+
+ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& file_path,
+                                    const PluginLookup& lookup) {
+  const std::string file = file_path.string();
+  check_top_level(root, file, kTopLevel, "an experiment");
+  ExperimentConfig config;
+  config.file = file_path;
+  config.run = read_host_table(root, "run", run_schema(), file);
+  config.train = read_host_table(root, "train", train_schema(), file);
+  config.optimizer = read_host_table(root, "optimizer", optimizer_schema(), file);
+  config.schedule = read_host_table(root, "schedule", schedule_schema(), file);
+  static const ParamSchema no_host_keys;
+  auto single = [&](const char* name, PluginKind kind, bool required, const ParamSchema& host) {
+    return read_plugin_table(root, name, kind, required, host, file, lookup);
+  };
   config.data = single("data", PluginKind::data, true, no_host_keys);
-  config.student = single("student", PluginKind::model, true, model_host);
-  config.teacher = single("teacher", PluginKind::model, false, model_host);
+  config.student = single("student", PluginKind::model, true, model_host_schema());
+  config.teacher = single("teacher", PluginKind::model, false, model_host_schema());
   config.objective = single("objective", PluginKind::objective, true, no_host_keys);
   config.attack = single("attack", PluginKind::attack, false, no_host_keys);
-  config.evals = many("eval", PluginKind::attack, eval_host);
-  config.hooks = many("hook", PluginKind::hook, no_host_keys);
+  config.evals =
+      read_plugin_tables(root, "eval", PluginKind::attack, eval_host_schema(), file, lookup);
+  config.hooks = read_plugin_tables(root, "hook", PluginKind::hook, no_host_keys, file, lookup);
   return config;
 }
 
@@ -501,13 +535,7 @@ std::string ExperimentConfig::name() const {
 
 toml::table ExperimentConfig::resolved() const {
   toml::table out;
-  auto with_plugin = [](const PluginTable& t) {
-    toml::table table = to_toml(t.params);
-    for (auto&& [k, v] : to_toml(t.host))
-      table.insert_or_assign(k, v);
-    table.insert_or_assign("plugin", t.plugin);
-    return table;
-  };
+  const auto& with_plugin = plugin_table_to_toml;
   toml::table run_table = to_toml(run);
   run_table.insert_or_assign("name", name());
   out.insert("run", std::move(run_table));

@@ -20,6 +20,26 @@ LoadedExperiment load_experiment(const std::filesystem::path& file,
   return out;
 }
 
+std::vector<NamedAttack> build_named_attacks(const Registry& r,
+                                             const std::vector<PluginTable>& tables,
+                                             const std::filesystem::path& file,
+                                             const BuildContext& context) {
+  std::vector<NamedAttack> out;
+  for (const auto& e : tables) {
+    const std::string& label = e.host.get_string("name");
+    out.push_back({label.empty() ? e.plugin : label,
+                   r.create<Attack>(PluginKind::attack, e.plugin, e.params, context)});
+  }
+  for (size_t i = 0; i < out.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (out[i].name == out[j].name)
+        throw_config_error(
+            fmt::format("{}: [[eval]] entries {} and {} are both called '{}'; give them distinct "
+                        "name = \"...\" labels",
+                        file.string(), j, i, out[i].name));
+  return out;
+}
+
 TrainSetup build_components(const LoadedExperiment& experiment) {
   const ExperimentConfig& c = experiment.config;
   const Registry& r = *experiment.registry;
@@ -51,18 +71,7 @@ TrainSetup build_components(const LoadedExperiment& experiment) {
   if (c.attack)
     setup.attack =
         r.create<Attack>(PluginKind::attack, c.attack->plugin, c.attack->params, context);
-  for (const auto& e : c.evals) {
-    const std::string& label = e.host.get_string("name");
-    setup.evals.push_back({label.empty() ? e.plugin : label,
-                           r.create<Attack>(PluginKind::attack, e.plugin, e.params, context)});
-  }
-  for (size_t i = 0; i < setup.evals.size(); ++i)
-    for (size_t j = 0; j < i; ++j)
-      if (setup.evals[i].name == setup.evals[j].name)
-        throw_config_error(
-            fmt::format("{}: [[eval]] entries {} and {} are both called '{}'; give them distinct "
-                        "name = \"...\" labels",
-                        c.file.string(), j, i, setup.evals[i].name));
+  setup.evals = build_named_attacks(r, c.evals, c.file, context);
   for (const auto& h : c.hooks)
     setup.hooks.push_back(r.create<Hook>(PluginKind::hook, h.plugin, h.params, context));
   check_requirements(setup);

@@ -1,5 +1,7 @@
 #include "commands.hpp"
 
+#include "cli_common.hpp"
+
 #include <fmt/format.h>
 #include <torch/torch.h>
 
@@ -15,17 +17,7 @@
 
 #include <ardkit/experiment_setup.hpp>
 
-namespace po = boost::program_options;
-namespace fs = std::filesystem;
-
 namespace ardkit::cli {
-
-namespace {
-
-struct CommonOptions {
-  std::vector<std::string> plugin_path;
-  bool help = false;
-};
 
 void add_common(po::options_description& d, CommonOptions& o) {
   d.add_options()("help,h", po::bool_switch(&o.help), "show this help")(
@@ -57,6 +49,8 @@ void set_threads(int64_t configured) {
   // was measured to cost a third of training throughput by the fourth epoch.
   at::globalContext().setFlushDenormal(true);
 }
+
+namespace {
 
 EvalReport report_from_json(const nlohmann::ordered_json& j) {
   EvalReport r;
@@ -240,12 +234,17 @@ int plugins_command(const std::vector<std::string>& args) {
       return std::make_pair(std::string(kind_name(a->info.kind)), a->info.name) <
              std::make_pair(std::string(kind_name(b->info.kind)), b->info.name);
     });
-    std::cout << fmt::format("{:<10} {:<14} {:<8} {:<26} {}\n", "kind", "name", "version",
-                             "library", "summary");
+    size_t name_width = 4, library_width = 7;
+    for (const auto* e : sorted) {
+      name_width = std::max(name_width, e->info.name.size());
+      library_width = std::max(library_width, e->library.filename().string().size());
+    }
+    std::cout << fmt::format("{:<10} {:<{}} {:<8} {:<{}} {}\n", "kind", "name", name_width,
+                             "version", "library", library_width, "summary");
     for (const auto* e : sorted)
-      std::cout << fmt::format("{:<10} {:<14} {:<8} {:<26} {}\n", kind_name(e->info.kind),
-                               e->info.name, e->info.version, e->library.filename().string(),
-                               e->info.summary);
+      std::cout << fmt::format("{:<10} {:<{}} {:<8} {:<{}} {}\n", kind_name(e->info.kind),
+                               e->info.name, name_width, e->info.version,
+                               e->library.filename().string(), library_width, e->info.summary);
     std::cout << fmt::format("\n{} plugins from {}\n", sorted.size(), [&] {
       std::vector<std::string> dirs;
       for (const auto& p : registry.search_path())

@@ -20,6 +20,8 @@ commands:
   run EXPERIMENT.toml       train and evaluate an experiment (resumes if interrupted)
   validate EXPERIMENT.toml  check an experiment file without running it
   plugins [list|show NAME]  list plugins, or show one plugin's parameters
+  eval TARGET               clean and robust accuracy of a model (evaluation file or run folder)
+  export TARGET -o OUT.pt   a model's weights as a PyTorch state dict (torch.load-able)
   report PATH...            one table of the results of completed runs
 
 `ardkit COMMAND --help` describes each command's options.
@@ -44,8 +46,13 @@ int main(int argc, char** argv) {
       return ardkit::cli::plugins_command(args);
     if (command == "report")
       return ardkit::cli::report_command(args);
+    if (command == "eval")
+      return ardkit::cli::eval_command(args);
+    if (command == "export")
+      return ardkit::cli::export_command(args);
     std::cerr << "ardkit: unknown command '" << command << "'"
-              << ardkit::did_you_mean(command, {"run", "validate", "plugins", "report"})
+              << ardkit::did_you_mean(command,
+                                      {"run", "validate", "plugins", "report", "eval", "export"})
               << "; see ardkit --help\n";
     return 2;
   } catch (const ardkit::Error& e) {

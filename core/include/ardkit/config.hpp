@@ -58,6 +58,8 @@ using PluginLookup = std::function<const PluginInfo&(PluginKind kind, const std:
 // taken as a string when it does not parse) and validates everything.
 ARDKIT_API toml::table read_experiment(const std::filesystem::path& file,
                                        const std::vector<std::string>& overrides);
+// Applies one "a.b=value" override to a parsed file (what --set does).
+ARDKIT_API void apply_override(toml::table& root, const std::string& assignment);
 // The [run] plugin_path entries (resolved relative to the experiment file), before any plugin
 // is loaded: the registry needs them to find the plugins the rest is validated against.
 ARDKIT_API std::vector<std::filesystem::path> experiment_plugin_path(
@@ -65,6 +67,27 @@ ARDKIT_API std::vector<std::filesystem::path> experiment_plugin_path(
 ARDKIT_API ExperimentConfig resolve_experiment(const toml::table& root,
                                                const std::filesystem::path& file,
                                                const PluginLookup& lookup);
+
+// Building blocks for files made of host tables and plugin tables (experiments, evaluations).
+// Unknown top-level tables are errors naming the allowed ones; `what` is "an experiment".
+ARDKIT_API void check_top_level(const toml::table& root, const std::string& file,
+                                const std::vector<std::string>& allowed, const char* what);
+ARDKIT_API Params read_host_table(const toml::table& root, const std::string& name,
+                                  const ParamSchema& schema, const std::string& file);
+// [name] naming a plugin of `kind`; nullopt when absent and not required.
+ARDKIT_API std::optional<PluginTable> read_plugin_table(
+    const toml::table& root, const std::string& name, PluginKind kind, bool required,
+    const ParamSchema& host_schema, const std::string& file, const PluginLookup& lookup);
+// [[name]] entries, each naming a plugin of `kind` (labelled name[0], name[1], ...).
+ARDKIT_API std::vector<PluginTable> read_plugin_tables(const toml::table& root,
+                                                       const std::string& name, PluginKind kind,
+                                                       const ParamSchema& host_schema,
+                                                       const std::string& file,
+                                                       const PluginLookup& lookup);
+ARDKIT_API toml::table plugin_table_to_toml(const PluginTable& table);
+// Host keys of model tables (checkpoint and its key mapping) and of [[eval]] entries (name).
+ARDKIT_API const ParamSchema& model_host_schema();
+ARDKIT_API const ParamSchema& eval_host_schema();
 
 // Host table schemas, also printed by `ardkit validate --schema` style help.
 ARDKIT_API const ParamSchema& run_schema();

@@ -1,0 +1,38 @@
+#pragma once
+// Option handling shared by the ardkit commands.
+#include <toml++/toml.h>
+
+#include <boost/program_options.hpp>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace ardkit::cli {
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+struct CommonOptions {
+  std::vector<std::string> plugin_path;
+  bool help = false;
+};
+
+// --help and --plugin-path, which every command that loads plugins takes.
+void add_common(po::options_description& d, CommonOptions& o);
+po::variables_map parse(const std::vector<std::string>& args,
+                        const po::options_description& visible,
+                        const po::positional_options_description& positional);
+std::vector<fs::path> to_paths(const std::vector<std::string>& items);
+// LibTorch intra-op threads (0 = one per core) and flush-to-zero for denormals.
+void set_threads(int64_t configured);
+
+toml::table parse_toml(const fs::path& file);
+// The evaluation file of a run folder: its student at checkpoints/WHICH.pt on its [data], with
+// its [[eval]] attacks.
+toml::table evaluation_of_run(const fs::path& run, const std::string& which);
+// TARGET of `eval` and `export`: a run folder (as above) or an evaluation file; returns the
+// TOML and the file that messages should name.
+std::pair<toml::table, fs::path> evaluation_root(const std::string& target,
+                                                 const std::string& which);
+
+}  // namespace ardkit::cli

@@ -1,0 +1,212 @@
+// `ardkit eval`: clean and robust accuracy of one model, from an evaluation file or a run folder.
+#include <fmt/format.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include <ardkit/evaluation_setup.hpp>
+#include <ardkit/interrupt.hpp>
+#include <ardkit/progress.hpp>
+#include <ardkit/run_dir.hpp>
+#include <ardkit/version.hpp>
+
+#include "cli_common.hpp"
+#include "commands.hpp"
+
+namespace ardkit::cli {
+namespace {
+
+const char* kEvalHelp = R"(usage: ardkit eval TARGET [options]
+
+Clean and robust accuracy of one model. TARGET is
+  an evaluation file   [model] (a model plugin with checkpoint = "...", or plugin = "torchscript"
+                       with file = "..."), [data], optional [[eval]] attack tables, [evaluation]
+                       (split, points, batch_size, output) and [run] (seed, device, threads);
+  a run folder         its student at checkpoints/best.pt (or --which last), on its [data], against
+                       its [[eval]] attacks.
+Prints a table and writes a results JSON (default: evals/NAME.json, or RUN/evals/WHICH-SPLIT.json).
+
+options)";
+
+}  // namespace
+
+toml::table parse_toml(const fs::path& file) {
+  try {
+    return toml::parse_file(file.string());
+  } catch (const toml::parse_error& e) {
+    throw_config_error(fmt::format("{}:{}:{}: malformed TOML: {}", file.string(),
+                                   e.source().begin.line, e.source().begin.column,
+                                   std::string(e.description())));
+  }
+}
+
+toml::table evaluation_of_run(const fs::path& run, const std::string& which) {
+  const fs::path config_file = run / "config.toml";
+  if (!fs::is_regular_file(config_file))
+    throw_config_error(run.string() +
+                       ": not a run folder (no config.toml); give a run folder "
+                       "written by ardkit run, or an evaluation file");
+  const fs::path checkpoint = run / "checkpoints" / (which + ".pt");
+  if (!fs::is_regular_file(checkpoint))
+    throw_config_error(fmt::format(
+        "{}: no {} checkpoint yet (the run has not {}); try --which {}", checkpoint.string(), which,
+        which == "best" ? "validated a model" : "saved one", which == "best" ? "last" : "best"));
+  const toml::table config = parse_toml(config_file);
+  toml::table root;
+  if (const auto* run_table = config.get_as<toml::table>("run")) {
+    toml::table r;
+    for (const char* key : {"name", "seed", "device", "threads", "plugin_path"})
+      if (const auto* node = run_table->get(key))
+        r.insert(key, *node);
+    root.insert("run", std::move(r));
+  }
+  if (const auto* data = config.get_as<toml::table>("data"))
+    root.insert("data", *data);
+  const auto* student = config.get_as<toml::table>("student");
+  if (!student)
+    throw_config_error(config_file.string() +
+                       ": no [student] table; is this an ardkit run folder?");
+  toml::table model = *student;
+  model.insert_or_assign("checkpoint", checkpoint.string());
+  for (const char* key : {"checkpoint_key", "strip_prefix", "rename", "strict"})
+    model.erase(key);
+  root.insert("model", std::move(model));
+  if (const auto* evals = config.get("eval"))
+    root.insert("eval", *evals);
+  return root;
+}
+
+std::pair<toml::table, fs::path> evaluation_root(const std::string& target,
+                                                 const std::string& which) {
+  if (which != "best" && which != "last")
+    throw_config_error("--which must be best or last, got '" + which + "'");
+  if (fs::is_directory(target))
+    return {evaluation_of_run(target, which), fs::path(target) / "config.toml"};
+  if (!fs::is_regular_file(target))
+    throw_config_error(target + ": no such evaluation file or run folder; check the path");
+  return {parse_toml(target), target};
+}
+
+namespace {
+
+nlohmann::ordered_json toml_to_json(const toml::table& table) {
+  std::ostringstream text;
+  text << toml::json_formatter(table);
+  return nlohmann::ordered_json::parse(text.str());
+}
+
+}  // namespace
+
+int eval_command(const std::vector<std::string>& args) {
+  CommonOptions common;
+  std::string target, which = "best", output;
+  std::vector<std::string> overrides;
+  int64_t threads = -1, points = -1, batch_size = -1, seed = -1;
+  std::string split;
+  po::options_description d(kEvalHelp);
+  add_common(d, common);
+  d.add_options()("set", po::value(&overrides)->composing(),
+                  "override a key: --set evaluation.points=500 (repeatable)")(
+      "split", po::value(&split), "train | validation | test")(
+      "points", po::value(&points), "first N points of the split (0 = all)")(
+      "batch-size", po::value(&batch_size), "evaluation batch size")(
+      "seed", po::value(&seed), "seed of the attacks' random starts")(
+      "which", po::value(&which), "run folders: best | last checkpoint (default best)")(
+      "output,o", po::value(&output), "results JSON file")("threads", po::value(&threads),
+                                                           "LibTorch threads (0 = one per core)")(
+      "target", po::value(&target), "evaluation file or run folder");
+  po::positional_options_description positional;
+  positional.add("target", 1);
+  parse(args, d, positional);
+  if (common.help) {
+    std::cout << d << "\n";
+    return 0;
+  }
+  if (target.empty())
+    throw_config_error("eval: missing TARGET; usage: ardkit eval EVALUATION.toml | RUN_FOLDER");
+  const bool is_run = fs::is_directory(target);
+  auto [root, file] = evaluation_root(target, which);
+  auto set = [&](const std::string& key, const std::string& value) {
+    overrides.push_back(key + "=" + value);
+  };
+  if (!split.empty())
+    set("evaluation.split", nlohmann::json(split).dump());
+  if (points >= 0)
+    set("evaluation.points", std::to_string(points));
+  if (batch_size >= 0)
+    set("evaluation.batch_size", std::to_string(batch_size));
+  if (seed >= 0)
+    set("run.seed", std::to_string(seed));
+  if (threads >= 0)
+    set("run.threads", std::to_string(threads));
+  if (!output.empty())
+    set("evaluation.output", nlohmann::json(output).dump());
+  for (const auto& o : overrides)
+    apply_override(root, o);
+
+  LoadedEvaluation evaluation = load_evaluation(root, file, to_paths(common.plugin_path));
+  const EvaluationConfig& c = evaluation.config;
+  set_threads(c.run.get_int("threads"));
+  const std::string split_name = c.evaluation.get_string("split");
+  fs::path results = c.evaluation.get_string("output");
+  if (results.empty())
+    results = is_run ? fs::path(target) / "evals" / (which + "-" + split_name + ".json")
+                     : fs::path("evals") / (c.name() + ".json");
+  EvaluationSetup setup = build_evaluation(evaluation);
+
+  EvalOptions options;
+  options.split = split_name == "train"        ? Split::train
+                  : split_name == "validation" ? Split::validation
+                                               : Split::test;
+  options.points = c.evaluation.get_int("points");
+  options.batch_size = c.evaluation.get_int("batch_size");
+  options.label = "eval";
+  const std::string label = is_run ? fmt::format("{} ({})", c.name(), which) : c.name();
+  log_line(fmt::format("evaluating {} on {} {} ({} threads)", label, setup.data->spec().name,
+                       split_name, torch::get_num_threads()));
+  install_interrupt_handlers();
+  // Attacks draw their random starts from the default generator: seed it so that the same
+  // model, data and seed always give the same numbers.
+  torch::manual_seed(static_cast<uint64_t>(c.run.get_int("seed")));
+  EvalReport report;
+  try {
+    report = evaluate(*setup.model, *setup.data, setup.attacks, options);
+  } catch (const Interrupted&) {
+    std::cerr << "interrupted; no results written\n";
+    return 130;
+  }
+
+  nlohmann::ordered_json j;
+  j["name"] = label;
+  j["model"] = {{"plugin", c.model.plugin}, {"checkpoint", c.model.host.get_string("checkpoint")}};
+  j["dataset"] = setup.data->spec().name;
+  j["split"] = split_name;
+  j["points"] = report.points;
+  j["seed"] = c.run.get_int("seed");
+  j["clean_acc"] = 100 * report.clean_accuracy;
+  nlohmann::ordered_json attacks = nlohmann::ordered_json::object();
+  for (size_t i = 0; i < report.attacks.size(); ++i) {
+    const auto threat = setup.attacks[i].attack->threat();
+    attacks[report.attacks[i].name] = {{"robust_acc", 100 * report.attacks[i].accuracy},
+                                       {"norm", threat.norm},
+                                       {"eps", threat.eps},
+                                       {"seconds", report.attacks[i].seconds}};
+  }
+  j["attacks"] = attacks;
+  if (!report.attacks.empty())
+    j["worst_case_acc"] = 100 * report.worst_case;
+  j["seconds"] = report.seconds;
+  j["versions"] = {{"ardkit", kVersion}, {"commit", kGitCommit}, {"torch", TORCH_VERSION}};
+  j["config"] = toml_to_json(c.resolved());
+  if (!results.parent_path().empty())
+    fs::create_directories(results.parent_path());
+  write_file_atomic(results, j.dump(2) + "\n");
+  std::cout << format_report_table({{label, report}}) << results.string() << "\n";
+  return 0;
+}
+
+}  // namespace ardkit::cli
