@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package ardkit needs to build, run and test. Run as root.
-# Nothing else is downloaded, ever: data and weights come from local paths.
+# Installs every Debian 12 package ardkit needs to build and run; `setup.sh --tests` adds what
+# the test suite needs. Run as root. Nothing else is downloaded, ever: data and weights come
+# from local paths.
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache git
@@ -15,6 +16,9 @@ packages=(
   python3                   # command-line tests
   dataset-fashion-mnist     # the quickstart's data (/usr/share/datasets/fashion-mnist)
 )
+if [[ "${1:-}" == "--tests" ]]; then
+  packages+=(python3-torch)  # PyTorch: the reference side of the interop differential tests
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
