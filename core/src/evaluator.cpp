@@ -38,7 +38,8 @@ EvalReport evaluate(Model& model, DataSource& data, const std::vector<NamedAttac
     Progress progress(options.label + " clean", batches);
     for (int64_t b = 0; b < batches; ++b) {
       const int64_t lo = b * options.batch_size, hi = std::min(n, lo + options.batch_size);
-      const auto batch = data.get(options.split, torch::arange(lo, hi, torch::kLong), false);
+      const auto batch =
+          data.get(options.split, torch::arange(lo, hi, torch::kLong), Augmentation::none());
       const auto pred = model.logits(batch.x.to(device)).argmax(1).cpu();
       clean_correct.slice(0, lo, hi).copy_(pred.eq(batch.y));
       progress.update(b + 1);
@@ -60,7 +61,7 @@ EvalReport evaluate(Model& model, DataSource& data, const std::vector<NamedAttac
     for (int64_t b = 0; b < attack_batches; ++b) {
       const auto rows =
           candidates.slice(0, b * options.batch_size, std::min(m, (b + 1) * options.batch_size));
-      const auto batch = data.get(options.split, rows, false);
+      const auto batch = data.get(options.split, rows, Augmentation::none());
       AttackTarget target;
       target.model = &model;
       target.bn_mode = BnMode::eval;

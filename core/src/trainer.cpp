@@ -10,6 +10,7 @@
 
 #include "ardkit/error.hpp"
 #include "ardkit/interrupt.hpp"
+#include "ardkit/prefetcher.hpp"
 #include "ardkit/progress.hpp"
 
 namespace fs = std::filesystem;
@@ -246,10 +247,10 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
     auto window_start = Clock::now();
     int64_t window_images = 0;
 
+    BatchPrefetcher batches(data, order, batch_size, position.step_in_epoch,
+                            static_cast<uint64_t>(seed), epoch);
     for (int64_t s = position.step_in_epoch; s < steps_per_epoch; ++s) {
-      const auto indices =
-          order.slice(0, s * batch_size, std::min(train_size, (s + 1) * batch_size));
-      Batch batch = data.get(Split::train, indices, true);
+      Batch batch = batches.next();
       batch.x = batch.x.to(device);
       batch.y = batch.y.to(device);
       student.train();

@@ -35,7 +35,8 @@ struct Fixture {
     const int64_t n = data->size(ardkit::Split::train);
     for (int epoch = 0; epoch < 10; ++epoch)
       for (int64_t lo = 0; lo < n; lo += 32) {
-        auto b = data->get(ardkit::Split::train, torch::arange(lo, std::min(n, lo + 32)), false);
+        auto b = data->get(ardkit::Split::train, torch::arange(lo, std::min(n, lo + 32)),
+                           ardkit::Augmentation::none());
         sgd.zero_grad();
         torch::nn::functional::cross_entropy(model->logits(b.x), b.y).backward();
         sgd.step();
@@ -43,7 +44,7 @@ struct Fixture {
     model->eval();
     for (auto& p : model->parameters())
       p.mutable_grad() = torch::Tensor();
-    batch = data->get(ardkit::Split::test, torch::arange(0, 128), false);
+    batch = data->get(ardkit::Split::test, torch::arange(0, 128), ardkit::Augmentation::none());
   }
 
   ardkit::AttackTarget target(ardkit::BnMode mode = ardkit::BnMode::eval) {

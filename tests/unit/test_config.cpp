@@ -152,8 +152,9 @@ TEST_CASE("missing plugin tables and plugin keys are explained") {
   CHECK(contains(error_of(resolve, ErrorKind::config), "[data] has no 'plugin' key"));
   test::write_text(file,
                    "[data]\nplugin = 'synthetic'\n[student]\nplugin = 'small_cnn'\nhiden = 3\n");
-  CHECK(contains(error_of(resolve, ErrorKind::config),
-                 ":5:1: [student] (plugin 'small_cnn') unknown key 'hiden' (did you mean 'hidden'?)"));
+  CHECK(contains(
+      error_of(resolve, ErrorKind::config),
+      ":5:1: [student] (plugin 'small_cnn') unknown key 'hiden' (did you mean 'hidden'?)"));
   test::write_text(file, "[data]\nplugin = 'synthetic'\n[student]\nplugin = 'small_cnm'\n");
   const auto m = error_of(resolve, ErrorKind::plugin);
   CHECK(contains(m,

@@ -2,6 +2,7 @@
 // splits and subsets, synthetic determinism, augmentation.
 #include <zlib.h>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <ardkit/ardkit.hpp>
@@ -77,14 +78,16 @@ TEST_CASE("idx reads gzipped and plain files identically, with splits") {
     CHECK(data->size(Split::train) == 16);
     CHECK(data->size(Split::validation) == 4);
     CHECK(data->size(Split::test) == 6);
-    const auto test_batch = data->get(Split::test, torch::arange(0, 6), false);
+    const auto test_batch =
+        data->get(Split::test, torch::arange(0, 6), ardkit::Augmentation::none());
     CHECK(test_batch.x.sizes() == std::vector<int64_t>{6, 1, 4, 4});
     CHECK(test_batch.x[0][0][0][0].item<float>() == doctest::Approx(100.0 / 255));
     CHECK(test_batch.y[3].item<int64_t>() == 3);
     CHECK(test_batch.x.max().item<float>() <= 1.0f);
     // Train and validation partition the training file: all 20 first pixels appear exactly once.
-    const auto train = data->get(Split::train, torch::arange(0, 16), false);
-    const auto val = data->get(Split::validation, torch::arange(0, 4), false);
+    const auto train = data->get(Split::train, torch::arange(0, 16), ardkit::Augmentation::none());
+    const auto val =
+        data->get(Split::validation, torch::arange(0, 4), ardkit::Augmentation::none());
     auto firsts = torch::cat(
         {train.x.select(2, 0).select(2, 0).flatten(), val.x.select(2, 0).select(2, 0).flatten()});
     CHECK(std::get<0>(torch::_unique(firsts)).size(0) == 20);
@@ -96,7 +99,7 @@ TEST_CASE("idx split is seeded and subsets cut") {
   write_dataset(dir.path, true);
   auto first = [&](int64_t seed) {
     return idx(dir.path, {{"split_seed", seed}})
-        ->get(Split::validation, torch::arange(0, 4), false)
+        ->get(Split::validation, torch::arange(0, 4), ardkit::Augmentation::none())
         .x;
   };
   CHECK(torch::equal(first(1), first(1)));
@@ -151,8 +154,10 @@ TEST_CASE("synthetic data is deterministic in its own seed") {
   auto b = test::make<ardkit::DataSource>(PluginKind::data, "synthetic", {{"seed", int64_t{3}}});
   auto c = test::make<ardkit::DataSource>(PluginKind::data, "synthetic", {{"seed", int64_t{4}}});
   const auto idx = torch::arange(0, 32);
-  CHECK(torch::equal(a->get(Split::test, idx, false).x, b->get(Split::test, idx, false).x));
-  CHECK_FALSE(torch::equal(a->get(Split::test, idx, false).x, c->get(Split::test, idx, false).x));
+  CHECK(torch::equal(a->get(Split::test, idx, ardkit::Augmentation::none()).x,
+                     b->get(Split::test, idx, ardkit::Augmentation::none()).x));
+  CHECK_FALSE(torch::equal(a->get(Split::test, idx, ardkit::Augmentation::none()).x,
+                           c->get(Split::test, idx, ardkit::Augmentation::none()).x));
   CHECK(a->size(Split::validation) == 64);
 }
 
@@ -160,16 +165,21 @@ TEST_CASE("augmentation crops with zero padding and flips, only when asked, only
   auto data = test::make<ardkit::DataSource>(
       PluginKind::data, "synthetic", {{"crop_padding", int64_t{2}}, {"horizontal_flip", true}});
   const auto idx = torch::arange(0, 64);
-  const auto plain = data->get(Split::train, idx, false).x;
-  torch::manual_seed(1);
-  const auto augmented = data->get(Split::train, idx, true).x;
+  const auto plain = data->get(Split::train, idx, ardkit::Augmentation::none()).x;
+  const auto augmented = data->get(Split::train, idx, ardkit::Augmentation::seeded(1)).x;
   CHECK(augmented.sizes() == plain.sizes());
   CHECK_FALSE(torch::equal(plain, augmented));
-  CHECK(torch::equal(data->get(Split::test, idx, true).x, data->get(Split::test, idx, false).x));
+  // The seed alone decides the augmentation: not the default generator, not the thread.
+  torch::manual_seed(99);
+  CHECK(torch::equal(augmented, data->get(Split::train, idx, ardkit::Augmentation::seeded(1)).x));
+  CHECK_FALSE(
+      torch::equal(augmented, data->get(Split::train, idx, ardkit::Augmentation::seeded(2)).x));
+  CHECK(torch::equal(data->get(Split::test, idx, ardkit::Augmentation::seeded(1)).x,
+                     data->get(Split::test, idx, ardkit::Augmentation::none()).x));
   // A flip alone is exactly a mirror image.
   ardkit::AugmentOptions flip_only{0, true};
-  torch::manual_seed(2);
-  const auto flipped = ardkit::augment(plain, flip_only);
+  const auto flipped =
+      ardkit::augment(plain, flip_only, at::make_generator<at::CPUGeneratorImpl>(2));
   for (int64_t i = 0; i < 64; ++i) {
     const bool same = torch::equal(flipped[i], plain[i]);
     CHECK((same || torch::equal(flipped[i], plain[i].flip({2}))));

@@ -23,6 +23,8 @@ plugin = "synthetic"
 train_size = 640
 validation = 64
 test_size = 128
+crop_padding = 1
+horizontal_flip = true
 [student]
 plugin = "small_cnn"
 conv1 = 16

@@ -15,5 +15,6 @@
 #include "ardkit/objective.hpp"
 #include "ardkit/params.hpp"
 #include "ardkit/plugin.hpp"
+#include "ardkit/prefetcher.hpp"
 #include "ardkit/pytorch_file.hpp"
 #include "ardkit/weights.hpp"

@@ -28,6 +28,20 @@ struct Batch {
   torch::Tensor index;
 };
 
+// Whether a batch is augmented, and with which seed: each batch's random crops and flips come
+// from their own generator, so they do not depend on which thread gathers the batch or on what
+// else drew random numbers before (bit-exact resume, background prefetch).
+struct Augmentation {
+  bool enabled = false;
+  uint64_t seed = 0;
+  static Augmentation none() {
+    return {};
+  }
+  static Augmentation seeded(uint64_t seed) {
+    return {true, seed};
+  }
+};
+
 // A finite labelled dataset with train, validation and test splits. The engine owns batching and
 // shuffling (seeded, so an interrupted run resumes with the same order); the source only gathers
 // the requested samples, applying its training augmentation when asked to.
@@ -35,8 +49,9 @@ class ARDKIT_API DataSource : public Component {
  public:
   virtual DataSpec spec() const = 0;
   virtual int64_t size(Split split) const = 0;
-  // `indices`: int64 positions within `split`. Augmentation draws from the default generator.
-  virtual Batch get(Split split, const torch::Tensor& indices, bool augment) = 0;
+  // `indices`: int64 positions within `split`. Training augmentation applies to the train split
+  // only. Called from a background thread while the engine trains: must not touch shared state.
+  virtual Batch get(Split split, const torch::Tensor& indices, Augmentation augment) = 0;
 };
 
 }  // namespace ardkit

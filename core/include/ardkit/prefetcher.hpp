@@ -1,0 +1,38 @@
+#pragma once
+#include <future>
+
+#include "ardkit/data.hpp"
+
+namespace ardkit {
+
+// Gathers (and augments) the next training batch on a background thread while the current step
+// runs, so loading never stalls training. Batches come out in `order`, starting at `first_step`;
+// each batch's augmentation seed depends only on (seed, epoch, step), so results are the same
+// with or without prefetching and after a resume.
+class ARDKIT_API BatchPrefetcher {
+ public:
+  BatchPrefetcher(DataSource& data, torch::Tensor order, int64_t batch_size, int64_t first_step,
+                  uint64_t seed, int64_t epoch);
+  ~BatchPrefetcher();
+  BatchPrefetcher(const BatchPrefetcher&) = delete;
+  BatchPrefetcher& operator=(const BatchPrefetcher&) = delete;
+
+  Batch next();  // the batch of the next step; rethrows what gathering it threw
+  int64_t steps() const {
+    return steps_;
+  }
+
+ private:
+  Batch gather(int64_t step) const;
+  DataSource& data_;
+  torch::Tensor order_;
+  int64_t batch_size_, steps_, step_;
+  uint64_t seed_;
+  int64_t epoch_;
+  std::future<Batch> pending_;
+};
+
+// The augmentation seed of one training step.
+ARDKIT_API uint64_t augmentation_seed(uint64_t seed, int64_t epoch, int64_t step);
+
+}  // namespace ardkit
