@@ -75,20 +75,21 @@ class CliCase(unittest.TestCase):
                 out.append(status.parent)
         return out
 
-    def assert_error(self, result, code, *fragments):
+    def assert_error(self, result, code, *fragments, runs_allowed=False):
         self.assertEqual(result.returncode, code, result.stderr)
         lines = [l for l in result.stderr.splitlines() if l.strip()]
         self.assertEqual(len(lines), 1, f"expected one error line, got: {result.stderr!r}")
         self.assertTrue(lines[0].startswith("ardkit: error: "), lines[0])
         for fragment in fragments:
             self.assertIn(fragment, lines[0])
-        self.assertEqual(self.completed_runs(), [])
+        if not runs_allowed:
+            self.assertEqual(self.completed_runs(), [])
 
 
 class Help(CliCase):
     def test_help_everywhere(self):
         self.assertEqual(run("--help").returncode, 0)
-        for command in ("run", "validate", "plugins", "report"):
+        for command in ("run", "validate", "plugins", "report", "eval", "export"):
             result = run(command, "--help")
             self.assertEqual(result.returncode, 0, command)
             self.assertIn("usage: ardkit " + command, result.stdout)
@@ -283,10 +284,92 @@ class Runs(CliCase):
         self.assertEqual(len(self.completed_runs()), 1)
 
 
+class EvalAndExport(CliCase):
+    """`ardkit eval` and `ardkit export` on a trained run folder and on evaluation files."""
+
+    def train(self):
+        exp = self.write("exp.toml", TINY)
+        result = run("run", str(exp), "--output", str(self.dir / "runs"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return self.completed_runs()[0]
+
+    def test_eval_run_folder_and_file(self):
+        folder = self.train()
+        result = run("eval", str(folder), "--points", "40", "--seed", "5")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("tiny (best)", result.stdout)
+        report = json.loads((folder / "evals" / "best-test.json").read_text())
+        self.assertEqual(report["points"], 40)
+        self.assertEqual(report["split"], "test")
+        self.assertEqual(list(report["attacks"]), ["fgsm", "pgd10"])
+        self.assertEqual(report["attacks"]["pgd10"]["eps"], 0.1)
+        self.assertEqual(report["attacks"]["pgd10"]["norm"], "linf")
+        for attack in report["attacks"].values():
+            self.assertLessEqual(attack["robust_acc"], report["clean_acc"])
+        self.assertIn("torch", report["versions"])
+        # The same seed gives the same numbers; last is a different checkpoint file.
+        again = run("eval", str(folder), "--points", "40", "--seed", "5", "-o", str(self.dir / "again.json"))
+        self.assertEqual(again.returncode, 0, again.stderr)
+        repeated = json.loads((self.dir / "again.json").read_text())
+        for name, attack in report["attacks"].items():
+            self.assertEqual(repeated["attacks"][name]["robust_acc"], attack["robust_acc"])
+        last = run("eval", str(folder), "--which", "last", "--split", "validation")
+        self.assertEqual(last.returncode, 0, last.stderr)
+        self.assertTrue((folder / "evals" / "last-validation.json").exists())
+
+        # An evaluation file: the run's student weights through [model], clean accuracy only.
+        self.write("eval.toml", f"""
+[model]
+plugin = "small_cnn"
+conv1 = 16
+conv2 = 16
+hidden = 64
+checkpoint = "{folder / 'checkpoints' / 'best.pt'}"
+[data]
+plugin = "synthetic"
+train_size = 256
+validation = 32
+test_size = 64
+[evaluation]
+points = 40
+""")
+        by_file = run("eval", "eval.toml", cwd=self.dir)
+        self.assertEqual(by_file.returncode, 0, by_file.stderr)
+        from_file = json.loads((self.dir / "evals" / "eval.json").read_text())
+        self.assertEqual(from_file["clean_acc"], report["clean_acc"])
+        self.assertEqual(from_file["attacks"], {})
+
+    def test_export_writes_a_state_dict(self):
+        folder = self.train()
+        out = self.dir / "student.pt"
+        result = run("export", str(folder), "-o", str(out))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("tensors of small_cnn", result.stdout)
+        self.assertEqual(out.read_bytes()[:4], b"PK\x03\x04")  # torch.save's zip format
+        self.assert_error(run("export", str(folder)), 2, "usage: ardkit export", runs_allowed=True)
+
+    def test_bad_targets(self):
+        self.assert_error(run("eval", str(self.dir / "nowhere")), 2, "no such evaluation file or run folder")
+        empty = self.dir / "empty_run"
+        empty.mkdir()
+        self.assert_error(run("eval", str(empty)), 2, "not a run folder (no config.toml)")
+        (empty / "config.toml").write_text("[run]\n")
+        self.assert_error(run("eval", str(empty)), 2, "no best checkpoint yet", "--which last")
+        self.assert_error(run("eval", str(empty), "--which", "worst"), 2, "--which must be best or last")
+        self.write("bad.toml", '[model]\nplugin = "small_cnn"\ncheckpoint = "missing.pt"\n'
+                               '[data]\nplugin = "synthetic"\n[evalution]\npoints = 3\n')
+        self.assert_error(run("eval", str(self.dir / "bad.toml")), 2, "unknown table 'evalution'",
+                          "did you mean 'evaluation'?")
+        self.write("bad.toml", '[model]\nplugin = "small_cnn"\ncheckpoint = "missing.pt"\n'
+                               '[data]\nplugin = "synthetic"\n')
+        self.assert_error(run("eval", str(self.dir / "bad.toml")), 1, "missing.pt: checkpoint not found")
+        self.assertFalse((self.dir / "evals").exists())
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--ardkit", required=True)
     parser.add_argument("--test-plugins", required=True)
     args, rest = parser.parse_known_args()
-    ARDKIT, TEST_PLUGINS = args.ardkit, args.test_plugins
+    ARDKIT, TEST_PLUGINS = str(Path(args.ardkit).resolve()), str(Path(args.test_plugins).resolve())
     unittest.main(argv=[sys.argv[0], "-v", *rest])
