@@ -384,6 +384,8 @@ class PickleMachine {
     }
     if (name == "torch.device" && !a.empty())
       return a[0];
+    if (name == "copyreg._reconstructor" && !a.empty() && a[0]->kind == K::global)
+      return make_text(K::other, a[0]->text);  // a pickled instance: keep its class name
     return make_text(K::other, name.empty() ? "call" : name);
   }
 
@@ -741,6 +743,11 @@ StateDict read_pytorch_state_dict(const fs::path& file, const std::string& key) 
         found = e;
         break;
       }
+    if (!found && root->kind == Object::Kind::other)
+      throw_config_error(fmt::format(
+          "{}: the file holds a pickled Python object ({}), not a state dict; in PyTorch save "
+          "model.state_dict() instead, or trace the model and use the torchscript plugin",
+          file.string(), root->text));
     if (!found)
       throw_config_error(fmt::format(
           "{}: no state dict in this file{}; set checkpoint_key to the entry that holds one",

@@ -348,6 +348,13 @@ points = 40
         self.assertEqual(out.read_bytes()[:4], b"PK\x03\x04")  # torch.save's zip format
         self.assert_error(run("export", str(folder)), 2, "usage: ardkit export", runs_allowed=True)
 
+    def test_example_evaluation_files_are_valid(self):
+        # Every key checks out; the only complaint is the CIFAR-10 data, which is not here.
+        examples = sorted((Path(__file__).resolve().parents[2] / "experiments").glob("*/eval_*.toml"))
+        self.assertGreaterEqual(len(examples), 2)
+        for example in examples:
+            self.assert_error(run("eval", str(example), cwd=self.dir), 2, "data_batch_1.bin not found")
+
     def test_bad_targets(self):
         self.assert_error(run("eval", str(self.dir / "nowhere")), 2, "no such evaluation file or run folder")
         empty = self.dir / "empty_run"

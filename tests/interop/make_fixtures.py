@@ -67,6 +67,7 @@ def main(out):
     torch.save(checkpoint, out / "checkpoint_zip.pt")
     torch.save(checkpoint, out / "checkpoint_legacy.pt", _use_new_zipfile_serialization=False)
     torch.save(trades.state_dict(), out / "state_dict_legacy.pt", _use_new_zipfile_serialization=False)
+    torch.save(trades, out / "whole_model.pt")  # the whole module pickled: not loadable, clearly
     x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
         torch.save({"input": x, "logits": trades(x)}, out / "checkpoint.io.pt")

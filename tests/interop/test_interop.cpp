@@ -194,6 +194,10 @@ TEST_CASE("truncated and foreign files are runtime errors naming the file") {
     CHECK(test::contains(message, file.string()));
     CHECK(test::contains(message, "cannot read PyTorch weights"));
   }
+  const auto whole = test::error_of(
+      [&] { ardkit::load_weights(*model, fixtures() / "whole_model.pt"); }, ErrorKind::config);
+  CHECK(test::contains(whole, "pickled Python object (reference_models.TradesSmallCNN)"));
+  CHECK(test::contains(whole, "model.state_dict()"));
   const fs::path text = dir / "notes.pt";
   test::write_text(text, "not weights at all");
   CHECK(test::contains(
