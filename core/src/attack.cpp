@@ -35,4 +35,18 @@ torch::Tensor project_linf(const torch::Tensor& x_adv, const torch::Tensor& x, d
   return torch::min(torch::max(x_adv, x - eps), x + eps).clamp(0.0, 1.0);
 }
 
+torch::Tensor l2_norms(const torch::Tensor& v) {
+  return v.flatten(1).pow(2).sum(1).sqrt();
+}
+
+torch::Tensor linf_norms(const torch::Tensor& v) {
+  return std::get<0>(v.flatten(1).abs().max(1));
+}
+
+torch::Tensor project_l2(const torch::Tensor& x_adv, const torch::Tensor& x, double eps) {
+  const auto delta = x_adv - x;
+  const auto factor = torch::clamp_max(eps / (l2_norms(delta) + 1e-12), 1.0);
+  return (x + delta * factor.view({-1, 1, 1, 1})).clamp(0.0, 1.0);
+}
+
 }  // namespace ardkit

@@ -1,5 +1,7 @@
-// Attack plugin `pgd`: projected gradient descent in the L-inf ball (Madry et al. 2018), with a
-// configurable start, step size, steps and restarts keeping the per-sample worst case.
+// Attack plugins `pgd` and `cw_inf`. `pgd`: projected gradient descent (Madry et al. 2018) in the
+// L-inf or L2 ball, with a configurable start, step size, steps, loss and restarts keeping the
+// per-sample worst case. `cw_inf`: the same on the Carlini-Wagner margin with kappa, as the ARD
+// literature's CW-inf evaluation (IAD, Fair-ARD: kappa 50, step 2/255).
 #include <ardkit/ardkit.hpp>
 
 namespace {
@@ -15,36 +17,49 @@ class Pgd : public ardkit::Attack {
         restarts_(p.get_int("restarts")),
         start_(p.get_string("random_start")),
         gaussian_std_(p.get_real("gaussian_std")),
-        clip_start_(p.get_bool("clip_start")) {}
+        clip_start_(p.get_bool("clip_start")),
+        norm_(p.get_string("norm")),
+        loss_(p.get_string("loss")),
+        kappa_(p.get_real("kappa")) {}
 
   ardkit::ThreatModel threat() const override {
-    return {"linf", eps_};
+    return {norm_, eps_};
   }
   void set_eps(double eps) override {
     eps_ = eps;
   }
 
-  torch::Tensor perturb(const ardkit::AttackTarget& target, const torch::Tensor& x,
+  torch::Tensor perturb(const ardkit::AttackTarget& given, const torch::Tensor& x,
                         const torch::Tensor& labels) override {
     if (eps_ == 0.0 || steps_ == 0)
       return x.detach().clone();
     torch::AutoGradMode grad_mode(true);
     std::optional<ardkit::BnModeGuard> mode;
-    if (target.model)
-      mode.emplace(*target.model, target.bn_mode);
+    if (given.model)
+      mode.emplace(*given.model, given.bn_mode);
     const auto x0 = x.detach();
+    ardkit::AttackTarget target = given;
+    if (loss_ == "cw")
+      target.loss = ardkit::losses::cw_margin(kappa_);
+    else if (loss_ == "dlr")
+      target.loss = ardkit::losses::dlr();
     const auto rows =
         torch::arange(x.size(0), torch::TensorOptions().dtype(torch::kLong).device(x.device()));
     // Madry et al.'s default when no step is given: 2.5 * eps / steps.
     const double alpha = step_size_ > 0 ? step_size_ : 2.5 * eps_ / static_cast<double>(steps_);
     ardkit::WorstCase worst(x0);
     for (int64_t r = 0; r < restarts_; ++r) {
-      auto x_adv = ardkit::random_start(x0, start_, eps_, gaussian_std_, clip_start_);
+      auto x_adv = start(x0);
       for (int64_t s = 0; s < steps_; ++s) {
         x_adv.requires_grad_(true);
         const auto loss = target.evaluate(x_adv, labels, rows, nullptr);
         const auto grad = torch::autograd::grad({loss.sum()}, {x_adv})[0];
-        x_adv = ardkit::project_linf(x_adv.detach() + alpha * grad.sign(), x0, eps_);
+        if (norm_ == "linf") {
+          x_adv = ardkit::project_linf(x_adv.detach() + alpha * grad.sign(), x0, eps_);
+        } else {
+          const auto unit = grad / (ardkit::l2_norms(grad) + 1e-10).view({-1, 1, 1, 1});
+          x_adv = ardkit::project_l2(x_adv.detach() + alpha * unit, x0, eps_);
+        }
       }
       if (restarts_ == 1)
         return x_adv.detach();  // no extra forward: ARD-style train-mode BN sees exactly `steps`
@@ -60,21 +75,44 @@ class Pgd : public ardkit::Attack {
   }
 
  private:
+  torch::Tensor start(const torch::Tensor& x0) const {
+    if (norm_ == "linf" || start_ != "uniform")
+      return ardkit::random_start(x0, start_, eps_, gaussian_std_, clip_start_);
+    // L2 "uniform": a random direction at a U(0, eps) radius, as torchattacks' PGDL2.
+    auto delta = torch::randn_like(x0);
+    const auto radius = torch::rand({x0.size(0)}, x0.options()) * eps_;
+    delta = delta * (radius / (ardkit::l2_norms(delta) + 1e-12)).view({-1, 1, 1, 1});
+    const auto out = x0 + delta;
+    return clip_start_ ? out.clamp(0.0, 1.0) : out;
+  }
+
   double eps_, step_size_;
   int64_t steps_, restarts_;
   std::string start_;
   double gaussian_std_;
   bool clip_start_;
+  std::string norm_, loss_;
+  double kappa_;
 };
 
-ardkit::ParamSchema schema() {
+struct Defaults {
+  std::string loss;
+  int64_t steps;
+  double step_size;
+};
+
+ardkit::ParamSchema schema(const Defaults& d) {
   using namespace ardkit::param;
   ardkit::ParamSchema s = {
-      real("eps", 8.0 / 255).at_least(0).at_most(1).help("L-inf radius in [0,1] pixel units"),
-      real("step_size", 0).at_least(0).help("step per iteration; 0 = 2.5 * eps / steps"),
-      integer("steps", 10).at_least(0).help("gradient steps per restart"),
+      real("eps", 8.0 / 255).at_least(0).help("radius in [0,1] pixel units"),
+      real("step_size", d.step_size).at_least(0).help("step per iteration; 0 = 2.5 * eps / steps"),
+      integer("steps", d.steps).at_least(0).help("gradient steps per restart"),
       integer("restarts", 1).at_least(1).help("random restarts; the per-sample worst case is kept"),
-      string("norm", "linf").one_of({"linf"}).help("threat model norm"),
+      string("norm", "linf").one_of({"linf", "l2"}).help("threat model norm"),
+      string("loss", d.loss)
+          .one_of({"ce", "cw", "dlr"})
+          .help("ce: cross-entropy (or the objective's injected loss); cw: CW margin; dlr"),
+      real("kappa", 50).at_least(0).help("CW margin confidence (loss = \"cw\")"),
   };
   ardkit::add_start_params(s, "uniform");
   return s;
@@ -85,7 +123,12 @@ ardkit::ParamSchema schema() {
 ARDKIT_PLUGIN_LIBRARY(manifest) {
   manifest.add(
       ardkit::PluginKind::attack, "pgd", "1.0.0",
-      "L-inf projected gradient descent with random start and restarts (Madry et al. 2018)",
-      schema(),
+      "projected gradient descent, L-inf or L2, with random start and restarts (Madry et al. 2018)",
+      schema({"ce", 10, 0.0}),
+      [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Pgd>(p); });
+  manifest.add(
+      ardkit::PluginKind::attack, "cw_inf", "1.0.0",
+      "CW-inf: PGD on the Carlini-Wagner margin with kappa (ARD literature's CW evaluation)",
+      schema({"cw", 20, 2.0 / 255}),
       [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Pgd>(p); });
 }

@@ -108,7 +108,7 @@ class Help(CliCase):
             self.assertIn(f"ardkit_{name}.so", line)
         show = run("plugins", "show", "pgd")
         self.assertEqual(show.returncode, 0)
-        for fragment in ("attack pgd 1.0.0", "eps", "float", "0.0313", "L-inf radius", "steps", "integer", "= 10",
+        for fragment in ("attack pgd 1.0.0", "eps", "float", "0.0313", "radius in [0,1] pixel units", "steps", "integer", "= 10",
                          "random_start", "one of none|uniform|gaussian"):
             self.assertIn(fragment, show.stdout)
         self.assert_error(run("plugins", "show", "pgdd"), 3, "no plugin named 'pgdd'", "did you mean 'pgd'?")

@@ -107,7 +107,7 @@ TEST_CASE("eps 0 gives clean accuracy") {
   CHECK(report.attacks[0].accuracy == doctest::Approx(report.clean_accuracy));
 }
 
-TEST_CASE("same seed, same adversarial examples; restarts keep the worst case") {
+TEST_CASE("same seed, same adversarial examples, and restarts keep the worst case") {
   Fixture f;
   auto attack = pgd(0.1, {{"restarts", int64_t{3}}, {"steps", int64_t{3}}});
   torch::manual_seed(7);
@@ -206,4 +206,84 @@ TEST_CASE("per-sample losses match their definitions") {
   // rows select the side data: reversed rows give each sample the other's target.
   const auto swapped = ardkit::losses::kl_to(one_hot)(logits.flip(0), labels.flip(0), rows.flip(0));
   CHECK(torch::allclose(swapped, ce.flip(0), 1e-5, 1e-6));
+}
+
+namespace {
+
+// Every attack of the suite, with small budgets: (plugin, extra parameters).
+std::vector<std::pair<std::string, std::map<std::string, ardkit::Value>>> suite(double eps) {
+  return {{"pgd", {{"eps", eps}}},
+          {"pgd", {{"eps", eps * 10}, {"norm", std::string("l2")}, {"step_size", eps * 2.5}}},
+          {"cw_inf", {{"eps", eps}, {"steps", int64_t{10}}, {"step_size", eps / 4}}},
+          {"apgd", {{"eps", eps}, {"steps", int64_t{20}}}},
+          {"apgd", {{"eps", eps}, {"steps", int64_t{20}}, {"loss", std::string("dlr")}}},
+          {"apgd", {{"eps", eps * 10}, {"steps", int64_t{20}}, {"norm", std::string("l2")}}},
+          {"apgd_t", {{"eps", eps}, {"steps", int64_t{10}}, {"target_classes", int64_t{3}}}}};
+}
+
+}  // namespace
+
+TEST_CASE("every attack stays in its ball and in [0,1], and hurts the model") {
+  Fixture f;
+  torch::NoGradGuard outside;  // attacks must turn gradients on themselves
+  for (const auto& [name, params] : suite(0.1)) {
+    CAPTURE(name);
+    CAPTURE(ardkit::format_value(params.at("eps")));
+    auto attack = test::make<ardkit::Attack>(PluginKind::attack, name, params);
+    const auto threat = attack->threat();
+    const auto x_adv = attack->perturb(f.target(), f.batch.x, f.batch.y);
+    const auto delta = x_adv - f.batch.x;
+    if (threat.norm == "linf")
+      CHECK(ardkit::linf_norms(delta).max().item<double>() <= threat.eps + 1e-6);
+    else
+      CHECK(ardkit::l2_norms(delta).max().item<double>() <= threat.eps + 1e-4);
+    CHECK(x_adv.min().item<double>() >= 0.0);
+    CHECK(x_adv.max().item<double>() <= 1.0);
+    for (const auto& p : f.model->parameters())
+      CHECK_FALSE(p.grad().defined());
+    const auto clean_correct = f.model->logits(f.batch.x).argmax(1).eq(f.batch.y);
+    const auto adv_correct = f.model->logits(x_adv).argmax(1).eq(f.batch.y);
+    CHECK((adv_correct & clean_correct).sum().item<int64_t>() <
+          clean_correct.sum().item<int64_t>() - 10);
+  }
+}
+
+TEST_CASE("apgd: same seed same result, eps 0 is clean, at least as strong as pgd") {
+  Fixture f;
+  auto run = [&](std::map<std::string, ardkit::Value> params) {
+    return test::make<ardkit::Attack>(PluginKind::attack, "apgd", params)
+        ->perturb(f.target(), f.batch.x, f.batch.y);
+  };
+  const std::map<std::string, ardkit::Value> base = {{"eps", 0.05}, {"steps", int64_t{20}}};
+  torch::manual_seed(1);
+  const auto a = run(base);
+  torch::manual_seed(2);  // the attack's own seed decides, not the global generator
+  CHECK(torch::equal(a, run(base)));
+  auto other = base;
+  other["seed"] = int64_t{5};
+  CHECK_FALSE(torch::equal(a, run(other)));
+  const auto report = ardkit::evaluate(
+      *f.model, *f.data,
+      {{"apgd0", test::make<ardkit::Attack>(PluginKind::attack, "apgd", {{"eps", 0.0}})},
+       {"pgd", pgd(0.05, {{"steps", int64_t{20}}})},
+       {"apgd", test::make<ardkit::Attack>(PluginKind::attack, "apgd", base)}},
+      {ardkit::Split::test, 0, 128, "t"});
+  CHECK(report.attacks[0].accuracy == doctest::Approx(report.clean_accuracy));
+  CHECK(report.attacks[2].accuracy <= report.attacks[1].accuracy + 0.02);
+}
+
+TEST_CASE("DLR losses refuse models with too few classes") {
+  auto model_data =
+      test::make<ardkit::DataSource>(PluginKind::data, "synthetic", {{"num_classes", int64_t{3}}});
+  ardkit::BuildContext context;
+  context.data = model_data->spec();
+  auto model = test::make<ardkit::Model>(PluginKind::model, "small_cnn", {}, context);
+  ardkit::AttackTarget target;
+  target.model = model.get();
+  const auto batch =
+      model_data->get(ardkit::Split::test, torch::arange(0, 4), ardkit::Augmentation::none());
+  auto apgd_t = test::make<ardkit::Attack>(PluginKind::attack, "apgd_t", {});
+  CHECK(test::contains(
+      test::error_of([&] { apgd_t->perturb(target, batch.x, batch.y); }, ardkit::ErrorKind::config),
+      "needs at least 4 classes, the model has 3"));
 }

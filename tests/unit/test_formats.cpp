@@ -72,7 +72,7 @@ TEST_CASE("cifar10: five training batches and a test batch, planar RGB, labels")
   CHECK(p.get_bool("horizontal_flip"));
 }
 
-TEST_CASE("cifar100: fine or coarse labels; truncated, missing and mislabelled files") {
+TEST_CASE("cifar100: fine or coarse labels, truncated, missing and mislabelled files") {
   test::TempDir dir;
   write_cifar(dir / "train.bin", 0, 200, cifar100_labels);
   write_cifar(dir / "test.bin", 0, 10, cifar100_labels);
@@ -122,7 +122,7 @@ TEST_CASE("cifar100: fine or coarse labels; truncated, missing and mislabelled f
   CHECK(contains(missing, "data_batch_1.bin not found"));
 }
 
-TEST_CASE("stl10: column-major planes become NCHW; labels 1..10 become 0..9") {
+TEST_CASE("stl10: column-major planes become NCHW and labels 1..10 become 0..9") {
   test::TempDir dir;
   auto write = [&](const std::string& prefix, int64_t n, bool short_labels) {
     std::ofstream x(dir / (prefix + "_X.bin"), std::ios::binary);
@@ -154,7 +154,7 @@ TEST_CASE("stl10: column-major planes become NCHW; labels 1..10 become 0..9") {
                  "5 images but 4 labels"));
 }
 
-TEST_CASE("class_map merges, reorders and drops classes; stratified subsets balance classes") {
+TEST_CASE("class_map merges, reorders and drops classes and stratified subsets balance classes") {
   // Six classes, so there is something to merge, reorder and drop.
   auto base = data("synthetic", {{"num_classes", int64_t{6}}, {"validation", int64_t{0}}});
   auto mapped = data("synthetic", {{"num_classes", int64_t{6}},

@@ -65,5 +65,10 @@ using AttackPtr = std::shared_ptr<Attack>;
 // Projection onto the L-inf ball of radius eps around x, then onto [0,1].
 ARDKIT_API torch::Tensor project_linf(const torch::Tensor& x_adv, const torch::Tensor& x,
                                       double eps);
+// Projection onto the L2 ball of radius eps around x (per sample), then onto [0,1].
+ARDKIT_API torch::Tensor project_l2(const torch::Tensor& x_adv, const torch::Tensor& x, double eps);
+// Per-sample L2 and L-inf norms of a batch (over all but the first dimension), shape [B].
+ARDKIT_API torch::Tensor l2_norms(const torch::Tensor& v);
+ARDKIT_API torch::Tensor linf_norms(const torch::Tensor& v);
 
 }  // namespace ardkit
