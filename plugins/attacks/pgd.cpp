@@ -20,7 +20,13 @@ class Pgd : public ardkit::Attack {
         clip_start_(p.get_bool("clip_start")),
         norm_(p.get_string("norm")),
         loss_(p.get_string("loss")),
-        kappa_(p.get_real("kappa")) {}
+        kappa_(p.get_real("kappa")) {
+    // An L2 radius may exceed 1; an L-inf one cannot mean anything beyond the pixel range.
+    if (norm_ == "linf" && eps_ > 1)
+      ardkit::throw_config_error(fmt::format(
+          "{}: {} 'eps' = {} is out of range for norm = \"linf\": at most 1 (pixels are in [0,1])",
+          p.origin("eps"), p.where(), eps_));
+  }
 
   ardkit::ThreatModel threat() const override {
     return {norm_, eps_};

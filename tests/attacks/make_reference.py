@@ -6,8 +6,10 @@ tensors, which ardkit reads natively):
 * projections.pt: points, centres and their L-inf / L2 projections;
 * apgd.pt: a small CNN's weights, a batch, and Auto-PGD's adversarial examples for several
   settings, computed by the port of fra31/auto-attack's algorithm below (same seeds: LibTorch and
-  PyTorch draw the same random numbers from the same seed).
+  PyTorch draw the same random numbers from the same seed);
+* square.pt: the same for the L-inf Square Attack.
 """
+import math
 import sys
 from pathlib import Path
 
@@ -168,6 +170,69 @@ def main(out):
         print(f"{name:10s} robust accuracy {100 * robust:.2f}%")
     torch.save(result, out / "apgd.pt")
     torch.save(model.state_dict(), out / "apgd_model.pt")
+    square_reference(out)
+
+
+# ---- Square Attack, L-inf (Andriushchenko et al. 2020), following fra31/auto-attack ----
+def square_p(it, n_queries, p_init):
+    it = int(it / n_queries * 10000)
+    p = p_init
+    for bound in (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000):
+        if it > bound:
+            p /= 2
+    return p
+
+
+def square(model, x, y, eps, n_queries, p_init=0.8, seed=0):
+    torch.manual_seed(seed)
+
+    def margin(v, yy):
+        z = model(v)
+        u = torch.arange(v.shape[0])
+        correct = z[u, yy].clone()
+        z[u, yy] = -float("inf")
+        return correct - z.max(1)[0]
+
+    with torch.no_grad():
+        c, h, w = x.shape[1:]
+        x_best = torch.clamp(x + eps * torch.sign(2 * torch.rand([x.shape[0], c, 1, w]) - 1), 0., 1.)
+        margin_min = margin(x_best, y)
+        loss_min = margin_min.clone()
+        for i in range(n_queries):
+            idx = (margin_min > 0).nonzero().squeeze(1)
+            if idx.numel() == 0:
+                break
+            xc, best, yc = x[idx], x_best[idx], y[idx]
+            s = max(int(round(math.sqrt(square_p(i, n_queries, p_init) * c * h * w / c))), 1)
+            vh = int((0 + (h - s) * torch.rand([1])).long())
+            vw = int((0 + (w - s) * torch.rand([1])).long())
+            delta = torch.zeros([c, h, w])
+            delta[:, vh:vh + s, vw:vw + s] = 2. * eps * torch.sign(2 * torch.rand([c, 1, 1]) - 1)
+            x_new = torch.clamp(torch.min(torch.max(best + delta, xc - eps), xc + eps), 0., 1.)
+            m = margin(x_new, yc)
+            improved = m < loss_min[idx]
+            loss_min[idx] = torch.where(improved, m, loss_min[idx])
+            accept = improved | (m <= 0)
+            margin_min[idx] = torch.where(accept, m, margin_min[idx])
+            x_best[idx] = torch.where(accept.view(-1, 1, 1, 1), x_new, best)
+        adv = x.clone()
+        fooled = margin(x_best, y) <= 0
+        adv[fooled] = x_best[fooled]
+        return adv
+
+
+def square_reference(out):
+    torch.manual_seed(3)
+    model = CompactCNN(1, 10, c1=8, c2=16, hidden=32).eval()
+    g = torch.Generator().manual_seed(9)
+    xs = torch.rand(32, 1, 28, 28, generator=g)
+    with torch.no_grad():
+        ys = model(xs).argmax(1)
+    adv = square(model, xs, ys, eps=0.2, n_queries=200, seed=2)
+    with torch.no_grad():
+        robust = (model(adv).argmax(1) == ys).float().mean().item()
+    print(f"square     robust accuracy {100 * robust:.2f}%")
+    torch.save({"x": xs, "y": ys, "square": adv}, out / "square.pt")
 
 
 if __name__ == "__main__":

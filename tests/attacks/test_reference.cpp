@@ -109,3 +109,33 @@ TEST_CASE("apgd and apgd_t reproduce the reference algorithm's adversarial examp
     CHECK(std::abs(robust_ours - robust_theirs) <= 1.0 / 48 + 1e-9);
   }
 }
+
+TEST_CASE("square reproduces the reference random search") {
+  auto r = load("square.pt");
+  ardkit::BuildContext context;
+  context.data.channels = 1;
+  context.data.height = 28;
+  context.data.width = 28;
+  context.data.num_classes = 10;
+  auto model = test::make<ardkit::Model>(
+      PluginKind::model, "small_cnn",
+      {{"conv1", int64_t{8}}, {"conv2", int64_t{16}}, {"hidden", int64_t{32}}}, context);
+  ardkit::load_weights(*model, reference() / "apgd_model.pt");
+  model->eval();
+  ardkit::AttackTarget target;
+  target.model = model.get();
+  auto attack =
+      test::make<ardkit::Attack>(PluginKind::attack, "square",
+                                 {{"eps", 0.2}, {"queries", int64_t{200}}, {"seed", int64_t{2}}});
+  const auto x_adv = attack->perturb(target, r["x"], r["y"]);
+  torch::NoGradGuard no_grad;
+  const double ours =
+      model->logits(x_adv).argmax(1).eq(r["y"]).to(torch::kDouble).mean().item<double>();
+  const double theirs =
+      model->logits(r["square"]).argmax(1).eq(r["y"]).to(torch::kDouble).mean().item<double>();
+  MESSAGE("square: robust accuracy ardkit " << 100 * ours << "%, reference " << 100 * theirs
+                                            << "%");
+  REQUIRE(theirs > 0.0);
+  REQUIRE(theirs < 1.0);
+  CHECK(max_diff(x_adv, r["square"]) < 1e-5);
+}

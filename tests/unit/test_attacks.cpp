@@ -218,7 +218,8 @@ std::vector<std::pair<std::string, std::map<std::string, ardkit::Value>>> suite(
           {"apgd", {{"eps", eps}, {"steps", int64_t{20}}}},
           {"apgd", {{"eps", eps}, {"steps", int64_t{20}}, {"loss", std::string("dlr")}}},
           {"apgd", {{"eps", eps * 10}, {"steps", int64_t{20}}, {"norm", std::string("l2")}}},
-          {"apgd_t", {{"eps", eps}, {"steps", int64_t{10}}, {"target_classes", int64_t{3}}}}};
+          {"apgd_t", {{"eps", eps}, {"steps", int64_t{10}}, {"target_classes", int64_t{3}}}},
+          {"square", {{"eps", eps * 2}, {"queries", int64_t{300}}}}};
 }
 
 }  // namespace
