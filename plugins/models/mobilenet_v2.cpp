@@ -2,18 +2,13 @@
 // (stride-1 stem and stride-1 second stage). Names: conv1, bn1, layers.J.{conv1,bn1,conv2,bn2,
 // conv3,bn3,shortcut.0,shortcut.1}, conv2, bn2, linear.
 #include <ardkit/ardkit.hpp>
+#include <ardkit/nn/layers.hpp>
 
 namespace {
 
 namespace nn = torch::nn;
 
-nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups = 1) {
-  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel)
-                        .stride(stride)
-                        .padding(kernel / 2)
-                        .groups(groups)
-                        .bias(false));
-}
+using ardkit::nn::conv_no_bias;
 
 // Expand (1x1), depthwise (3x3), project (1x1, linear).
 class InvertedResidualImpl : public nn::Module {
@@ -21,15 +16,15 @@ class InvertedResidualImpl : public nn::Module {
   InvertedResidualImpl(int64_t in, int64_t out, int64_t expansion, int64_t stride)
       : stride_(stride) {
     const int64_t planes = expansion * in;
-    conv1_ = register_module("conv1", conv(in, planes, 1, 1));
+    conv1_ = register_module("conv1", conv_no_bias(in, planes, 1, 1));
     bn1_ = register_module("bn1", nn::BatchNorm2d(planes));
-    conv2_ = register_module("conv2", conv(planes, planes, 3, stride, planes));
+    conv2_ = register_module("conv2", conv_no_bias(planes, planes, 3, stride, planes));
     bn2_ = register_module("bn2", nn::BatchNorm2d(planes));
-    conv3_ = register_module("conv3", conv(planes, out, 1, 1));
+    conv3_ = register_module("conv3", conv_no_bias(planes, out, 1, 1));
     bn3_ = register_module("bn3", nn::BatchNorm2d(out));
     if (stride == 1 && in != out)
-      shortcut_ =
-          register_module("shortcut", nn::Sequential(conv(in, out, 1, 1), nn::BatchNorm2d(out)));
+      shortcut_ = register_module(
+          "shortcut", nn::Sequential(conv_no_bias(in, out, 1, 1), nn::BatchNorm2d(out)));
   }
   torch::Tensor forward(const torch::Tensor& x) {
     auto out = torch::relu(bn1_(conv1_(x)));
@@ -55,7 +50,7 @@ class MobileNetV2 : public ardkit::Model {
     // (expansion, out_planes, blocks, stride) of the CIFAR variant.
     const int64_t cfg[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 1},  {6, 32, 3, 2}, {6, 64, 4, 2},
                                {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
-    conv1_ = register_module("conv1", conv(channels, 32, 3, 1));
+    conv1_ = register_module("conv1", conv_no_bias(channels, 32, 3, 1));
     bn1_ = register_module("bn1", nn::BatchNorm2d(32));
     nn::Sequential layers;
     int64_t in = 32;
@@ -65,7 +60,7 @@ class MobileNetV2 : public ardkit::Model {
         in = c[1];
       }
     layers_ = register_module("layers", layers);
-    conv2_ = register_module("conv2", conv(320, 1280, 1, 1));
+    conv2_ = register_module("conv2", conv_no_bias(320, 1280, 1, 1));
     bn2_ = register_module("bn2", nn::BatchNorm2d(1280));
     linear_ = register_module("linear", nn::Linear(1280, classes));
   }

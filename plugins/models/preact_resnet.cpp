@@ -3,25 +3,23 @@
 // final_bn = true it adds the final `bn` + ReLU of the adversarial-training codebases (Rice et
 // al.'s robust_overfitting, RobustBench's PreActResNet-18).
 #include <ardkit/ardkit.hpp>
+#include <ardkit/nn/layers.hpp>
 
 namespace {
 
 namespace nn = torch::nn;
 
-nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
-  return nn::Conv2d(
-      nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
-}
+using ardkit::nn::conv_no_bias;
 
 class PreActBlockImpl : public nn::Module {
  public:
   PreActBlockImpl(int64_t in, int64_t planes, int64_t stride)
       : bn1_(register_module("bn1", nn::BatchNorm2d(in))),
-        conv1_(register_module("conv1", conv(in, planes, 3, stride))),
+        conv1_(register_module("conv1", conv_no_bias(in, planes, 3, stride))),
         bn2_(register_module("bn2", nn::BatchNorm2d(planes))),
-        conv2_(register_module("conv2", conv(planes, planes, 3, 1))) {
+        conv2_(register_module("conv2", conv_no_bias(planes, planes, 3, 1))) {
     if (stride != 1 || in != planes)
-      shortcut_ = register_module("shortcut", nn::Sequential(conv(in, planes, 1, stride)));
+      shortcut_ = register_module("shortcut", nn::Sequential(conv_no_bias(in, planes, 1, stride)));
   }
   torch::Tensor forward(const torch::Tensor& x) {
     auto out = torch::relu(bn1_(x));
@@ -46,7 +44,7 @@ class PreActResNet : public ardkit::Model {
   PreActResNet(int64_t channels, int64_t classes, bool final_bn,
                ardkit::nn::InputNormalization normalize)
       : normalize_(std::move(normalize)),
-        conv1_(register_module("conv1", conv(channels, 64, 3, 1))) {
+        conv1_(register_module("conv1", conv_no_bias(channels, 64, 3, 1))) {
     int64_t in = 64;
     const int64_t widths[] = {64, 128, 256, 512};
     for (int stage = 0; stage < 4; ++stage) {

@@ -2,27 +2,25 @@
 // in kuangliu/pytorch-cifar and the ARD, RSLAD and IAD repositories. State-dict names match
 // theirs: conv1, bn1, layerK.J.{conv1,bn1,conv2,bn2,shortcut.0,shortcut.1}, linear.
 #include <ardkit/ardkit.hpp>
+#include <ardkit/nn/layers.hpp>
 
 namespace {
 
 namespace nn = torch::nn;
 
-nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
-  return nn::Conv2d(
-      nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
-}
+using ardkit::nn::conv_no_bias;
 
 class BasicBlockImpl : public nn::Module {
  public:
   BasicBlockImpl(int64_t in, int64_t planes, int64_t stride)
-      : conv1_(register_module("conv1", conv(in, planes, 3, stride))),
+      : conv1_(register_module("conv1", conv_no_bias(in, planes, 3, stride))),
         bn1_(register_module("bn1", nn::BatchNorm2d(planes))),
-        conv2_(register_module("conv2", conv(planes, planes, 3, 1))),
+        conv2_(register_module("conv2", conv_no_bias(planes, planes, 3, 1))),
         bn2_(register_module("bn2", nn::BatchNorm2d(planes))) {
     // The reference registers an empty Sequential otherwise; it has no weights either way.
     if (stride != 1 || in != planes)
       shortcut_ = register_module(
-          "shortcut", nn::Sequential(conv(in, planes, 1, stride), nn::BatchNorm2d(planes)));
+          "shortcut", nn::Sequential(conv_no_bias(in, planes, 1, stride), nn::BatchNorm2d(planes)));
   }
   torch::Tensor forward(const torch::Tensor& x) {
     auto out = torch::relu(bn1_(conv1_(x)));
@@ -44,7 +42,7 @@ class ResNet : public ardkit::Model {
   ResNet(const std::vector<int64_t>& blocks, int64_t channels, int64_t classes,
          ardkit::nn::InputNormalization normalize)
       : normalize_(std::move(normalize)),
-        conv1_(register_module("conv1", conv(channels, 64, 3, 1))),
+        conv1_(register_module("conv1", conv_no_bias(channels, 64, 3, 1))),
         bn1_(register_module("bn1", nn::BatchNorm2d(64))) {
     int64_t in = 64;
     const int64_t widths[] = {64, 128, 256, 512};

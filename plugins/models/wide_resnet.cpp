@@ -3,26 +3,24 @@
 // convShortcut}, bn1, fc. TRADES' definition also declares a `sub_block1` that forward never
 // uses; it is kept (sub_block1 = true) so TRADES' released checkpoints load strictly.
 #include <ardkit/ardkit.hpp>
+#include <ardkit/nn/layers.hpp>
 
 namespace {
 
 namespace nn = torch::nn;
 
-nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
-  return nn::Conv2d(
-      nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
-}
+using ardkit::nn::conv_no_bias;
 
 class WideBlockImpl : public nn::Module {
  public:
   WideBlockImpl(int64_t in, int64_t out, int64_t stride, double dropout)
       : bn1_(register_module("bn1", nn::BatchNorm2d(in))),
-        conv1_(register_module("conv1", conv(in, out, 3, stride))),
+        conv1_(register_module("conv1", conv_no_bias(in, out, 3, stride))),
         bn2_(register_module("bn2", nn::BatchNorm2d(out))),
-        conv2_(register_module("conv2", conv(out, out, 3, 1))),
+        conv2_(register_module("conv2", conv_no_bias(out, out, 3, 1))),
         dropout_(dropout) {
     if (in != out)
-      shortcut_ = register_module("convShortcut", conv(in, out, 1, stride));
+      shortcut_ = register_module("convShortcut", conv_no_bias(in, out, 1, stride));
   }
   torch::Tensor forward(const torch::Tensor& x) {
     // As in the reference: with a projection, both paths start from relu(bn1(x)); with the
@@ -75,7 +73,7 @@ class WideResNet : public ardkit::Model {
       : normalize_(std::move(normalize)), width_(64 * o.widen) {
     const int64_t n = (o.depth - 4) / 6;
     const int64_t w[] = {16, 16 * o.widen, 32 * o.widen, 64 * o.widen};
-    conv1_ = register_module("conv1", conv(o.channels, w[0], 3, 1));
+    conv1_ = register_module("conv1", conv_no_bias(o.channels, w[0], 3, 1));
     block1_ = register_module("block1", NetworkBlock(n, w[0], w[1], 1, o.dropout));
     if (o.sub_block1)  // never called: exists for checkpoint compatibility only
       register_module("sub_block1", NetworkBlock(n, w[0], w[1], 1, o.dropout));

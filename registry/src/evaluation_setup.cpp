@@ -13,12 +13,7 @@ LoadedEvaluation load_evaluation(const toml::table& root, const std::filesystem:
   LoadedEvaluation out;
   out.registry = std::make_unique<Registry>(
       plugin_search_path(plugin_path, experiment_plugin_path(root, file)));
-  const Registry& registry = *out.registry;
-  out.config = resolve_evaluation(
-      root, file,
-      [&](PluginKind kind, const std::string& name, const std::string& where) -> const PluginInfo& {
-        return registry.find(kind, name, where).info;
-      });
+  out.config = resolve_evaluation(root, file, out.registry->lookup());
   return out;
 }
 

@@ -11,12 +11,7 @@ LoadedExperiment load_experiment(const std::filesystem::path& file,
   LoadedExperiment out;
   out.registry = std::make_unique<Registry>(
       plugin_search_path(plugin_path, experiment_plugin_path(root, file)));
-  const Registry& registry = *out.registry;
-  out.config = resolve_experiment(
-      root, file,
-      [&](PluginKind kind, const std::string& name, const std::string& where) -> const PluginInfo& {
-        return registry.find(kind, name, where).info;
-      });
+  out.config = resolve_experiment(root, file, out.registry->lookup());
   return out;
 }
 

@@ -29,6 +29,21 @@ std::map<std::string, torch::Tensor> load(const std::string& file) {
   return out;
 }
 
+// The small CNN the reference attacks ran against, with its weights.
+std::shared_ptr<ardkit::Model> reference_model() {
+  ardkit::BuildContext context;
+  context.data.channels = 1;
+  context.data.height = 28;
+  context.data.width = 28;
+  context.data.num_classes = 10;
+  auto model = test::make<ardkit::Model>(
+      PluginKind::model, "small_cnn",
+      {{"conv1", int64_t{8}}, {"conv2", int64_t{16}}, {"hidden", int64_t{32}}}, context);
+  ardkit::load_weights(*model, reference() / "apgd_model.pt");
+  model->eval();
+  return model;
+}
+
 double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
   REQUIRE(a.sizes() == b.sizes());
   return (a - b).abs().max().item<double>();
@@ -58,16 +73,7 @@ TEST_CASE("L-inf and L2 projections agree with PyTorch") {
 
 TEST_CASE("apgd and apgd_t reproduce the reference algorithm's adversarial examples") {
   auto r = load("apgd.pt");
-  ardkit::BuildContext context;
-  context.data.channels = 1;
-  context.data.height = 28;
-  context.data.width = 28;
-  context.data.num_classes = 10;
-  auto model = test::make<ardkit::Model>(
-      PluginKind::model, "small_cnn",
-      {{"conv1", int64_t{8}}, {"conv2", int64_t{16}}, {"hidden", int64_t{32}}}, context);
-  ardkit::load_weights(*model, reference() / "apgd_model.pt");
-  model->eval();
+  auto model = reference_model();
   ardkit::AttackTarget target;
   target.model = model.get();
   const std::vector<
@@ -112,16 +118,7 @@ TEST_CASE("apgd and apgd_t reproduce the reference algorithm's adversarial examp
 
 TEST_CASE("square reproduces the reference random search") {
   auto r = load("square.pt");
-  ardkit::BuildContext context;
-  context.data.channels = 1;
-  context.data.height = 28;
-  context.data.width = 28;
-  context.data.num_classes = 10;
-  auto model = test::make<ardkit::Model>(
-      PluginKind::model, "small_cnn",
-      {{"conv1", int64_t{8}}, {"conv2", int64_t{16}}, {"hidden", int64_t{32}}}, context);
-  ardkit::load_weights(*model, reference() / "apgd_model.pt");
-  model->eval();
+  auto model = reference_model();
   ardkit::AttackTarget target;
   target.model = model.get();
   auto attack =

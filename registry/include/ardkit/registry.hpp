@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "ardkit/config.hpp"
 #include "ardkit/error.hpp"
 #include "ardkit/plugin.hpp"
 
@@ -46,6 +47,13 @@ class ARDKIT_API Registry {
                           const std::string& where = {}) const;
   // All entries called `name`, of any kind (for `ardkit plugins show NAME`).
   std::vector<const PluginEntry*> find_any(const std::string& name) const;
+  // The schema lookup that validation needs (resolve_experiment, resolve_evaluation).
+  PluginLookup lookup() const {
+    return [this](PluginKind kind, const std::string& name,
+                  const std::string& where) -> const PluginInfo& {
+      return find(kind, name, where).info;
+    };
+  }
 
   // Runs the plugin's factory. The returned object keeps its library loaded (never unloaded in
   // practice: see LoadedLibrary). A factory's exception becomes an ardkit::Error naming the plugin.
