@@ -288,3 +288,20 @@ TEST_CASE("DLR losses refuse models with too few classes") {
       test::error_of([&] { apgd_t->perturb(target, batch.x, batch.y); }, ardkit::ErrorKind::config),
       "needs at least 4 classes, the model has 3"));
 }
+
+TEST_CASE("more PGD steps never help the model on average") {
+  Fixture f;
+  std::vector<double> accuracy;
+  for (int64_t steps : {1, 5, 20}) {
+    auto attack = pgd(0.08, {{"steps", steps}, {"step_size", 0.02}});
+    const auto report =
+        ardkit::evaluate(*f.model, *f.data, {{"pgd", attack}}, {ardkit::Split::test, 0, 128, "t"});
+    accuracy.push_back(report.attacks[0].accuracy);
+  }
+  CAPTURE(accuracy[0]);
+  CAPTURE(accuracy[1]);
+  CAPTURE(accuracy[2]);
+  CHECK(accuracy[1] <= accuracy[0] + 0.02);
+  CHECK(accuracy[2] <= accuracy[1] + 0.02);
+  CHECK(accuracy[2] < accuracy[0]);
+}

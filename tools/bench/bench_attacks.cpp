@@ -1,0 +1,87 @@
+// Attack throughput benchmark (not a test): images per second of the attack suite on the small
+// CNN at Fashion-MNIST size and on ResNet-18 at CIFAR size, so speed regressions are visible.
+//   build/bin/bench_attacks [points per model, default 64] [threads, default all cores]
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include <ardkit/ardkit.hpp>
+#include <ardkit/registry.hpp>
+
+namespace {
+
+ardkit::Params params_for(const ardkit::Registry& r, ardkit::PluginKind kind,
+                          const std::string& name,
+                          const std::map<std::string, ardkit::Value>& overrides) {
+  ardkit::Params p("bench [" + name + "]");
+  for (const auto& spec : r.find(kind, name).info.schema)
+    if (spec.default_value)
+      p.set(spec.key, *spec.default_value);
+  for (const auto& [k, v] : overrides)
+    p.set(k, v);
+  return p;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int64_t points = argc > 1 ? std::stoll(argv[1]) : 64;
+  const int threads =
+      argc > 2 ? std::stoi(argv[2]) : static_cast<int>(std::thread::hardware_concurrency());
+  torch::set_num_threads(threads);
+  at::globalContext().setFlushDenormal(true);
+  const ardkit::Registry registry({ardkit::builtin_plugin_dir()});
+  struct Setup {
+    std::string label, plugin;
+    std::map<std::string, ardkit::Value> params;
+    ardkit::DataSpec spec;
+  };
+  ardkit::DataSpec fmnist{1, 28, 28, 10, "fmnist"}, cifar{3, 32, 32, 10, "cifar"};
+  const std::vector<Setup> models = {{"small_cnn 1x28x28", "small_cnn", {}, fmnist},
+                                     {"resnet18 3x32x32", "resnet", {}, cifar}};
+  const std::vector<
+      std::pair<std::string, std::pair<std::string, std::map<std::string, ardkit::Value>>>>
+      attacks = {{"pgd20", {"pgd", {{"steps", int64_t{20}}}}},
+                 {"cw_inf20", {"cw_inf", {}}},
+                 {"apgd-ce100", {"apgd", {}}},
+                 {"apgd-t100x9", {"apgd_t", {}}},
+                 {"square5000", {"square", {}}}};
+  std::cout << fmt::format(
+      "{} threads, {} points per model (random weights: every point is "
+      "attacked for the full budget unless it is fooled)\n",
+      threads, points);
+  std::cout << fmt::format("{:<20} {:<12} {:>10} {:>10}\n", "model", "attack", "seconds", "img/s");
+  for (const auto& m : models) {
+    ardkit::BuildContext context;
+    context.data = m.spec;
+    torch::manual_seed(0);
+    auto model = registry.create<ardkit::Model>(
+        ardkit::PluginKind::model, m.plugin,
+        params_for(registry, ardkit::PluginKind::model, m.plugin, m.params), context);
+    model->eval();
+    const auto x = torch::rand({points, m.spec.channels, m.spec.height, m.spec.width});
+    torch::Tensor y;
+    {
+      torch::NoGradGuard no_grad;
+      y = model->logits(x).argmax(1);  // all clean-correct: the attacks do full work
+    }
+    ardkit::AttackTarget target;
+    target.model = model.get();
+    for (const auto& [label, spec] : attacks) {
+      auto attack = registry.create<ardkit::Attack>(
+          ardkit::PluginKind::attack, spec.first,
+          params_for(registry, ardkit::PluginKind::attack, spec.first, spec.second), context);
+      const auto start = std::chrono::steady_clock::now();
+      attack->perturb(target, x, y);
+      const double s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::cout << fmt::format("{:<20} {:<12} {:>10.2f} {:>10.1f}\n", m.label, label, s,
+                               static_cast<double>(points) / s)
+                << std::flush;
+    }
+  }
+  return 0;
+}
