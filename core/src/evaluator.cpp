@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <optional>
 
 #include "ardkit/interrupt.hpp"
 #include "ardkit/progress.hpp"
@@ -13,6 +14,43 @@ namespace ardkit {
 namespace {
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// AutoAttack's checks on one batch (fra31/auto-attack checks.py): what makes gradient attacks
+// fail for reasons other than robustness.
+std::vector<std::string> model_checks(Model& model, const Batch& batch, torch::Device device) {
+  std::vector<std::string> warnings;
+  const auto x = batch.x.to(device), y = batch.y.to(device);
+  torch::Tensor first, second;
+  {
+    torch::NoGradGuard no_grad;
+    first = model.logits(x);
+    second = model.logits(x);
+  }
+  if ((first - second).abs().max().item<double>() > 1e-5 * (1 + first.abs().max().item<double>()))
+    warnings.push_back(
+        "the model's outputs change between two identical forward passes (randomness in the "
+        "model): use an expectation-over-transformation attack, robust accuracy may be "
+        "overestimated");
+  const bool in_unit = first.min().item<double>() >= 0 && first.max().item<double>() <= 1;
+  if (in_unit && (first.sum(1) - 1).abs().max().item<double>() < 1e-3)
+    warnings.push_back(
+        "the model's outputs look like probabilities (softmax inside the model?); attacks expect "
+        "logits and may be weakened");
+  auto input = x.detach().clone().requires_grad_(true);
+  {
+    torch::AutoGradMode grad_mode(true);
+    const auto loss = torch::nn::functional::cross_entropy(model.logits(input), y);
+    const auto grad = torch::autograd::grad({loss}, {input}, {}, false, false, true)[0];
+    const auto zero = grad.defined() ? grad.flatten(1).abs().amax(1).eq(0)
+                                     : torch::ones({x.size(0)}, torch::kBool);
+    if (const int64_t n = zero.sum().item<int64_t>(); n > 0)
+      warnings.push_back(fmt::format(
+          "the input gradient is exactly zero for {} of {} points (gradient masking or a "
+          "non-differentiable model); trust the gradient-free attacks' numbers more",
+          n, x.size(0)));
+  }
+  return warnings;
 }
 }  // namespace
 
@@ -49,6 +87,12 @@ EvalReport evaluate(Model& model, DataSource& data, const std::vector<NamedAttac
     progress.finish();
   }
   report.clean_accuracy = clean_correct.to(torch::kDouble).mean().item<double>();
+  if (!attacks.empty()) {
+    const int64_t m = std::min(n, options.batch_size);
+    report.warnings = model_checks(
+        model, data.get(options.split, torch::arange(0, m, torch::kLong), Augmentation::none()),
+        device);
+  }
   auto worst = clean_correct.clone();
 
   const auto candidates = clean_correct.nonzero().squeeze(1);
@@ -85,6 +129,25 @@ EvalReport evaluate(Model& model, DataSource& data, const std::vector<NamedAttac
     worst &= robust;
   }
   report.worst_case = worst.to(torch::kDouble).mean().item<double>();
+  // A score-based attack that beats every gradient attack means the gradients mislead.
+  std::optional<double> best_gradient, best_free;
+  std::string free_name;
+  for (size_t i = 0; i < attacks.size(); ++i) {
+    const double acc = report.attacks[i].accuracy;
+    if (attacks[i].attack->uses_gradients()) {
+      best_gradient = std::min(best_gradient.value_or(acc), acc);
+    } else if (!best_free || acc < *best_free) {
+      best_free = acc;
+      free_name = attacks[i].name;
+    }
+  }
+  if (best_gradient && best_free && *best_free < *best_gradient - 1e-9)
+    report.warnings.push_back(fmt::format(
+        "the gradient-free attack '{}' ({:.2f}%) beats every gradient attack (best {:.2f}%): a "
+        "sign of gradient masking",
+        free_name, 100 * *best_free, 100 * *best_gradient));
+  for (const auto& w : report.warnings)
+    log_line("warning: " + w);
   report.seconds = seconds_since(start);
   return report;
 }

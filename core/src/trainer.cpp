@@ -155,6 +155,8 @@ nlohmann::ordered_json report_json(const EvalReport& report) {
   if (!report.attacks.empty())
     j["worst_case_acc"] = 100 * report.worst_case;
   j["seconds"] = report.seconds;
+  if (!report.warnings.empty())
+    j["warnings"] = report.warnings;
   return j;
 }
 

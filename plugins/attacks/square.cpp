@@ -28,6 +28,9 @@ class Square : public ardkit::Attack {
   void set_eps(double eps) override {
     eps_ = eps;
   }
+  bool uses_gradients() const override {
+    return false;
+  }
 
   // The fraction of pixels a square covers after `query` of `queries_` queries.
   double p_selection(int64_t query) const {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from reference_models import CASES, LeNet5, TradesSmallCNN
+from reference_models import CASES, LeNet5, TradesSmallCNN, WideResNet
 
 
 def randomise_batch_norm(model, generator):
@@ -52,6 +52,17 @@ def main(out):
         torch.save({"input": x, "logits": logits}, out / f"{name}.io.pt")
         manifest.append({"name": name, "plugin": plugin, "params": params, "channels": c,
                          "height": h, "width": w, "classes": classes,
+                         "parameters": sum(p.numel() for p in model.parameters()),
+                         "keys": list(model.state_dict().keys())})
+    # The real teachers' sizes, names and counts only (no weights written): TRADES' WRN-34-10 and
+    # ResNet-34 on CIFAR-100 sizes.
+    for name, plugin, params, shape, build in [
+            ("wide_resnet_34_10", "wide_resnet", {}, (3, 32, 32, 10), lambda: WideResNet(34, 10, 3, 10)),
+            ("wide_resnet_34_10_c100", "wide_resnet", {}, (3, 32, 32, 100), lambda: WideResNet(34, 10, 3, 100))]:
+        model = build()
+        c, h, w, classes = shape
+        manifest.append({"name": name, "plugin": plugin, "params": params, "channels": c, "height": h,
+                         "width": w, "classes": classes, "shape_only": True,
                          "parameters": sum(p.numel() for p in model.parameters()),
                          "keys": list(model.state_dict().keys())})
     (out / "cases.json").write_text(json.dumps(manifest, indent=1))

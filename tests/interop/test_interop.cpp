@@ -69,7 +69,7 @@ std::shared_ptr<ardkit::Model> trades_cnn() {
 TEST_CASE("every architecture has PyTorch's names and counts and computes PyTorch's logits") {
   std::ifstream in(fixtures() / "cases.json");
   const auto cases = nlohmann::json::parse(in);
-  REQUIRE(cases.size() >= 10);
+  REQUIRE(cases.size() >= 13);
   for (const auto& c : cases) {
     const std::string name = c["name"];
     CAPTURE(name);
@@ -84,6 +84,8 @@ TEST_CASE("every architecture has PyTorch's names and counts and computes PyTorc
     for (const auto& p : model->parameters())
       count += p.numel();
     CHECK(count == c["parameters"].get<int64_t>());
+    if (c.value("shape_only", false))
+      continue;  // a real teacher's size: names and counts are the point, weights are not stored
 
     ardkit::load_weights(*model, fixtures() / (name + ".pt"));
     model->eval();

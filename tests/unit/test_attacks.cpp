@@ -4,6 +4,7 @@
 
 #include <ardkit/ardkit.hpp>
 #include <ardkit/evaluator.hpp>
+#include <ardkit/text.hpp>
 
 #include "test_util.hpp"
 
@@ -304,4 +305,61 @@ TEST_CASE("more PGD steps never help the model on average") {
   CHECK(accuracy[1] <= accuracy[0] + 0.02);
   CHECK(accuracy[2] <= accuracy[1] + 0.02);
   CHECK(accuracy[2] < accuracy[0]);
+}
+
+namespace {
+
+// Models that fool gradient attacks in the ways AutoAttack's checks look for.
+class Wrapped : public ardkit::Model {
+ public:
+  enum class Flaw { noisy, probabilities, masked };
+  Wrapped(std::shared_ptr<ardkit::Model> inner, Flaw flaw) : inner_(std::move(inner)), flaw_(flaw) {
+    register_module("inner", inner_);
+  }
+  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+    switch (flaw_) {
+      case Flaw::noisy:
+        return inner_->forward(x + 0.05 * torch::randn_like(x));
+      case Flaw::probabilities: {
+        auto out = inner_->forward(x);
+        return {torch::softmax(out.logits, 1), out.features};
+      }
+      case Flaw::masked:  // quantized input: the gradient is zero almost everywhere
+        return inner_->forward((x * 4).round() / 4 + 0 * x);
+    }
+    return {};
+  }
+  int64_t feature_dim() const override {
+    return inner_->feature_dim();
+  }
+
+ private:
+  std::shared_ptr<ardkit::Model> inner_;
+  Flaw flaw_;
+};
+
+}  // namespace
+
+TEST_CASE("evaluation warns of randomness, probabilities, zero gradients and gradient masking") {
+  Fixture f;
+  const std::vector<ardkit::NamedAttack> attacks = {
+      {"pgd", pgd(0.2, {{"steps", int64_t{5}}})},
+      {"square", test::make<ardkit::Attack>(PluginKind::attack, "square",
+                                            {{"eps", 0.2}, {"queries", int64_t{200}}})}};
+  auto warnings_of = [&](Wrapped::Flaw flaw) {
+    Wrapped model(f.model, flaw);
+    return ardkit::join(
+        ardkit::evaluate(model, *f.data, attacks, {ardkit::Split::test, 64, 64, "t"}).warnings,
+        " | ");
+  };
+  CHECK(test::contains(warnings_of(Wrapped::Flaw::noisy), "change between two identical forward"));
+  CHECK(test::contains(warnings_of(Wrapped::Flaw::probabilities), "look like probabilities"));
+  const auto masked = warnings_of(Wrapped::Flaw::masked);
+  CHECK(test::contains(masked, "input gradient is exactly zero"));
+  CHECK(test::contains(masked, "'square'"));
+  CHECK(test::contains(masked, "gradient masking"));
+  // The plain model raises none of them.
+  const auto clean =
+      ardkit::evaluate(*f.model, *f.data, attacks, {ardkit::Split::test, 64, 64, "t"});
+  CHECK(clean.warnings.empty());
 }

@@ -200,6 +200,7 @@ int eval_command(const std::vector<std::string>& args) {
   if (!report.attacks.empty())
     j["worst_case_acc"] = 100 * report.worst_case;
   j["seconds"] = report.seconds;
+  j["warnings"] = report.warnings;
   j["versions"] = {{"ardkit", kVersion}, {"commit", kGitCommit}, {"torch", TORCH_VERSION}};
   j["config"] = toml_to_json(c.resolved());
   if (!results.parent_path().empty())

@@ -58,6 +58,11 @@ class ARDKIT_API Attack : public Component {
   virtual void set_eps(double eps) = 0;
   virtual torch::Tensor perturb(const AttackTarget& target, const torch::Tensor& x,
                                 const torch::Tensor& labels) = 0;
+  // False for score-based attacks (Square): when one of them beats every gradient attack, the
+  // evaluation warns of gradient masking.
+  virtual bool uses_gradients() const {
+    return true;
+  }
 };
 
 using AttackPtr = std::shared_ptr<Attack>;

@@ -26,6 +26,8 @@ struct EvalReport {
   std::vector<AttackResult> attacks;
   double worst_case = 0.0;  // per-sample: correct under every attack (and clean)
   double seconds = 0.0;
+  // AutoAttack's sanity checks: signs that the numbers overstate robustness.
+  std::vector<std::string> warnings;
 };
 
 struct EvalOptions {
@@ -36,7 +38,10 @@ struct EvalOptions {
 };
 
 // Clean and robust accuracy of `model` (run in eval mode, no parameter gradients) on the first
-// `points` samples of the split. Each attack maximizes cross-entropy.
+// `points` samples of the split. Each attack maximizes cross-entropy. Before attacking, checks the
+// model as AutoAttack does (random outputs, probabilities instead of logits, zero input
+// gradients) and afterwards whether a gradient-free attack beat all gradient attacks; findings
+// go to `warnings` and the log.
 ARDKIT_API EvalReport evaluate(Model& model, DataSource& data,
                                const std::vector<NamedAttack>& attacks, const EvalOptions& options);
 

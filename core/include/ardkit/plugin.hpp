@@ -23,7 +23,7 @@
 
 // Bumped whenever a type that crosses the plugin boundary changes layout or meaning.
 #ifndef ARDKIT_ABI_VERSION
-#define ARDKIT_ABI_VERSION 2
+#define ARDKIT_ABI_VERSION 3
 #endif
 
 namespace ardkit {
