@@ -135,6 +135,22 @@ TEST_CASE("attacks leave parameter gradients undefined") {
   }
 }
 
+namespace {
+
+// Every attack of the suite, with small budgets: (plugin, extra parameters).
+std::vector<std::pair<std::string, std::map<std::string, ardkit::Value>>> suite(double eps) {
+  return {{"pgd", {{"eps", eps}}},
+          {"pgd", {{"eps", eps * 10}, {"norm", std::string("l2")}, {"step_size", eps * 2.5}}},
+          {"cw_inf", {{"eps", eps}, {"steps", int64_t{10}}, {"step_size", eps / 4}}},
+          {"apgd", {{"eps", eps}, {"steps", int64_t{20}}}},
+          {"apgd", {{"eps", eps}, {"steps", int64_t{20}}, {"loss", std::string("dlr")}}},
+          {"apgd", {{"eps", eps * 10}, {"steps", int64_t{20}}, {"norm", std::string("l2")}}},
+          {"apgd_t", {{"eps", eps}, {"steps", int64_t{10}}, {"target_classes", int64_t{3}}}},
+          {"square", {{"eps", eps * 2}, {"queries", int64_t{300}}}}};
+}
+
+}  // namespace
+
 TEST_CASE(
     "BatchNorm mode: eval leaves running statistics alone, train updates them, mode is restored") {
   Fixture f(/*batch_norm=*/true);
@@ -155,6 +171,14 @@ TEST_CASE(
   attack->perturb(f.target(ardkit::BnMode::train), f.batch.x, f.batch.y);
   CHECK_FALSE(torch::equal(before, running_mean()));
   CHECK_FALSE(f.model->is_training());
+  // Every attack of the suite, in eval mode, leaves the statistics alone.
+  for (const auto& [name, params] : suite(0.1)) {
+    CAPTURE(name);
+    const auto stats = running_mean();
+    test::make<ardkit::Attack>(PluginKind::attack, name, params)
+        ->perturb(f.target(ardkit::BnMode::eval), f.batch.x, f.batch.y);
+    CHECK(torch::equal(stats, running_mean()));
+  }
 }
 
 TEST_CASE("an injected loss is the one maximized") {
@@ -208,22 +232,6 @@ TEST_CASE("per-sample losses match their definitions") {
   const auto swapped = ardkit::losses::kl_to(one_hot)(logits.flip(0), labels.flip(0), rows.flip(0));
   CHECK(torch::allclose(swapped, ce.flip(0), 1e-5, 1e-6));
 }
-
-namespace {
-
-// Every attack of the suite, with small budgets: (plugin, extra parameters).
-std::vector<std::pair<std::string, std::map<std::string, ardkit::Value>>> suite(double eps) {
-  return {{"pgd", {{"eps", eps}}},
-          {"pgd", {{"eps", eps * 10}, {"norm", std::string("l2")}, {"step_size", eps * 2.5}}},
-          {"cw_inf", {{"eps", eps}, {"steps", int64_t{10}}, {"step_size", eps / 4}}},
-          {"apgd", {{"eps", eps}, {"steps", int64_t{20}}}},
-          {"apgd", {{"eps", eps}, {"steps", int64_t{20}}, {"loss", std::string("dlr")}}},
-          {"apgd", {{"eps", eps * 10}, {"steps", int64_t{20}}, {"norm", std::string("l2")}}},
-          {"apgd_t", {{"eps", eps}, {"steps", int64_t{10}}, {"target_classes", int64_t{3}}}},
-          {"square", {{"eps", eps * 2}, {"queries", int64_t{300}}}}};
-}
-
-}  // namespace
 
 TEST_CASE("every attack stays in its ball and in [0,1], and hurts the model") {
   Fixture f;
