@@ -576,11 +576,27 @@ torch::Tensor storage_tensor(std::shared_ptr<at::DataPtr> owner, size_t bytes,
       torch::TensorOptions().dtype(storage.dtype));
 }
 
+// The first `n` bytes of a file (fewer if it is shorter): enough to tell the formats apart
+// without reading a large zip twice.
+std::string read_head(const fs::path& file, size_t n) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in)
+    throw_runtime_error(file.string() + ": cannot open: " + std::strerror(errno));
+  std::string head(n, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(n));
+  head.resize(static_cast<size_t>(in.gcount()));
+  return head;
+}
+
 std::string read_whole_file(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in)
     throw_runtime_error(file.string() + ": cannot open: " + std::strerror(errno));
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+bool is_zip(const std::string& head) {
+  return head.rfind("PK\x03\x04", 0) == 0;
 }
 
 // torch.save's zip format: archive/data.pkl plus one record per storage under archive/data/.
@@ -639,7 +655,6 @@ Ref read_legacy(const std::string& bytes) {
   pos = keys_machine.position();
   if (keys->kind != Object::Kind::list)
     throw Malformed("the storage key list is missing");
-  auto owner = std::make_shared<std::string>(bytes);
   for (const auto& key : keys->items) {
     const auto it = storages.find(key->text);
     if (it == storages.end())
@@ -700,11 +715,12 @@ StateDict read_pytorch_state_dict(const fs::path& file, const std::string& key) 
     throw_runtime_error(file.string() + ": weights file not found; check the path");
   Ref root;
   try {
-    const std::string bytes = read_whole_file(file);
-    if (bytes.rfind("PK\x03\x04", 0) == 0)
+    // The zip reader reads records itself; only the legacy format needs the whole file here.
+    const std::string head = read_head(file, 4);
+    if (is_zip(head))
       root = read_zip(file);
-    else if (!bytes.empty() && static_cast<uint8_t>(bytes[0]) == 0x80)
-      root = read_legacy(bytes);
+    else if (!head.empty() && static_cast<uint8_t>(head[0]) == 0x80)
+      root = read_legacy(read_whole_file(file));
     else
       throw Malformed(
           "neither torch.save's zip format nor its legacy pickle format (an empty, truncated or "
@@ -769,9 +785,8 @@ void write_pytorch_state_dict(const fs::path& file, const StateDict& state) {
 }
 
 bool is_libtorch_archive(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  char head[4] = {};
-  if (!in.read(head, 4) || std::string(head, 4) != "PK\x03\x04")
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec) || !is_zip(read_head(file, 4)))
     return false;
   try {
     caffe2::serialize::PyTorchStreamReader reader(file.string());
