@@ -3,11 +3,17 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <chrono>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "ardkit/interrupt.hpp"
 #include "ardkit/progress.hpp"
+#include "ardkit/run_dir.hpp"
 
 namespace ardkit {
 
@@ -54,10 +60,156 @@ std::vector<std::string> model_checks(Model& model, const Batch& batch, torch::D
 }
 }  // namespace
 
+namespace {
+
+// Flags as a string of '0' and '1': the state file stays readable and small.
+std::string to_bits(const torch::Tensor& flags) {
+  const auto a = flags.to(torch::kBool).cpu().contiguous();
+  const bool* p = a.data_ptr<bool>();
+  std::string bits(static_cast<size_t>(a.numel()), '0');
+  for (int64_t i = 0; i < a.numel(); ++i)
+    if (p[i])
+      bits[static_cast<size_t>(i)] = '1';
+  return bits;
+}
+
+torch::Tensor from_bits(const std::string& bits) {
+  auto flags = torch::zeros({static_cast<int64_t>(bits.size())}, torch::kBool);
+  bool* p = flags.data_ptr<bool>();
+  for (size_t i = 0; i < bits.size(); ++i)
+    p[i] = bits[i] == '1';
+  return flags;
+}
+
+// How far one attack got: robust flags of the points attacked so far, and its stages' flags.
+struct AttackProgress {
+  std::string name;
+  int64_t batches_done = 0;
+  bool complete = false;
+  double seconds = 0.0;
+  torch::Tensor robust;  // [n] bool
+  std::vector<std::string> stage_names;
+  std::vector<torch::Tensor> stage_robust;
+  std::vector<double> stage_seconds;
+};
+
+// Everything an interrupted evaluation needs to go on where it stopped.
+struct EvalState {
+  torch::Tensor clean;  // undefined until the clean pass is done
+  std::vector<AttackProgress> attacks;
+
+  void save(const EvalOptions& options, int64_t n) const {
+    if (options.state_file.empty())
+      return;
+    nlohmann::json j;
+    j["format"] = "ardkit-eval-state-1";
+    j["fingerprint"] = options.fingerprint;
+    j["points"] = n;
+    j["batch_size"] = options.batch_size;
+    j["clean"] = clean.defined() ? to_bits(clean) : "";
+    j["attacks"] = nlohmann::json::array();
+    for (const auto& a : attacks) {
+      nlohmann::json stages = nlohmann::json::array();
+      for (size_t k = 0; k < a.stage_names.size(); ++k)
+        stages.push_back({{"name", a.stage_names[k]},
+                          {"robust", to_bits(a.stage_robust[k])},
+                          {"seconds", a.stage_seconds[k]}});
+      j["attacks"].push_back({{"name", a.name},
+                              {"batches_done", a.batches_done},
+                              {"complete", a.complete},
+                              {"seconds", a.seconds},
+                              {"robust", to_bits(a.robust)},
+                              {"stages", stages}});
+    }
+    if (!options.state_file.parent_path().empty())
+      std::filesystem::create_directories(options.state_file.parent_path());
+    write_file_atomic(options.state_file, j.dump() + "\n");
+  }
+
+  // The saved state when it belongs to this very evaluation; nothing otherwise (a state from
+  // another configuration, or an unreadable file, means starting over, with a log line).
+  static std::optional<EvalState> load(const EvalOptions& options, int64_t n) {
+    if (options.state_file.empty() || !std::filesystem::exists(options.state_file))
+      return std::nullopt;
+    const std::string file = options.state_file.string();
+    try {
+      std::ifstream in(options.state_file);
+      const auto j = nlohmann::json::parse(in);
+      if (j.at("format") != "ardkit-eval-state-1" || j.at("fingerprint") != options.fingerprint ||
+          j.at("points") != n || j.at("batch_size") != options.batch_size) {
+        log_line(file + " belongs to another evaluation (different settings); starting over");
+        return std::nullopt;
+      }
+      EvalState state;
+      if (const std::string clean = j.at("clean"); !clean.empty())
+        state.clean = from_bits(clean);
+      for (const auto& a : j.at("attacks")) {
+        AttackProgress p;
+        p.name = a.at("name");
+        p.batches_done = a.at("batches_done");
+        p.complete = a.at("complete");
+        p.seconds = a.at("seconds");
+        p.robust = from_bits(a.at("robust"));
+        for (const auto& stage : a.at("stages")) {
+          p.stage_names.push_back(stage.at("name"));
+          p.stage_robust.push_back(from_bits(stage.at("robust")));
+          p.stage_seconds.push_back(stage.at("seconds"));
+        }
+        state.attacks.push_back(std::move(p));
+      }
+      const auto sized = [n](const torch::Tensor& t) { return !t.defined() || t.numel() == n; };
+      bool ok = sized(state.clean);
+      for (const auto& a : state.attacks) {
+        ok = ok && sized(a.robust);
+        for (const auto& t : a.stage_robust)
+          ok = ok && sized(t);
+      }
+      if (!ok)
+        throw std::runtime_error("flag strings of the wrong length");
+      return state;
+    } catch (const std::exception& e) {
+      log_line(fmt::format("{}: unreadable evaluation state ({}); starting over", file, e.what()));
+      return std::nullopt;
+    }
+  }
+};
+
+// The evaluation reseeds the default generator per batch; the caller's stream is put back.
+class DefaultGeneratorGuard {
+ public:
+  DefaultGeneratorGuard() : generator_(at::detail::getDefaultCPUGenerator()) {
+    std::lock_guard<std::mutex> lock(generator_.mutex());
+    state_ = generator_.get_state();
+  }
+  ~DefaultGeneratorGuard() {
+    std::lock_guard<std::mutex> lock(generator_.mutex());
+    generator_.set_state(state_);
+  }
+  DefaultGeneratorGuard(const DefaultGeneratorGuard&) = delete;
+  DefaultGeneratorGuard& operator=(const DefaultGeneratorGuard&) = delete;
+
+ private:
+  at::Generator generator_;
+  torch::Tensor state_;
+};
+
+uint64_t batch_seed(int64_t seed, size_t attack, int64_t batch) {
+  // splitmix64 of the three: nearby (seed, attack, batch) give unrelated streams.
+  uint64_t z = static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ull +
+               (attack + 1) * 0xBF58476D1CE4E5B9ull +
+               static_cast<uint64_t>(batch + 1) * 0x94D049BB133111EBull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
 EvalReport evaluate(Model& model, DataSource& data, const std::vector<NamedAttack>& attacks,
                     const EvalOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   BnModeGuard eval_mode(model, BnMode::eval);
+  DefaultGeneratorGuard keep_generator;
   const auto device =
       model.parameters().empty() ? torch::Device(torch::kCPU) : model.parameters().front().device();
   const int64_t available = data.size(options.split);
@@ -67,11 +219,21 @@ EvalReport evaluate(Model& model, DataSource& data, const std::vector<NamedAttac
   if (n == 0)
     return report;
 
+  EvalState state;
+  if (auto loaded = EvalState::load(options, n)) {
+    state = std::move(*loaded);
+    int64_t complete = 0;
+    for (const auto& a : state.attacks)
+      complete += a.complete ? 1 : 0;
+    log_line(fmt::format("resuming from {}: {} of {} attacks complete", options.state_file.string(),
+                         complete, attacks.size()));
+  }
+
   // Labels and clean correctness of every point; attacks only need the clean-correct ones, and a
   // point counts as robust only if it is also correct clean (so robust <= clean always holds).
-  auto clean_correct = torch::zeros({n}, torch::kBool);
   const int64_t batches = (n + options.batch_size - 1) / options.batch_size;
-  {
+  if (!state.clean.defined()) {
+    auto clean_correct = torch::zeros({n}, torch::kBool);
     torch::NoGradGuard no_grad;
     Progress progress(options.label + " clean", batches);
     for (int64_t b = 0; b < batches; ++b) {
@@ -85,7 +247,10 @@ EvalReport evaluate(Model& model, DataSource& data, const std::vector<NamedAttac
         throw Interrupted();
     }
     progress.finish();
+    state.clean = clean_correct;
+    state.save(options, n);
   }
+  const auto clean_correct = state.clean;
   report.clean_accuracy = clean_correct.to(torch::kDouble).mean().item<double>();
   if (!attacks.empty()) {
     const int64_t m = std::min(n, options.batch_size);
@@ -96,13 +261,23 @@ EvalReport evaluate(Model& model, DataSource& data, const std::vector<NamedAttac
   auto worst = clean_correct.clone();
 
   const auto candidates = clean_correct.nonzero().squeeze(1);
-  for (const auto& named : attacks) {
-    const auto attack_start = std::chrono::steady_clock::now();
-    auto robust = torch::zeros({n}, torch::kBool);
+  for (size_t a = 0; a < attacks.size(); ++a) {
+    const auto& named = attacks[a];
+    if (state.attacks.size() <= a || state.attacks[a].name != named.name) {
+      state.attacks.resize(a);
+      AttackProgress fresh;
+      fresh.name = named.name;
+      fresh.robust = torch::zeros({n}, torch::kBool);
+      state.attacks.push_back(std::move(fresh));
+    }
+    AttackProgress& progress_state = state.attacks[a];
     const int64_t m = candidates.size(0);
     const int64_t attack_batches = (m + options.batch_size - 1) / options.batch_size;
     Progress progress(options.label + " " + named.name, attack_batches);
-    for (int64_t b = 0; b < attack_batches; ++b) {
+    for (int64_t b = progress_state.complete ? attack_batches : progress_state.batches_done;
+         b < attack_batches; ++b) {
+      const auto batch_start = std::chrono::steady_clock::now();
+      torch::manual_seed(batch_seed(options.seed, a, b));
       const auto rows =
           candidates.slice(0, b * options.batch_size, std::min(m, (b + 1) * options.batch_size));
       const auto batch = data.get(options.split, rows, Augmentation::none());
@@ -110,23 +285,52 @@ EvalReport evaluate(Model& model, DataSource& data, const std::vector<NamedAttac
       target.model = &model;
       target.bn_mode = BnMode::eval;
       const auto x = batch.x.to(device), y = batch.y.to(device);
-      const auto x_adv = named.attack->perturb(target, x, y);
+      std::vector<AttackStage> stages;
+      const auto x_adv = named.attack->perturb_staged(target, x, y, stages);
       torch::NoGradGuard no_grad;
       const auto pred = model.logits(x_adv).argmax(1).cpu();
-      robust.index_put_({rows}, pred.eq(batch.y));
+      progress_state.robust.index_put_({rows}, pred.eq(batch.y));
+      if (!stages.empty() && progress_state.stage_names.empty())
+        for (const auto& stage : stages) {
+          progress_state.stage_names.push_back(stage.name);
+          progress_state.stage_robust.push_back(torch::zeros({n}, torch::kBool));
+          progress_state.stage_seconds.push_back(0.0);
+        }
+      for (size_t k = 0; k < stages.size() && k < progress_state.stage_names.size(); ++k) {
+        progress_state.stage_robust[k].index_put_({rows}, stages[k].robust.cpu());
+        progress_state.stage_seconds[k] += stages[k].seconds;
+      }
+      progress_state.batches_done = b + 1;
+      progress_state.seconds += seconds_since(batch_start);
+      state.save(options, n);
       const int64_t attacked = b * options.batch_size + rows.size(0);
-      progress.update(b + 1,
-                      fmt::format("robust {}/{} attacked", robust.sum().item<int64_t>(), attacked));
+      progress.update(b + 1, fmt::format("robust {}/{} attacked",
+                                         progress_state.robust.sum().item<int64_t>(), attacked));
       if (interrupt_requested())
         throw Interrupted();
     }
+    if (!progress_state.complete) {
+      progress_state.complete = true;
+      state.save(options, n);
+    }
     AttackResult result;
     result.name = named.name;
-    result.accuracy = robust.to(torch::kDouble).mean().item<double>();
-    result.seconds = seconds_since(attack_start);
-    progress.finish(fmt::format("robust {:.2f}%", 100 * result.accuracy));
+    result.accuracy = progress_state.robust.to(torch::kDouble).mean().item<double>();
+    result.seconds = progress_state.seconds;
+    std::string stage_text;
+    for (size_t k = 0; k < progress_state.stage_names.size(); ++k) {
+      StageResult stage{progress_state.stage_names[k],
+                        progress_state.stage_robust[k].to(torch::kDouble).mean().item<double>(),
+                        progress_state.stage_seconds[k]};
+      stage_text +=
+          fmt::format("{}{} {:.2f}%", k ? ", " : " (after ", stage.name, 100 * stage.accuracy);
+      result.stages.push_back(stage);
+    }
+    if (!stage_text.empty())
+      stage_text += ")";
+    progress.finish(fmt::format("robust {:.2f}%{}", 100 * result.accuracy, stage_text));
     report.attacks.push_back(result);
-    worst &= robust;
+    worst &= progress_state.robust;
   }
   report.worst_case = worst.to(torch::kDouble).mean().item<double>();
   // A score-based attack that beats every gradient attack means the gradients mislead.

@@ -337,6 +337,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
       options.points = tp.get_int("validation_points");
       options.batch_size = tp.get_int("eval_batch_size");
       options.label = "validate";
+      options.seed = seed;
       const EvalReport report = evaluate(student, data, attacks, options);
       line["val_clean_acc"] = 100 * report.clean_accuracy;
       latest["val_clean_acc"] = 100 * report.clean_accuracy;
@@ -377,16 +378,15 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   options.split = Split::test;
   options.points = tp.get_int("eval_points");
   options.batch_size = tp.get_int("eval_batch_size");
+  // Random starts are seeded per batch from the run's seed: the same weights always get the same
+  // numbers, whichever checkpoint they came from and whether the run resumed.
+  options.seed = seed;
   std::vector<std::pair<std::string, EvalReport>> rows;
-  // Each evaluation starts from the run's seed: the same weights always get the same numbers
-  // (random starts included), whichever checkpoint they came from and whether the run resumed.
-  torch::manual_seed(static_cast<uint64_t>(seed));
   options.label = "test last";
   rows.emplace_back("last", evaluate(student, data, setup.evals, options));
   const fs::path best = run.checkpoint_path("best");
   if (fs::exists(best)) {
     load_weights(student, best);
-    torch::manual_seed(static_cast<uint64_t>(seed));
     options.label = "test best";
     rows.emplace_back("best", evaluate(student, data, setup.evals, options));
   }

@@ -15,7 +15,7 @@ using torch::Tensor;
 struct ApgdOptions {
   std::string norm = "linf";
   double eps = 8.0 / 255, rho = 0.75;
-  int64_t steps = 100, restarts = 1, seed = 0, target_classes = 9;
+  int64_t steps = 100, restarts = 1, seed = 0, target_classes = 9, eot_iter = 1;
   std::string loss = "ce";
   bool best_loss = false;
 };
@@ -125,14 +125,21 @@ class Apgd : public ardkit::Attack {
   }
 
  private:
+  // The loss gradient at x_adv, averaged over eot_iter forwards for randomized models
+  // (expectation over transformation); logits and loss are the last forward's.
   Tensor gradient(const ardkit::AttackTarget& target, Tensor& x_adv, const Tensor& y,
                   const Tensor& rows, Tensor& logits, Tensor& loss) {
-    x_adv = x_adv.detach().requires_grad_(true);
-    loss = target.evaluate(x_adv, y, rows, &logits);
-    auto grad = torch::autograd::grad({loss.sum()}, {x_adv})[0];
+    Tensor grad;
+    for (int64_t e = 0; e < o_.eot_iter; ++e) {
+      const auto input = x_adv.detach().requires_grad_(true);
+      loss = target.evaluate(input, y, rows, &logits);
+      auto g = torch::autograd::grad({loss.sum()}, {input})[0];
+      grad = grad.defined() ? grad + g : g;
+    }
     x_adv = x_adv.detach();
     loss = loss.detach();
-    return grad;
+    logits = logits.detach();
+    return o_.eot_iter > 1 ? grad / static_cast<double>(o_.eot_iter) : grad;
   }
 
   RunResult single_run(const ardkit::AttackTarget& target, const Tensor& x, const Tensor& y,
@@ -224,6 +231,7 @@ ApgdOptions options_from(const Params& p, bool targeted) {
   o.restarts = p.get_int("restarts");
   o.rho = p.get_real("rho");
   o.seed = p.get_int("seed");
+  o.eot_iter = p.get_int("eot_iter");
   if (targeted) {
     o.target_classes = p.get_int("target_classes");
   } else {
@@ -242,6 +250,9 @@ ardkit::ParamSchema schema(bool targeted) {
       integer("restarts", 1).at_least(1).help("random restarts on the still-robust points"),
       real("rho", 0.75).greater_than(0).at_most(1).help("step-halving threshold at checkpoints"),
       integer("seed", 0).at_least(0).help("seed of the random starts"),
+      integer("eot_iter", 1).at_least(1).help(
+          "forwards averaged per gradient (expectation over transformation, for randomized "
+          "models)"),
   };
   if (targeted) {
     s.push_back(integer("target_classes", 9)

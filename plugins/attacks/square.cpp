@@ -2,7 +2,7 @@
 // fra31/auto-attack: a score-based random search that needs no gradients, so it still works
 // where gradients are masked. Starts from vertical stripes of +-eps, then per query tries one
 // random square of side ~sqrt(p * pixels) with a random +-2eps colour per channel, keeping it when
-// the margin loss drops; p shrinks on a fixed schedule (rescaled to the query budget).
+// the margin loss drops; p shrinks on a fixed schedule (by default rescaled to the query budget).
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <ardkit/ardkit.hpp>
@@ -20,7 +20,8 @@ class Square : public ardkit::Attack {
         queries_(p.get_int("queries")),
         p_init_(p.get_real("p_init")),
         restarts_(p.get_int("restarts")),
-        seed_(p.get_int("seed")) {}
+        seed_(p.get_int("seed")),
+        rescale_(p.get_bool("rescale_schedule")) {}
 
   ardkit::ThreatModel threat() const override {
     return {"linf", eps_};
@@ -34,7 +35,8 @@ class Square : public ardkit::Attack {
 
   // The fraction of pixels a square covers after `query` of `queries_` queries.
   double p_selection(int64_t query) const {
-    const int64_t it = static_cast<int64_t>(static_cast<double>(query) / queries_ * 10000);
+    const int64_t it =
+        rescale_ ? static_cast<int64_t>(static_cast<double>(query) / queries_ * 10000) : query;
     const int64_t bounds[] = {10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000};
     double p = p_init_;
     for (int64_t b : bounds)
@@ -123,6 +125,7 @@ class Square : public ardkit::Attack {
   int64_t queries_;
   double p_init_;
   int64_t restarts_, seed_;
+  bool rescale_;
   at::Generator generator_;
 };
 
@@ -134,6 +137,9 @@ ardkit::ParamSchema schema() {
       real("p_init", 0.8).greater_than(0).at_most(1).help("initial fraction of pixels per square"),
       integer("restarts", 1).at_least(1).help("restarts on the still-robust points"),
       integer("seed", 0).at_least(0).help("seed of the random search"),
+      boolean("rescale_schedule", true)
+          .help("stretch the p schedule (written for 10000 queries) to the query budget; "
+                "AutoAttack's Square does not"),
   };
 }
 

@@ -227,9 +227,18 @@ std::shared_ptr<Component> Registry::create_component(PluginKind kind, const std
                                                       const Params& params,
                                                       const BuildContext& context) const {
   const PluginEntry& entry = find(kind, name);
+  // Parts of a composite plugin go through this registry too: same search path, same checks.
+  BuildContext inner = context;
+  inner.build = [this, context, parent = name](PluginKind part_kind, const std::string& part,
+                                               const Params& values) {
+    const std::string where = fmt::format("plugin '{}' building its part '{}'", parent, part);
+    const Params checked = validate_table(find(part_kind, part, where).info.schema, to_toml(values),
+                                          where, part, {}, part);
+    return create_component(part_kind, part, checked, context);
+  };
   std::shared_ptr<Component> object;
   try {
-    object = entry.info.factory(params, context);
+    object = entry.info.factory(params, inner);
   } catch (const Error& e) {
     throw Error(e.kind(), fmt::format("{} plugin '{}': {}", kind_name(kind), name, e.what()));
   } catch (const c10::Error& e) {

@@ -136,3 +136,88 @@ TEST_CASE("square reproduces the reference random search") {
   REQUIRE(theirs < 1.0);
   CHECK(max_diff(x_adv, r["square"]) < 1e-5);
 }
+
+namespace {
+
+// Robust accuracy of `model` on x_adv.
+double robust_accuracy(ardkit::Model& model, const torch::Tensor& x_adv, const torch::Tensor& y) {
+  torch::NoGradGuard no_grad;
+  return model.logits(x_adv).argmax(1).eq(y).to(torch::kDouble).mean().item<double>();
+}
+
+}  // namespace
+
+TEST_CASE("fab and fab_t reproduce the reference algorithm's adversarial examples") {
+  auto r = load("fab.pt");
+  auto model = reference_model();
+  ardkit::AttackTarget target;
+  target.model = model.get();
+  using Values = std::map<std::string, ardkit::Value>;
+  const std::vector<std::tuple<std::string, std::string, Values>> cases = {
+      {"fab_linf",
+       "fab",
+       {{"eps", 0.035}, {"steps", int64_t{20}}, {"restarts", int64_t{2}}, {"seed", int64_t{5}}}},
+      {"fab_t_linf",
+       "fab_t",
+       {{"eps", 0.035}, {"steps", int64_t{20}}, {"target_classes", int64_t{3}}}},
+      {"fab_l2",
+       "fab",
+       {{"eps", 0.7},
+        {"steps", int64_t{20}},
+        {"norm", std::string("l2")},
+        {"restarts", int64_t{2}},
+        {"seed", int64_t{5}}}},
+      {"fab_t_l2",
+       "fab_t",
+       {{"eps", 0.7},
+        {"steps", int64_t{20}},
+        {"norm", std::string("l2")},
+        {"target_classes", int64_t{3}}}},
+  };
+  for (const auto& [name, plugin, values] : cases) {
+    CAPTURE(name);
+    auto attack = test::make<ardkit::Attack>(PluginKind::attack, plugin, values);
+    const auto x_adv = attack->perturb(target, r["x"], r["y"]);
+    const double ours = robust_accuracy(*model, x_adv, r["y"]);
+    const double theirs = robust_accuracy(*model, r[name], r["y"]);
+    MESSAGE(name << ": robust accuracy ardkit " << 100 * ours << "%, reference " << 100 * theirs
+                 << "%");
+    REQUIRE(theirs > 0.0);
+    REQUIRE(theirs < 1.0);
+    const auto same = (x_adv - r[name]).flatten(1).abs().amax(1).lt(1e-4);
+    CHECK(same.to(torch::kDouble).mean().item<double>() >= 0.95);
+    CHECK(std::abs(ours - theirs) <= 1.0 / 32 + 1e-9);
+  }
+}
+
+TEST_CASE("autoattack composes its parts as the reference does") {
+  auto r = load("autoattack.pt");
+  auto model = reference_model();
+  ardkit::AttackTarget target;
+  target.model = model.get();
+  auto attack = test::make<ardkit::Attack>(PluginKind::attack, "autoattack",
+                                           {{"eps", 0.05},
+                                            {"steps", int64_t{10}},
+                                            {"target_classes", int64_t{3}},
+                                            {"queries", int64_t{100}}});
+  std::vector<ardkit::AttackStage> stages;
+  const auto x_adv = attack->perturb_staged(target, r["x"], r["y"], stages);
+  REQUIRE(stages.size() == 4);
+  const std::vector<std::string> names = {"apgd-ce", "apgd-t", "fab-t", "square"};
+  double previous = 1.0;
+  for (size_t k = 0; k < stages.size(); ++k) {
+    CAPTURE(names[k]);
+    CHECK(stages[k].name == names[k]);
+    const auto& theirs = r["robust_after_" + names[k]];
+    const double ours_acc = stages[k].robust.to(torch::kDouble).mean().item<double>();
+    const double theirs_acc = theirs.to(torch::kDouble).mean().item<double>();
+    MESSAGE("after " << names[k] << ": ardkit " << 100 * ours_acc << "%, reference "
+                     << 100 * theirs_acc << "%");
+    CHECK(std::abs(ours_acc - theirs_acc) <= 1.0 / 40 + 1e-9);
+    CHECK(ours_acc <= previous);  // a later part only removes robust points
+    previous = ours_acc;
+  }
+  const double final_acc = robust_accuracy(*model, x_adv, r["y"]);
+  CHECK(final_acc == doctest::Approx(previous));
+  CHECK(final_acc == doctest::Approx(robust_accuracy(*model, r["adv"], r["y"])).epsilon(0.03));
+}

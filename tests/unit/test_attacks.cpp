@@ -4,6 +4,7 @@
 
 #include <ardkit/ardkit.hpp>
 #include <ardkit/evaluator.hpp>
+#include <ardkit/interrupt.hpp>
 #include <ardkit/text.hpp>
 
 #include "test_util.hpp"
@@ -146,7 +147,15 @@ std::vector<std::pair<std::string, std::map<std::string, ardkit::Value>>> suite(
           {"apgd", {{"eps", eps}, {"steps", int64_t{20}}, {"loss", std::string("dlr")}}},
           {"apgd", {{"eps", eps * 10}, {"steps", int64_t{20}}, {"norm", std::string("l2")}}},
           {"apgd_t", {{"eps", eps}, {"steps", int64_t{10}}, {"target_classes", int64_t{3}}}},
-          {"square", {{"eps", eps * 2}, {"queries", int64_t{300}}}}};
+          {"square", {{"eps", eps * 2}, {"queries", int64_t{300}}}},
+          {"fab", {{"eps", eps}, {"steps", int64_t{10}}}},
+          {"fab", {{"eps", eps * 10}, {"steps", int64_t{10}}, {"norm", std::string("l2")}}},
+          {"fab_t", {{"eps", eps}, {"steps", int64_t{10}}, {"target_classes", int64_t{3}}}},
+          {"autoattack",
+           {{"eps", eps},
+            {"steps", int64_t{10}},
+            {"target_classes", int64_t{3}},
+            {"queries", int64_t{100}}}}};
 }
 
 }  // namespace
@@ -370,4 +379,164 @@ TEST_CASE("evaluation warns of randomness, probabilities, zero gradients and gra
   const auto clean =
       ardkit::evaluate(*f.model, *f.data, attacks, {ardkit::Split::test, 64, 64, "t"});
   CHECK(clean.warnings.empty());
+}
+
+TEST_CASE("autoattack: worst case at most each part's accuracy, stages reported in order") {
+  Fixture f;
+  using Values = std::map<std::string, ardkit::Value>;
+  const double eps = 0.06;
+  auto attack = [&](const std::string& name, Values values) {
+    values["eps"] = eps;
+    return test::make<ardkit::Attack>(PluginKind::attack, name, values);
+  };
+  const Values small = {{"steps", int64_t{10}}};
+  const Values targeted = {{"steps", int64_t{10}}, {"target_classes", int64_t{3}}};
+  const std::vector<ardkit::NamedAttack> attacks = {
+      {"apgd-ce", attack("apgd", small)},
+      {"apgd-t", attack("apgd_t", targeted)},
+      {"fab-t", attack("fab_t", targeted)},
+      {"square", attack("square", {{"queries", int64_t{100}}, {"rescale_schedule", false}})},
+      {"autoattack", attack("autoattack", {{"steps", int64_t{10}},
+                                           {"target_classes", int64_t{3}},
+                                           {"queries", int64_t{100}}})}};
+  const auto report =
+      ardkit::evaluate(*f.model, *f.data, attacks, {ardkit::Split::test, 0, 128, "t"});
+  const auto& aa = report.attacks.back();
+  REQUIRE(aa.stages.size() == 4);
+  CHECK(aa.accuracy < report.clean_accuracy);
+  double previous = report.clean_accuracy;
+  for (size_t k = 0; k < 4; ++k) {
+    CAPTURE(report.attacks[k].name);
+    CHECK(aa.stages[k].name == report.attacks[k].name);
+    CHECK(aa.stages[k].accuracy <= previous);  // each part only removes robust points
+    previous = aa.stages[k].accuracy;
+    CHECK(aa.accuracy <= report.attacks[k].accuracy + 1e-9);
+  }
+  CHECK(aa.accuracy == doctest::Approx(aa.stages.back().accuracy));
+  // The first part sees exactly what the standalone attack sees: same seed, same points.
+  CHECK(aa.stages[0].accuracy == doctest::Approx(report.attacks[0].accuracy));
+  CHECK(report.worst_case <= aa.accuracy);
+}
+
+TEST_CASE("autoattack versions and errors") {
+  const auto parts_error = test::error_of(
+      [] {
+        test::make<ardkit::Attack>(PluginKind::attack, "autoattack",
+                                   {{"version", std::string("custom")}});
+      },
+      ardkit::ErrorKind::config);
+  CHECK(test::contains(parts_error, "needs attacks = [...]"));
+  const auto l2_error = test::error_of(
+      [] {
+        test::make<ardkit::Attack>(PluginKind::attack, "autoattack", {{"norm", std::string("l2")}});
+      },
+      ardkit::ErrorKind::config);
+  CHECK(test::contains(l2_error, "L-inf only"));
+  const auto stray = test::error_of(
+      [] {
+        test::make<ardkit::Attack>(PluginKind::attack, "autoattack",
+                                   {{"attacks", std::vector<std::string>{"square"}}});
+      },
+      ardkit::ErrorKind::config);
+  CHECK(test::contains(stray, "only read with version = \"custom\""));
+  Fixture f;
+  std::vector<ardkit::AttackStage> stages;
+  for (const auto& [version, parts] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"plus", {"apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"}},
+           {"rand", {"apgd-ce", "apgd-dlr"}}}) {
+    CAPTURE(version);
+    auto aa = test::make<ardkit::Attack>(PluginKind::attack, "autoattack",
+                                         {{"version", version},
+                                          {"eps", 0.05},
+                                          {"steps", int64_t{2}},
+                                          {"eot_iter", int64_t{2}},
+                                          {"target_classes", int64_t{2}},
+                                          {"queries", int64_t{20}}});
+    aa->perturb_staged(f.target(), f.batch.x.slice(0, 0, 16), f.batch.y.slice(0, 0, 16), stages);
+    std::vector<std::string> names;
+    for (const auto& stage : stages)
+      names.push_back(stage.name);
+    CHECK(names == parts);
+  }
+}
+
+namespace {
+
+// Stands for a process killed mid-evaluation: throws Interrupted on its `fail_at`-th call.
+class Interrupting : public ardkit::Attack {
+ public:
+  Interrupting(ardkit::AttackPtr inner, int fail_at)
+      : inner_(std::move(inner)), fail_at_(fail_at) {}
+  ardkit::ThreatModel threat() const override {
+    return inner_->threat();
+  }
+  void set_eps(double eps) override {
+    inner_->set_eps(eps);
+  }
+  torch::Tensor perturb(const ardkit::AttackTarget& target, const torch::Tensor& x,
+                        const torch::Tensor& y) override {
+    if (++calls == fail_at_)
+      throw ardkit::Interrupted();
+    return inner_->perturb(target, x, y);
+  }
+  int calls = 0;
+
+ private:
+  ardkit::AttackPtr inner_;
+  int fail_at_;
+};
+
+}  // namespace
+
+TEST_CASE("an interrupted evaluation resumes from its state file with the same numbers") {
+  Fixture f;
+  test::TempDir dir;
+  ardkit::EvalOptions options{ardkit::Split::test, 0, 16, "t"};
+  options.seed = 3;
+  // Random starts make every batch's result depend on its seed.
+  auto make_pgd = [] { return pgd(0.1, {{"steps", int64_t{3}}, {"step_size", 0.02}}); };
+  auto make_fgsm = [] {
+    return test::make<ardkit::Attack>(PluginKind::attack, "fgsm",
+                                      {{"eps", 0.1}, {"random_start", std::string("uniform")}});
+  };
+  const auto uninterrupted =
+      ardkit::evaluate(*f.model, *f.data, {{"fgsm", make_fgsm()}, {"pgd", make_pgd()}}, options);
+
+  options.state_file = dir / "state.json";
+  options.fingerprint = "model A";
+  auto failing = std::make_shared<Interrupting>(make_pgd(), 3);
+  CHECK_THROWS_AS(
+      ardkit::evaluate(*f.model, *f.data, {{"fgsm", make_fgsm()}, {"pgd", failing}}, options),
+      ardkit::Interrupted);
+  REQUIRE(std::filesystem::exists(options.state_file));
+
+  auto counting_fgsm = std::make_shared<Interrupting>(make_fgsm(), -1);
+  auto counting_pgd = std::make_shared<Interrupting>(make_pgd(), -1);
+  const auto resumed = ardkit::evaluate(*f.model, *f.data,
+                                        {{"fgsm", counting_fgsm}, {"pgd", counting_pgd}}, options);
+  CHECK(counting_fgsm->calls == 0);  // finished before the interruption
+  const int batches =
+      static_cast<int>((uninterrupted.clean_accuracy * uninterrupted.points + 15) / 16);
+  CHECK(counting_pgd->calls == batches - 2);  // two batches were done
+  REQUIRE(resumed.attacks.size() == 2);
+  for (size_t k = 0; k < 2; ++k)
+    CHECK(resumed.attacks[k].accuracy == uninterrupted.attacks[k].accuracy);
+  CHECK(resumed.clean_accuracy == uninterrupted.clean_accuracy);
+  CHECK(resumed.worst_case == uninterrupted.worst_case);
+
+  // A state written for other settings is not used.
+  options.fingerprint = "model B";
+  auto fresh_pgd = std::make_shared<Interrupting>(make_pgd(), -1);
+  ardkit::evaluate(*f.model, *f.data, {{"fgsm", make_fgsm()}, {"pgd", fresh_pgd}}, options);
+  CHECK(fresh_pgd->calls == batches);
+}
+
+TEST_CASE("evaluation leaves the caller's random stream alone") {
+  Fixture f;
+  torch::manual_seed(42);
+  const auto expected = torch::rand({4});
+  torch::manual_seed(42);
+  ardkit::evaluate(*f.model, *f.data, {{"pgd", pgd(0.1, {{"steps", int64_t{2}}})}},
+                   {ardkit::Split::test, 32, 16, "t"});
+  CHECK(torch::equal(torch::rand({4}), expected));
 }

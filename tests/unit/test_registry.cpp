@@ -32,7 +32,7 @@ TEST_CASE("unknown plugin names list the kind's plugins and the nearest") {
       [] { test::builtin().find(ardkit::PluginKind::attack, "pgdd", "exp.toml:3:10: [attack]"); },
       ErrorKind::plugin);
   CHECK(contains(m, "exp.toml:3:10: [attack]: unknown attack plugin 'pgdd' (did you mean 'pgd'?)"));
-  CHECK(contains(m, "known attack plugins: apgd, apgd_t, cw_inf, fgsm, pgd"));
+  CHECK(contains(m, "known attack plugins: apgd, apgd_t, autoattack, cw_inf, fab, fab_t, fgsm, pgd"));
   CHECK(contains(error_of([] { test::builtin().find(ardkit::PluginKind::attack, "small_cnn"); },
                           ErrorKind::plugin),
                  "'small_cnn' is a model plugin"));

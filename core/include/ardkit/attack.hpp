@@ -1,6 +1,7 @@
 #pragma once
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <torch/types.h>
 
@@ -49,6 +50,14 @@ class ARDKIT_API BnModeGuard {
   bool was_training_;
 };
 
+// One stage of a composite attack (AutoAttack: APGD-CE, APGD-T, FAB-T, Square) and which points
+// were still robust after it, so an evaluation can report every stage as AutoAttack's log does.
+struct AttackStage {
+  std::string name;
+  torch::Tensor robust;  // [B] bool, cumulative: robust after this stage and all before it
+  double seconds = 0.0;
+};
+
 // An attack returns x_adv inside the threat model's ball around x and inside [0,1]. It computes
 // gradients with respect to the input only: parameter gradients are never touched.
 class ARDKIT_API Attack : public Component {
@@ -58,6 +67,13 @@ class ARDKIT_API Attack : public Component {
   virtual void set_eps(double eps) = 0;
   virtual torch::Tensor perturb(const AttackTarget& target, const torch::Tensor& x,
                                 const torch::Tensor& labels) = 0;
+  // Composite attacks also report their stages; others run `perturb` and report none.
+  virtual torch::Tensor perturb_staged(const AttackTarget& target, const torch::Tensor& x,
+                                       const torch::Tensor& labels,
+                                       std::vector<AttackStage>& stages) {
+    stages.clear();
+    return perturb(target, x, labels);
+  }
   // False for score-based attacks (Square): when one of them beats every gradient attack, the
   // evaluation warns of gradient masking.
   virtual bool uses_gradients() const {

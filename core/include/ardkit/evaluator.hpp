@@ -1,4 +1,5 @@
 #pragma once
+#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,10 +15,18 @@ struct NamedAttack {
   AttackPtr attack;
 };
 
+// A composite attack's stage: robust accuracy after it (and all stages before it).
+struct StageResult {
+  std::string name;
+  double accuracy = 0.0;
+  double seconds = 0.0;
+};
+
 struct AttackResult {
   std::string name;
   double accuracy = 0.0;  // robust accuracy in [0,1]
   double seconds = 0.0;
+  std::vector<StageResult> stages;  // composite attacks (autoattack) only
 };
 
 struct EvalReport {
@@ -35,13 +44,21 @@ struct EvalOptions {
   int64_t points = 0;  // 0: the whole split
   int64_t batch_size = 500;
   std::string label = "eval";
+  // Each attack batch draws its random starts from a generator seeded by (seed, attack, batch):
+  // the numbers do not depend on what ran before, and a resumed evaluation gives the same ones.
+  int64_t seed = 0;
+  // Set: progress is saved there after every batch, and an evaluation interrupted at any point
+  // resumes from it when it is called again with the same `fingerprint` (a different one starts
+  // over). The caller removes the file once the results are safely written.
+  std::filesystem::path state_file;
+  std::string fingerprint;
 };
 
 // Clean and robust accuracy of `model` (run in eval mode, no parameter gradients) on the first
 // `points` samples of the split. Each attack maximizes cross-entropy. Before attacking, checks the
 // model as AutoAttack does (random outputs, probabilities instead of logits, zero input
 // gradients) and afterwards whether a gradient-free attack beat all gradient attacks; findings
-// go to `warnings` and the log.
+// go to `warnings` and the log. The caller's default random generator is left as it was.
 ARDKIT_API EvalReport evaluate(Model& model, DataSource& data,
                                const std::vector<NamedAttack>& attacks, const EvalOptions& options);
 

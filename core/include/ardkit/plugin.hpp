@@ -19,20 +19,42 @@
 
 #include "ardkit/component.hpp"
 #include "ardkit/data.hpp"
+#include "ardkit/error.hpp"
 #include "ardkit/params.hpp"
 
 // Bumped whenever a type that crosses the plugin boundary changes layout or meaning.
 #ifndef ARDKIT_ABI_VERSION
-#define ARDKIT_ABI_VERSION 3
+#define ARDKIT_ABI_VERSION 4
 #endif
 
 namespace ardkit {
+
+// Builds a registered plugin by kind and name from some of its parameters: the others take their
+// defaults, and all are checked against the plugin's schema as an experiment table's would be.
+using PluginBuilder = std::function<std::shared_ptr<Component>(
+    PluginKind kind, const std::string& name, const Params& values)>;
 
 // What a factory gets besides its parameters.
 struct BuildContext {
   DataSpec data;               // the experiment's data shape (models size themselves from it)
   std::string device = "cpu";  // where the run places tensors
   int64_t seed = 0;            // the run's seed
+  // Plugins made of plugins (autoattack runs apgd, fab and square) build their parts through
+  // the registry with this, so a part is the same plugin a user would name, shadowing included.
+  // Set by the registry; valid only while the factory runs.
+  PluginBuilder build;
+
+  template <typename T>
+  std::shared_ptr<T> build_as(PluginKind kind, const std::string& name,
+                              const Params& values) const {
+    if (!build)
+      throw Error(ErrorKind::plugin, "'" + name + "' was requested outside a registry build");
+    auto object = std::dynamic_pointer_cast<T>(build(kind, name, values));
+    if (!object)
+      throw Error(ErrorKind::plugin,
+                  "plugin '" + name + "' is not a " + kind_name(kind) + " plugin");
+    return object;
+  }
 };
 
 using Factory = std::function<std::shared_ptr<Component>(const Params&, const BuildContext&)>;
