@@ -4,6 +4,7 @@
 
 #include "ardkit/experiment_setup.hpp"
 #include "ardkit/progress.hpp"
+#include "ardkit/suites.hpp"
 #include "ardkit/weights.hpp"
 
 namespace ardkit {
@@ -13,7 +14,9 @@ LoadedEvaluation load_evaluation(const toml::table& root, const std::filesystem:
   LoadedEvaluation out;
   out.registry = std::make_unique<Registry>(
       plugin_search_path(plugin_path, experiment_plugin_path(root, file)));
-  out.config = resolve_evaluation(root, file, out.registry->lookup());
+  toml::table expanded = root;
+  expand_suites(expanded, file.string());
+  out.config = resolve_evaluation(expanded, file, out.registry->lookup());
   return out;
 }
 

@@ -1,5 +1,7 @@
 #include "ardkit/experiment_setup.hpp"
 
+#include "ardkit/suites.hpp"
+
 #include <fmt/format.h>
 
 namespace ardkit {
@@ -7,7 +9,8 @@ namespace ardkit {
 LoadedExperiment load_experiment(const std::filesystem::path& file,
                                  const std::vector<std::string>& overrides,
                                  const std::vector<std::filesystem::path>& plugin_path) {
-  const toml::table root = read_experiment(file, overrides);
+  toml::table root = read_experiment(file, overrides);
+  expand_suites(root, file.string());
   LoadedExperiment out;
   out.registry = std::make_unique<Registry>(
       plugin_search_path(plugin_path, experiment_plugin_path(root, file)));

@@ -339,6 +339,64 @@ points = 40
         self.assertEqual(from_file["clean_acc"], report["clean_acc"])
         self.assertEqual(from_file["attacks"], {})
 
+    def test_eval_suites(self):
+        folder = self.train()
+        quick = run("eval", str(folder), "--suite", "quick", "--points", "24", "-o", str(self.dir / "quick.json"))
+        self.assertEqual(quick.returncode, 0, quick.stderr)
+        report = json.loads((self.dir / "quick.json").read_text())
+        self.assertEqual(list(report["attacks"]), ["fgsm", "pgd20"])
+        pgd = report["config"]["eval"][1]
+        self.assertEqual((pgd["plugin"], pgd["steps"]), ("pgd", 20))
+        self.assertAlmostEqual(pgd["step_size"], 0.1 / 4)  # eps from the run's first attack
+        # standard, with the budgets cut so it runs in seconds: AutoAttack's stages are reported.
+        standard = run("eval", str(folder), "--suite", "standard", "--eps", "0.05", "--points", "16",
+                       "--set", "eval.3.steps=3", "--set", "eval.3.queries=30",
+                       "-o", str(self.dir / "standard.json"))
+        self.assertEqual(standard.returncode, 0, standard.stderr)
+        report = json.loads((self.dir / "standard.json").read_text())
+        self.assertEqual(list(report["attacks"]), ["fgsm", "pgd20", "cw_inf", "autoattack"])
+        aa = report["attacks"]["autoattack"]
+        self.assertEqual([s["name"] for s in aa["stages"]], ["apgd-ce", "apgd-t", "fab-t", "square"])
+        self.assertEqual(aa["stages"][-1]["robust_acc"], aa["robust_acc"])
+        self.assertLessEqual(report["worst_case_acc"], aa["robust_acc"])
+        self.assertIn("autoattack", standard.stdout)
+        # Bad suites are one-line errors.
+        self.assert_error(run("eval", str(folder), "--suite", "standrd"), 2, "suite must be one of quick, standard",
+                          "did you mean 'standard'", runs_allowed=True)
+        self.write("nosuite.toml", TINY.replace('[[eval]]\nplugin = "fgsm"\neps = 0.1', '[[eval]]\nsuite = "quick"'))
+        self.assert_error(run("validate", "nosuite.toml", cwd=self.dir), 2, "nosuite.toml:", "needs the threat model's radius", runs_allowed=True)
+        self.write("badkey.toml", TINY.replace('[[eval]]\nplugin = "fgsm"\neps = 0.1', '[[eval]]\nsuite = "quick"\neps = 0.1\nsteps = 3'))
+        self.assert_error(run("validate", "badkey.toml", cwd=self.dir), 2, "badkey.toml:", "'steps' is not a key of a suite entry", runs_allowed=True)
+
+    def test_interrupted_eval_resumes(self):
+        folder = self.train()
+        args = ["eval", str(folder), "--points", "64", "--batch-size", "4", "--set", "eval.1.steps=40"]
+        reference = run(*args, "-o", str(self.dir / "whole.json"))
+        self.assertEqual(reference.returncode, 0, reference.stderr)
+        out = self.dir / "resumed.json"
+        state = self.dir / "resumed.state.json"
+        process = subprocess.Popen([ARDKIT, *args, "-o", str(out)], stderr=subprocess.PIPE, text=True)
+        # Interrupt once the PGD attack is under way (the state file then exists).
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None:
+            if state.exists() and "pgd10" in state.read_text():
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+        self.assertEqual(process.returncode, 130, stderr)
+        self.assertIn("run the same command again to continue", stderr)
+        self.assertFalse(out.exists())
+        self.assertTrue(state.exists())
+        resumed = run(*args, "-o", str(out))
+        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+        self.assertIn("resuming from", resumed.stderr)
+        self.assertFalse(state.exists())  # removed once the results are written
+        whole, again = json.loads((self.dir / "whole.json").read_text()), json.loads(out.read_text())
+        self.assertEqual(again["clean_acc"], whole["clean_acc"])
+        for name in whole["attacks"]:
+            self.assertEqual(again["attacks"][name]["robust_acc"], whole["attacks"][name]["robust_acc"])
+
     def test_export_writes_a_state_dict(self):
         folder = self.train()
         out = self.dir / "student.pt"

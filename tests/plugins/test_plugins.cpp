@@ -1,5 +1,6 @@
-// Plugins that exist to exercise the host: a factory that throws, and a hook that requests an
-// interrupt after a given number of steps (as Ctrl-C would).
+// Plugins that exist to exercise the host: a factory that throws, a hook that requests an
+// interrupt after a given number of steps (as Ctrl-C would), and an attack made of another
+// plugin (any attack, with any `steps`), for the registry's part builder.
 #include <csignal>
 
 #include <ardkit/ardkit.hpp>
@@ -26,6 +27,14 @@ ARDKIT_PLUGIN_LIBRARY(manifest) {
       [](const ardkit::Params&, const ardkit::BuildContext&) -> std::shared_ptr<ardkit::Component> {
         throw std::runtime_error("deliberate failure");
       });
+  manifest.add(ardkit::PluginKind::attack, "composite", "0", "builds the attack `part`",
+               {ardkit::param::string("part", "pgd"), ardkit::param::integer("steps", 1)},
+               [](const ardkit::Params& p, const ardkit::BuildContext& context) {
+                 ardkit::Params values(p.where());
+                 values.set("steps", p.get_int("steps"));
+                 return context.build_as<ardkit::Attack>(ardkit::PluginKind::attack,
+                                                         p.get_string("part"), values);
+               });
   manifest.add(ardkit::PluginKind::hook, "interrupt_after", "0", "raises SIGINT after `step` steps",
                {ardkit::param::integer("step", 1).at_least(1)},
                [](const ardkit::Params& p, const ardkit::BuildContext&) {

@@ -32,7 +32,8 @@ TEST_CASE("unknown plugin names list the kind's plugins and the nearest") {
       [] { test::builtin().find(ardkit::PluginKind::attack, "pgdd", "exp.toml:3:10: [attack]"); },
       ErrorKind::plugin);
   CHECK(contains(m, "exp.toml:3:10: [attack]: unknown attack plugin 'pgdd' (did you mean 'pgd'?)"));
-  CHECK(contains(m, "known attack plugins: apgd, apgd_t, autoattack, cw_inf, fab, fab_t, fgsm, pgd"));
+  CHECK(
+      contains(m, "known attack plugins: apgd, apgd_t, autoattack, cw_inf, fab, fab_t, fgsm, pgd"));
   CHECK(contains(error_of([] { test::builtin().find(ardkit::PluginKind::attack, "small_cnn"); },
                           ErrorKind::plugin),
                  "'small_cnn' is a model plugin"));
@@ -94,4 +95,27 @@ TEST_CASE("objects outlive the registry that created them") {
   }
   CHECK(attack->threat().eps == doctest::Approx(8.0 / 255));
   CHECK(attack.use_count() == 1);
+}
+
+TEST_CASE("a plugin builds its parts through the registry, their values checked by their schema") {
+  ardkit::Registry registry({kTestPlugins / "good", kBuiltin});
+  auto build = [&](const std::string& part, int64_t steps) {
+    ardkit::Params p("exp.toml:4:1: [attack]");
+    p.set("part", part);
+    p.set("steps", steps);
+    return registry.create<ardkit::Attack>(ardkit::PluginKind::attack, "composite", p, {});
+  };
+  // The part takes its own defaults for everything not given.
+  CHECK(build("pgd", 3)->threat().eps == doctest::Approx(8.0 / 255));
+  const auto range = error_of([&] { build("pgd", -2); }, ErrorKind::config);
+  CHECK(contains(range, "plugin 'composite' building its part 'pgd'"));
+  CHECK(contains(range, "steps"));
+  const auto unknown = error_of([&] { build("pgdd", 3); }, ErrorKind::plugin);
+  CHECK(contains(unknown, "unknown attack plugin 'pgdd'"));
+  // Outside a registry build there is no builder: an error, not a crash.
+  ardkit::BuildContext bare;
+  CHECK(contains(
+      error_of([&] { bare.build_as<ardkit::Attack>(ardkit::PluginKind::attack, "pgd", {}); },
+               ErrorKind::plugin),
+      "outside a registry build"));
 }

@@ -12,6 +12,7 @@
 #include <ardkit/interrupt.hpp>
 #include <ardkit/progress.hpp>
 #include <ardkit/run_dir.hpp>
+#include <ardkit/suites.hpp>
 #include <ardkit/version.hpp>
 
 #include "cli_common.hpp"
@@ -28,7 +29,11 @@ Clean and robust accuracy of one model. TARGET is
                        (split, points, batch_size, output) and [run] (seed, device, threads);
   a run folder         its student at checkpoints/best.pt (or --which last), on its [data], against
                        its [[eval]] attacks.
+--suite quick|standard replaces the attacks by a named suite at --eps (quick: FGSM, PGD-20;
+standard: FGSM, PGD-20, CW-inf, AutoAttack).
 Prints a table and writes a results JSON (default: evals/NAME.json, or RUN/evals/WHICH-SPLIT.json).
+Progress is saved next to it (NAME.state.json) after every batch: after an interruption, the same
+command continues where it stopped.
 
 options)";
 
@@ -93,6 +98,27 @@ std::pair<toml::table, fs::path> evaluation_root(const std::string& target,
 
 namespace {
 
+// --suite: the [[eval]] list becomes one suite entry. Its radius is --eps, else the first
+// attack's eps.
+void use_suite(toml::table& root, const std::string& suite, double eps, const std::string& norm,
+               const fs::path& file) {
+  if (eps < 0) {
+    if (const auto* evals = root.get_as<toml::array>("eval"))
+      for (const auto& entry : *evals)
+        if (const auto* table = entry.as_table(); table && table->contains("eps")) {
+          eps = table->get("eps")->value_or(-1.0);
+          break;
+        }
+    if (eps < 0)
+      throw_config_error(fmt::format(
+          "{}: --suite {} needs the radius and no attack in it names one; add --eps 0.1 (in "
+          "[0,1] pixel units)",
+          file.string(), suite));
+  }
+  root.insert_or_assign("eval",
+                        toml::array{toml::table{{"suite", suite}, {"eps", eps}, {"norm", norm}}});
+}
+
 nlohmann::ordered_json toml_to_json(const toml::table& table) {
   std::ostringstream text;
   text << toml::json_formatter(table);
@@ -106,7 +132,8 @@ int eval_command(const std::vector<std::string>& args) {
   std::string target, which = "best", output;
   std::vector<std::string> overrides;
   int64_t threads = -1, points = -1, batch_size = -1, seed = -1;
-  std::string split;
+  double eps = -1;
+  std::string split, suite, norm = "linf";
   po::options_description d(kEvalHelp);
   add_common(d, common);
   d.add_options()("set", po::value(&overrides)->composing(),
@@ -115,6 +142,9 @@ int eval_command(const std::vector<std::string>& args) {
       "points", po::value(&points), "first N points of the split (0 = all)")(
       "batch-size", po::value(&batch_size), "evaluation batch size")(
       "seed", po::value(&seed), "seed of the attacks' random starts")(
+      "suite", po::value(&suite), "quick | standard: attack with a named suite instead")(
+      "eps", po::value(&eps), "--suite: radius in [0,1] pixel units (default: the first attack's)")(
+      "norm", po::value(&norm), "--suite: linf | l2 (default linf)")(
       "which", po::value(&which), "run folders: best | last checkpoint (default best)")(
       "output,o", po::value(&output), "results JSON file")("threads", po::value(&threads),
                                                            "LibTorch threads (0 = one per core)")(
@@ -145,6 +175,10 @@ int eval_command(const std::vector<std::string>& args) {
     set("run.threads", std::to_string(threads));
   if (!output.empty())
     set("evaluation.output", nlohmann::json(output).dump());
+  // The suite first, expanded, so that --set can tune its attacks (--set eval.3.queries=1000).
+  if (!suite.empty())
+    use_suite(root, suite, eps, norm, file);
+  expand_suites(root, file.string());
   for (const auto& o : overrides)
     apply_override(root, o);
 
@@ -165,18 +199,30 @@ int eval_command(const std::vector<std::string>& args) {
   options.points = c.evaluation.get_int("points");
   options.batch_size = c.evaluation.get_int("batch_size");
   options.label = "eval";
+  options.seed = c.run.get_int("seed");
+  // The state belongs to these settings: the resolved configuration, less what cannot change
+  // the numbers.
+  toml::table identity = c.resolved();
+  if (auto* run_table = identity.get_as<toml::table>("run"))
+    run_table->erase("threads");
+  if (auto* evaluation_table = identity.get_as<toml::table>("evaluation"))
+    evaluation_table->erase("output");
+  std::ostringstream fingerprint;
+  fingerprint << identity;
+  options.fingerprint = fingerprint.str();
+  options.state_file = fs::path(results).replace_extension(".state.json");
   const std::string label = is_run ? fmt::format("{} ({})", c.name(), which) : c.name();
   log_line(fmt::format("evaluating {} on {} {} ({} threads)", label, setup.data->spec().name,
                        split_name, torch::get_num_threads()));
   install_interrupt_handlers();
-  // Attacks draw their random starts from the default generator: seed it so that the same
-  // model, data and seed always give the same numbers.
-  torch::manual_seed(static_cast<uint64_t>(c.run.get_int("seed")));
   EvalReport report;
   try {
     report = evaluate(*setup.model, *setup.data, setup.attacks, options);
   } catch (const Interrupted&) {
-    std::cerr << "interrupted; no results written\n";
+    std::cerr << fmt::format(
+        "interrupted; no results written, progress kept in {}: run the same command again to "
+        "continue\n",
+        options.state_file.string());
     return 130;
   }
 
@@ -191,10 +237,19 @@ int eval_command(const std::vector<std::string>& args) {
   nlohmann::ordered_json attacks = nlohmann::ordered_json::object();
   for (size_t i = 0; i < report.attacks.size(); ++i) {
     const auto threat = setup.attacks[i].attack->threat();
-    attacks[report.attacks[i].name] = {{"robust_acc", 100 * report.attacks[i].accuracy},
-                                       {"norm", threat.norm},
-                                       {"eps", threat.eps},
-                                       {"seconds", report.attacks[i].seconds}};
+    auto& entry = attacks[report.attacks[i].name];
+    entry = {{"robust_acc", 100 * report.attacks[i].accuracy},
+             {"norm", threat.norm},
+             {"eps", threat.eps},
+             {"seconds", report.attacks[i].seconds}};
+    if (!report.attacks[i].stages.empty()) {
+      auto stages = nlohmann::ordered_json::array();
+      for (const auto& stage : report.attacks[i].stages)
+        stages.push_back({{"name", stage.name},
+                          {"robust_acc", 100 * stage.accuracy},
+                          {"seconds", stage.seconds}});
+      entry["stages"] = stages;
+    }
   }
   j["attacks"] = attacks;
   if (!report.attacks.empty())
@@ -206,6 +261,8 @@ int eval_command(const std::vector<std::string>& args) {
   if (!results.parent_path().empty())
     fs::create_directories(results.parent_path());
   write_file_atomic(results, j.dump(2) + "\n");
+  std::error_code ignored;
+  fs::remove(options.state_file, ignored);  // the results now hold everything it did
   std::cout << format_report_table({{label, report}}) << results.string() << "\n";
   return 0;
 }
