@@ -384,6 +384,10 @@ class PickleMachine {
     }
     if (name == "torch.device" && !a.empty())
       return a[0];
+    // LibTorch's pickler (torch::pickle_save, what `ardkit export` writes) tags typed dicts:
+    // restore_type_tag(value, "Dict[str, Tensor]") is the value itself.
+    if (name == "torch.jit._pickle.restore_type_tag" && !a.empty())
+      return a[0];
     if (name == "copyreg._reconstructor" && !a.empty() && a[0]->kind == K::global)
       return make_text(K::other, a[0]->text);  // a pickled instance: keep its class name
     return make_text(K::other, name.empty() ? "call" : name);

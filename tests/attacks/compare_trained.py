@@ -12,7 +12,6 @@ Prints both rows; differences come from random starts (the two sides seed per ba
 differently), not from the algorithms, and should stay within about a percentage point.
 """
 import argparse
-import gzip
 import json
 import subprocess
 import sys
@@ -21,7 +20,6 @@ import time
 import tomllib
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -30,14 +28,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "interop"))
 import make_reference as ref  # noqa: E402
 from reference_models import CompactCNN  # noqa: E402
-
-
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+from test_end_to_end import read_idx  # noqa: E402
 
 
 def pgd(model, x, y, eps, steps, step, loss="ce", kappa=50.0):

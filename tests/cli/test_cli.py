@@ -404,6 +404,22 @@ points = 40
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("tensors of small_cnn", result.stdout)
         self.assertEqual(out.read_bytes()[:4], b"PK\x03\x04")  # torch.save's zip format
+        # The exported file evaluates directly as a checkpoint of its model plugin, with the
+        # run's accuracy.
+        by_folder = run("eval", str(folder), "--points", "40", "-o", str(self.dir / "folder.json"))
+        self.assertEqual(by_folder.returncode, 0, by_folder.stderr)
+        model_keys = ["--set", "model.conv1=16", "--set", "model.conv2=16", "--set", "model.hidden=64"]
+        data_keys = ["--set", "data.train_size=256", "--set", "data.validation=32", "--set", "data.test_size=64"]
+        by_file = run("eval", str(out), "--model", "small_cnn", "--data", "synthetic", *model_keys, *data_keys,
+                      "--points", "40", "--suite", "quick", "--eps", "0.1", cwd=self.dir)
+        self.assertEqual(by_file.returncode, 0, by_file.stderr)
+        from_file = json.loads((self.dir / "evals" / "student.json").read_text())
+        self.assertEqual(from_file["clean_acc"], json.loads((self.dir / "folder.json").read_text())["clean_acc"])
+        self.assertEqual(list(from_file["attacks"]), ["fgsm", "pgd20"])
+        self.assert_error(run("eval", str(out), "--model", "small_cnn", cwd=self.dir), 2, "student.pt",
+                          "add --data PLUGIN", runs_allowed=True)
+        self.assert_error(run("eval", str(folder), "--data", "synthetic"), 2, "--model and --data are for model files",
+                          runs_allowed=True)
         self.assert_error(run("export", str(folder)), 2, "usage: ardkit export", runs_allowed=True)
 
     def test_example_evaluation_files_are_valid(self):

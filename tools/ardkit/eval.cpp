@@ -28,7 +28,9 @@ Clean and robust accuracy of one model. TARGET is
                        with file = "..."), [data], optional [[eval]] attack tables, [evaluation]
                        (split, points, batch_size, output) and [run] (seed, device, threads);
   a run folder         its student at checkpoints/best.pt (or --which last), on its [data], against
-                       its [[eval]] attacks.
+                       its [[eval]] attacks;
+  a model file         a TorchScript model, or with --model PLUGIN a checkpoint of that model
+                       plugin, on --data PLUGIN (its keys through --set data.KEY=...).
 --suite quick|standard replaces the attacks by a named suite at --eps (quick: FGSM, PGD-20;
 standard: FGSM, PGD-20, CW-inf, AutoAttack).
 Prints a table and writes a results JSON (default: evals/NAME.json, or RUN/evals/WHICH-SPLIT.json).
@@ -98,6 +100,25 @@ std::pair<toml::table, fs::path> evaluation_root(const std::string& target,
 
 namespace {
 
+// TARGET is a model file: an evaluation with that model (TorchScript unless --model names the
+// plugin whose checkpoint it is) on --data, named after the file.
+std::pair<toml::table, fs::path> model_file_evaluation(const std::string& target,
+                                                       const std::string& model_plugin,
+                                                       const std::string& data_plugin) {
+  if (data_plugin.empty())
+    throw_config_error(fmt::format(
+        "{}: a model file needs the data to evaluate on: add --data PLUGIN (e.g. --data idx "
+        "--set data.root=/usr/share/datasets/fashion-mnist)",
+        target));
+  toml::table model = model_plugin.empty()
+                          ? toml::table{{"plugin", "torchscript"}, {"file", target}}
+                          : toml::table{{"plugin", model_plugin}, {"checkpoint", target}};
+  toml::table root{{"model", std::move(model)},
+                   {"data", toml::table{{"plugin", data_plugin}}},
+                   {"run", toml::table{{"name", fs::path(target).stem().string()}}}};
+  return {root, target};
+}
+
 // --suite: the [[eval]] list becomes one suite entry. Its radius is --eps, else the first
 // attack's eps.
 void use_suite(toml::table& root, const std::string& suite, double eps, const std::string& norm,
@@ -133,7 +154,7 @@ int eval_command(const std::vector<std::string>& args) {
   std::vector<std::string> overrides;
   int64_t threads = -1, points = -1, batch_size = -1, seed = -1;
   double eps = -1;
-  std::string split, suite, norm = "linf";
+  std::string split, suite, norm = "linf", model_plugin, data_plugin;
   po::options_description d(kEvalHelp);
   add_common(d, common);
   d.add_options()("set", po::value(&overrides)->composing(),
@@ -145,6 +166,8 @@ int eval_command(const std::vector<std::string>& args) {
       "suite", po::value(&suite), "quick | standard: attack with a named suite instead")(
       "eps", po::value(&eps), "--suite: radius in [0,1] pixel units (default: the first attack's)")(
       "norm", po::value(&norm), "--suite: linf | l2 (default linf)")(
+      "model", po::value(&model_plugin), "model files: the model plugin of a checkpoint")(
+      "data", po::value(&data_plugin), "model files: the data plugin to evaluate on")(
       "which", po::value(&which), "run folders: best | last checkpoint (default best)")(
       "output,o", po::value(&output), "results JSON file")("threads", po::value(&threads),
                                                            "LibTorch threads (0 = one per core)")(
@@ -159,7 +182,13 @@ int eval_command(const std::vector<std::string>& args) {
   if (target.empty())
     throw_config_error("eval: missing TARGET; usage: ardkit eval EVALUATION.toml | RUN_FOLDER");
   const bool is_run = fs::is_directory(target);
-  auto [root, file] = evaluation_root(target, which);
+  const bool is_model_file = fs::is_regular_file(target) && fs::path(target).extension() != ".toml";
+  auto [root, file] = is_model_file ? model_file_evaluation(target, model_plugin, data_plugin)
+                                    : evaluation_root(target, which);
+  if (!is_model_file && (!model_plugin.empty() || !data_plugin.empty()))
+    throw_config_error(
+        "--model and --data are for model files; an evaluation file or run folder "
+        "names its own [model] and [data]");
   auto set = [&](const std::string& key, const std::string& value) {
     overrides.push_back(key + "=" + value);
   };
