@@ -171,7 +171,7 @@ int eval_command(const std::vector<std::string>& args) {
       "which", po::value(&which), "run folders: best | last checkpoint (default best)")(
       "output,o", po::value(&output), "results JSON file")("threads", po::value(&threads),
                                                            "LibTorch threads (0 = one per core)")(
-      "target", po::value(&target), "evaluation file or run folder");
+      "target", po::value(&target), "evaluation file, run folder or model file");
   po::positional_options_description positional;
   positional.add("target", 1);
   parse(args, d, positional);
