@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "ardkit/error.hpp"
+#include "ardkit/lr_schedule.hpp"
 #include "ardkit/plugin.hpp"
 #include "ardkit/text.hpp"
 #include "ardkit/weights.hpp"
@@ -303,11 +304,22 @@ const ParamSchema& optimizer_schema() {
 const ParamSchema& schedule_schema() {
   static const ParamSchema schema = {
       param::string("type", "constant")
-          .one_of({"constant", "multistep"})
-          .help("learning-rate schedule (per epoch)"),
+          .one_of({"constant", "multistep", "piecewise", "cosine"})
+          .help("learning-rate schedule (see LrSchedule in lr_schedule.hpp)"),
+      param::string("per", "epoch")
+          .one_of({"epoch", "batch"})
+          .help("set the lr at each epoch's start, or before every batch (t = epoch + (i+1)/S)"),
       param::integer_list("milestones", {})
-          .help("multistep: epochs (0-based) at whose start lr is multiplied by gamma"),
+          .help("multistep: epochs (0-based) from which lr is multiplied by gamma once more"),
       param::real("gamma", 0.1).greater_than(0).help("multistep: factor applied at each milestone"),
+      param::real_list("boundaries", {})
+          .help("piecewise: epochs (may be fractional) where the next value takes over"),
+      param::real_list("values", {})
+          .help("piecewise: learning rates, one more than boundaries (replaces [optimizer] lr)"),
+      param::real("min_lr", 0.0).at_least(0).help("cosine: the final learning rate"),
+      param::real("warmup_epochs", 0.0)
+          .at_least(0)
+          .help("linear warm-up from 0 over this many epochs, for any type"),
   };
   return schema;
 }
@@ -443,6 +455,32 @@ PluginTable plugin_table(const toml::table& table, const std::string& name, Plug
   return out;
 }
 
+// Fills the objective's attack defaults into a copy of the [attack] table: only keys the user did
+// not write and the attack plugin has. An unknown attack plugin is left for plugin_table to
+// report with its position.
+void add_attack_defaults(toml::table& attack, const PluginTable& objective,
+                         const PluginLookup& lookup, const std::string& file) {
+  const PluginInfo& info = lookup(PluginKind::objective, objective.plugin, file);
+  const auto* name = attack.get_as<std::string>("plugin");
+  if (!info.attack_defaults || !name)
+    return;
+  const PluginInfo* attack_info = nullptr;
+  try {
+    attack_info = &lookup(PluginKind::attack, name->get(), file);
+  } catch (const Error&) {
+    return;
+  }
+  Params defaults;
+  for (const auto& [key, value] : info.attack_defaults(objective.params)) {
+    const bool known = std::any_of(attack_info->schema.begin(), attack_info->schema.end(),
+                                   [&, k = key](const ParamSpec& s) { return s.key == k; });
+    if (known && !attack.contains(key))
+      defaults.set(key, value);
+  }
+  for (auto&& [key, node] : to_toml(defaults))
+    attack.insert(key, node);
+}
+
 }  // namespace
 
 std::optional<PluginTable> read_plugin_table(const toml::table& root, const std::string& name,
@@ -488,6 +526,19 @@ const ParamSchema& model_host_schema() {
   return schema;
 }
 
+const ParamSchema& teacher_host_schema() {
+  static const ParamSchema schema = [] {
+    ParamSchema s = model_host_schema();
+    s.push_back(param::string("experiment", "")
+                    .help("experiment file whose trained student is the teacher (run first)"));
+    s.push_back(param::string("use", "best")
+                    .one_of({"best", "last"})
+                    .help("with experiment: its validation-best or its last checkpoint"));
+    return s;
+  }();
+  return schema;
+}
+
 const ParamSchema& eval_host_schema() {
   static const ParamSchema schema = {
       param::string("name", "")
@@ -513,15 +564,20 @@ ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& fil
   config.train = read_host_table(root, "train", train_schema(), file);
   config.optimizer = read_host_table(root, "optimizer", optimizer_schema(), file);
   config.schedule = read_host_table(root, "schedule", schedule_schema(), file);
+  LrSchedule(config.optimizer, config.schedule, config.train.get_int("epochs"));  // checks it
   static const ParamSchema no_host_keys;
   auto single = [&](const char* name, PluginKind kind, bool required, const ParamSchema& host) {
     return read_plugin_table(root, name, kind, required, host, file, lookup);
   };
   config.data = single("data", PluginKind::data, true, no_host_keys);
   config.student = single("student", PluginKind::model, true, model_host_schema());
-  config.teacher = single("teacher", PluginKind::model, false, model_host_schema());
+  config.teacher = single("teacher", PluginKind::model, false, teacher_host_schema());
   config.objective = single("objective", PluginKind::objective, true, no_host_keys);
-  config.attack = single("attack", PluginKind::attack, false, no_host_keys);
+  if (root.get("attack")) {
+    toml::table attack = table_or_empty(root, "attack", file);
+    add_attack_defaults(attack, *config.objective, lookup, file);
+    config.attack = plugin_table(attack, "attack", PluginKind::attack, no_host_keys, file, lookup);
+  }
   config.evals =
       read_plugin_tables(root, "eval", PluginKind::attack, eval_host_schema(), file, lookup);
   config.hooks = read_plugin_tables(root, "hook", PluginKind::hook, no_host_keys, file, lookup);

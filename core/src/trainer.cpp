@@ -10,6 +10,7 @@
 
 #include "ardkit/error.hpp"
 #include "ardkit/interrupt.hpp"
+#include "ardkit/lr_schedule.hpp"
 #include "ardkit/prefetcher.hpp"
 #include "ardkit/progress.hpp"
 
@@ -55,15 +56,6 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Params& p,
   if (options.nesterov() && options.momentum() <= 0)
     throw_config_error(p.origin("nesterov") + ": [optimizer] nesterov needs momentum > 0");
   return std::make_unique<torch::optim::SGD>(std::move(parameters), options);
-}
-
-double learning_rate(const Params& optimizer, const Params& schedule, int64_t epoch) {
-  double lr = optimizer.get_real("lr");
-  if (schedule.get_string("type") == "multistep")
-    for (int64_t milestone : schedule.get_int_list("milestones"))
-      if (epoch >= milestone)
-        lr *= schedule.get_real("gamma");
-  return lr;
 }
 
 // The order of an epoch depends only on (seed, epoch): a resumed run sees the same batches.
@@ -224,6 +216,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   if (train_size == 0)
     throw_config_error(config.file.string() + ": [data] the training split is empty");
   const int64_t steps_per_epoch = (train_size + batch_size - 1) / batch_size;
+  const LrSchedule schedule(config.optimizer, config.schedule, epochs);
   const int64_t validate_every = tp.get_int("validate_every");
   const int64_t log_every = tp.get_int("log_every");
   const auto checkpoint_interval =
@@ -238,7 +231,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   }
   while (position.epoch < epochs) {
     const int64_t epoch = position.epoch;
-    const double lr = learning_rate(config.optimizer, config.schedule, epoch);
+    double lr = schedule.at(epoch, position.step_in_epoch, steps_per_epoch);
     for (auto& group : optimizer->param_groups())
       group.options().set_lr(lr);
     const auto order = epoch_order(seed, epoch, train_size);
@@ -258,11 +251,21 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
       student.train();
       if (setup.attack)
         setup.attack->set_eps(knobs.get("attack.eps"));
+      if (schedule.per_batch()) {
+        lr = schedule.at(epoch, s, steps_per_epoch);
+        for (auto& group : optimizer->param_groups())
+          group.options().set_lr(lr);
+      }
       optimizer->zero_grad();
       StepContext context{
           student, setup.teacher.get(), setup.attack.get(), batch, epoch, position.global_step,
           knobs};
       LossTerms loss = setup.objective->compute(context);
+      if (setup.teacher && setup.teacher->is_training())
+        throw_runtime_error(fmt::format(
+            "objective '{}' left the teacher in train mode; a teacher is frozen: use BnModeGuard "
+            "only on the student",
+            config.objective->plugin));
       std::vector<std::pair<std::string, double>> values = {{"loss", loss.total.item<double>()}};
       for (const auto& [name, term] : loss.terms)
         values.emplace_back(name, term.detach().item<double>());
@@ -325,6 +328,8 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
                            {"images_per_s", images / std::max(epoch_seconds, 1e-9)}};
     for (const auto& [name, sum] : sums)
       line["train_" + name] = counted ? sum / counted : 0.0;
+    for (const auto& [name, value] : knobs.all())
+      line["knob." + name] = value;
     const bool validate =
         validate_every > 0 && (epoch + 1) % validate_every == 0 && data.size(Split::validation) > 0;
     bool improved = false;
@@ -386,9 +391,23 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   rows.emplace_back("last", evaluate(student, data, setup.evals, options));
   const fs::path best = run.checkpoint_path("best");
   if (fs::exists(best)) {
+    StateDict last_state = model_state_dict(student);
+    for (auto& [name, tensor] : last_state)
+      tensor = tensor.clone();
     load_weights(student, best);
-    options.label = "test best";
-    rows.emplace_back("best", evaluate(student, data, setup.evals, options));
+    // Best is often the last epoch: the same weights get the same numbers (evaluation is seeded
+    // per batch), so an AutoAttack evaluation is not paid twice.
+    const StateDict best_state = model_state_dict(student);
+    bool same = best_state.size() == last_state.size();
+    for (size_t i = 0; same && i < best_state.size(); ++i)
+      same = torch::equal(best_state[i].second, last_state[i].second);
+    if (same) {
+      log_line("best checkpoint is the last one: its test evaluation is the same");
+      rows.emplace_back("best", rows.front().second);
+    } else {
+      options.label = "test best";
+      rows.emplace_back("best", evaluate(student, data, setup.evals, options));
+    }
   }
 
   nlohmann::ordered_json results;

@@ -48,6 +48,9 @@ class TorchScriptModel : public ardkit::Model {
   int64_t feature_dim() const override {
     return feature_dim_;
   }
+  bool pretrained() const override {
+    return true;
+  }
   // Frozen: whatever mode the engine or an attack asks for, the scripted module stays in eval.
   void train(bool /*on*/) override {
     torch::nn::Module::train(false);

@@ -1,6 +1,11 @@
 // Objective plugin `pgd_at`: Madry et al.'s adversarial training, cross-entropy on adversarial
-// examples from the [attack] plugin maximizing the student's cross-entropy.
-#include <ardkit/ardkit.hpp>
+// examples from the [attack] plugin maximizing the student's cross-entropy. The variants set the
+// [attack] defaults of the recipes the distillation papers train their teachers and baselines
+// with (reference/methods.md 6.1): "rice" (Rice et al. / IAD's pre_train/AT.py: PGD-10, 2/255,
+// uniform start clipped into [0,1]) and "adaad" (AdaAD's Plain_Madry: start x + 0.001 N(0, I)).
+// Both attack with BatchNorm in eval mode; their schedules live in the experiment files
+// (rice: piecewise per batch at 50%/75%; adaad: multistep at 100 and 105 of 110 epochs).
+#include "distill.hpp"
 
 namespace {
 
@@ -43,6 +48,9 @@ ardkit::ParamSchema schema() {
           .one_of({"eval", "train"})
           .help("BatchNorm mode of the student while attacked (eval: IAD/AdaAD code; train: "
                 "Madry's)"),
+      string("variant", "rice")
+          .one_of({"rice", "adaad"})
+          .help("recipe whose [attack] defaults apply: rice (uniform start) or adaad (gaussian)"),
       real("clean_weight", 0.0)
           .at_least(0)
           .at_most(1)
@@ -53,8 +61,12 @@ ardkit::ParamSchema schema() {
 }  // namespace
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
-  manifest.add(
-      ardkit::PluginKind::objective, "pgd_at", "1.0.0",
-      "Madry PGD adversarial training: cross-entropy on [attack] examples", schema(),
-      [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<PgdAt>(p); });
+  manifest
+      .add(ardkit::PluginKind::objective, "pgd_at", "1.0.0",
+           "Madry PGD adversarial training: cross-entropy on [attack] examples", schema(),
+           [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<PgdAt>(p); })
+      .attack_defaults = [](const Params& p) {
+    return p.get_string("variant") == "adaad" ? ardkit::distill::pgd10_defaults("gaussian", false)
+                                              : ardkit::distill::pgd10_defaults("uniform", true);
+  };
 }

@@ -4,18 +4,107 @@
 
 #include <fmt/format.h>
 
+#include <sstream>
+
 namespace ardkit {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+LoadedExperiment load(const fs::path& file, const std::vector<std::string>& overrides,
+                      const std::vector<fs::path>& plugin_path, std::vector<fs::path>& chain);
+
+// Replaces `[teacher] experiment = "FILE"` (relative to this file's folder) by that experiment's
+// [student] plugin and parameters and the checkpoint its run leaves in this experiment's run
+// store; the checkpoint path carries the teacher's run id, so this run's id changes whenever the
+// teacher's configuration does.
+std::optional<TeacherRun> resolve_teacher_experiment(toml::table& root, const fs::path& file,
+                                                     const std::vector<fs::path>& plugin_path,
+                                                     std::vector<fs::path>& chain) {
+  auto* teacher = root.get_as<toml::table>("teacher");
+  if (!teacher || !teacher->contains("experiment"))
+    return std::nullopt;
+  const auto where = [&](const char* key) {
+    const auto& src = teacher->get(key)->source();
+    return fmt::format("{}:{}:{}", file.string(), src.begin.line, src.begin.column);
+  };
+  const auto* name = teacher->get_as<std::string>("experiment");
+  if (!name)
+    throw_config_error(where("experiment") +
+                       ": [teacher] experiment must be a string naming an experiment file");
+  for (const auto& [key, node] : *teacher)
+    if (key.str() != "experiment" && key.str() != "use")
+      throw_config_error(fmt::format(
+          "{}: [teacher] '{}' cannot be combined with experiment = ...: the teacher is that "
+          "experiment's [student] with its trained weights; remove '{}'",
+          where(std::string(key.str()).c_str()), key.str(), key.str()));
+  std::string use = "best";
+  if (teacher->contains("use")) {
+    const auto* u = teacher->get_as<std::string>("use");
+    if (!u || (u->get() != "best" && u->get() != "last"))
+      throw_config_error(where("use") +
+                         ": [teacher] use must be \"best\" (validation-selected) or \"last\"");
+    use = u->get();
+  }
+  fs::path teacher_file = fs::path(name->get());
+  if (teacher_file.is_relative())
+    teacher_file = file.parent_path() / teacher_file;
+  if (!fs::exists(teacher_file))
+    throw_config_error(
+        fmt::format("{}: [teacher] experiment file {} not found (paths are relative "
+                    "to this experiment file's folder)",
+                    where("experiment"), teacher_file.string()));
+  const fs::path canonical = fs::weakly_canonical(teacher_file);
+  for (const auto& f : chain)
+    if (f == canonical)
+      throw_config_error(fmt::format("{}: [teacher] experiment {} is its own teacher (a cycle)",
+                                     where("experiment"), teacher_file.string()));
+  const auto* run = root.get_as<toml::table>("run");
+  const auto* output_node = run ? run->get_as<std::string>("output") : nullptr;
+  const std::string output = output_node ? output_node->get() : "runs";
+  toml::table quoted;
+  quoted.insert("v", output);
+  std::ostringstream text;  // "v = \"...\"": a TOML string, escapes included
+  text << toml::toml_formatter(quoted);
+  LoadedExperiment loaded =
+      load(teacher_file, {"run.output" + text.str().substr(2)}, plugin_path, chain);
+  TeacherRun out;
+  out.file = teacher_file;
+  out.output = output;
+  out.folder = fs::path(output) / loaded.config.run_id();
+  out.checkpoint = out.folder / "checkpoints" / (use + ".pt");
+  const PluginTable& student = *loaded.config.student;
+  toml::table replaced = to_toml(student.params);
+  replaced.insert("plugin", student.plugin);
+  replaced.insert("checkpoint", out.checkpoint.string());
+  replaced.insert("experiment", teacher_file.string());
+  replaced.insert("use", use);
+  root.insert_or_assign("teacher", std::move(replaced));
+  return out;
+}
+
+LoadedExperiment load(const fs::path& file, const std::vector<std::string>& overrides,
+                      const std::vector<fs::path>& plugin_path, std::vector<fs::path>& chain) {
+  toml::table root = read_experiment(file, overrides);
+  expand_suites(root, file.string());
+  chain.push_back(fs::weakly_canonical(file));
+  LoadedExperiment out;
+  out.teacher_run = resolve_teacher_experiment(root, file, plugin_path, chain);
+  out.registry = std::make_unique<Registry>(
+      plugin_search_path(plugin_path, experiment_plugin_path(root, file)));
+  out.config = resolve_experiment(root, file, out.registry->lookup());
+  chain.pop_back();
+  return out;
+}
+
+}  // namespace
 
 LoadedExperiment load_experiment(const std::filesystem::path& file,
                                  const std::vector<std::string>& overrides,
                                  const std::vector<std::filesystem::path>& plugin_path) {
-  toml::table root = read_experiment(file, overrides);
-  expand_suites(root, file.string());
-  LoadedExperiment out;
-  out.registry = std::make_unique<Registry>(
-      plugin_search_path(plugin_path, experiment_plugin_path(root, file)));
-  out.config = resolve_experiment(root, file, out.registry->lookup());
-  return out;
+  std::vector<fs::path> chain;
+  return load(file, overrides, plugin_path, chain);
 }
 
 std::vector<NamedAttack> build_named_attacks(const Registry& r,
@@ -38,7 +127,7 @@ std::vector<NamedAttack> build_named_attacks(const Registry& r,
   return out;
 }
 
-TrainSetup build_components(const LoadedExperiment& experiment) {
+TrainSetup build_components(const LoadedExperiment& experiment, bool load_teacher_weights) {
   const ExperimentConfig& c = experiment.config;
   const Registry& r = *experiment.registry;
   TrainSetup setup;
@@ -57,12 +146,18 @@ TrainSetup build_components(const LoadedExperiment& experiment) {
     setup.teacher =
         r.create<Model>(PluginKind::model, c.teacher->plugin, c.teacher->params, context);
     const auto& path = c.teacher->host.get_string("checkpoint");
-    if (path.empty())
+    if (path.empty() && !setup.teacher->pretrained())
       throw_config_error(
-          fmt::format("{} [teacher]: no checkpoint given; a teacher must be trained: add "
-                      "checkpoint = \"RUN/checkpoints/best.pt\"",
+          fmt::format("{} [teacher]: no weights given; a teacher must be trained: add "
+                      "checkpoint = \"RUN/checkpoints/best.pt\" or experiment = \"TEACHER.toml\"",
                       c.file.string()));
-    load_weights(*setup.teacher, path, weight_options_from(c.teacher->host));
+    if (const auto& run = experiment.teacher_run;
+        run && load_teacher_weights && !std::filesystem::exists(path))
+      throw_config_error(
+          fmt::format("{} [teacher]: experiment {} has no {} yet: `ardkit run {}` trains it first",
+                      c.file.string(), run->file.string(), path, c.file.string()));
+    if (!path.empty() && load_teacher_weights)
+      load_weights(*setup.teacher, path, weight_options_from(c.teacher->host));
   }
   setup.objective =
       r.create<Objective>(PluginKind::objective, c.objective->plugin, c.objective->params, context);

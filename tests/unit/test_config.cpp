@@ -160,3 +160,44 @@ TEST_CASE("missing plugin tables and plugin keys are explained") {
   CHECK(contains(m,
                  ":4:10: [student]: unknown model plugin 'small_cnm' (did you mean 'small_cnn'?)"));
 }
+
+TEST_CASE("an objective's attack defaults fill the [attack] keys the user left out") {
+  test::TempDir dir;
+  const auto file = dir / "exp.toml";
+  const auto lookup = [](ardkit::PluginKind kind, const std::string& name,
+                         const std::string& where) -> const ardkit::PluginInfo& {
+    return test::builtin().find(kind, name, where).info;
+  };
+  const std::string base =
+      "[data]\nplugin = 'synthetic'\n[student]\nplugin = 'small_cnn'\n[teacher]\n"
+      "plugin = 'small_cnn'\n[objective]\nplugin = '{}'\n[attack]\nplugin = '{}'\n{}";
+  auto resolve = [&](const std::string& objective, const std::string& attack,
+                     const std::string& extra) {
+    test::write_text(file, fmt::format(base, objective, attack, extra));
+    return ardkit::resolve_experiment(ardkit::read_experiment(file, {}), file, lookup);
+  };
+  // RSLAD attacks from x + 0.001 N(0, I), unclipped; the user's eps wins.
+  auto c = resolve("rslad", "pgd", "eps = 0.1\n");
+  CHECK(c.attack->params.get_string("random_start") == "gaussian");
+  CHECK_FALSE(c.attack->params.get_bool("clip_start"));
+  CHECK(c.attack->params.get_real("eps") == doctest::Approx(0.1));
+  CHECK(c.attack->params.get_real("step_size") == doctest::Approx(2.0 / 255));
+  // ARD: uniform, unclipped. TRADES: its own radius and step.
+  c = resolve("ard", "pgd", "");
+  CHECK(c.attack->params.get_string("random_start") == "uniform");
+  CHECK_FALSE(c.attack->params.get_bool("clip_start"));
+  c = resolve("trades", "pgd", "random_start = 'none'\n");
+  CHECK(c.attack->params.get_real("eps") == doctest::Approx(0.031));
+  CHECK(c.attack->params.get_real("step_size") == doctest::Approx(0.007));
+  CHECK(c.attack->params.get_string("random_start") == "none");
+  // Keys the attack plugin lacks are skipped: apgd has no random_start.
+  c = resolve("rslad", "apgd", "");
+  CHECK(c.attack->params.get_real("eps") == doctest::Approx(8.0 / 255));
+  // pgd_at's variant picks the recipe.
+  c = resolve("pgd_at", "pgd", "");
+  CHECK(c.attack->params.get_bool("clip_start"));
+  test::write_text(file, fmt::format(base, "pgd_at", "pgd", "") + "");
+  const auto root = ardkit::read_experiment(file, {"objective.variant=adaad"});
+  CHECK(ardkit::resolve_experiment(root, file, lookup).attack->params.get_string("random_start") ==
+        "gaussian");
+}

@@ -199,3 +199,36 @@ TEST_CASE("the same weights get the same evaluation: with one epoch, best and la
   CHECK(results["best"]["attacks"]["pgd5"]["robust_acc"] ==
         results["last"]["attacks"]["pgd5"]["robust_acc"]);
 }
+
+TEST_CASE("every distillation objective trains a student from a teacher checkpoint") {
+  TinyRun teacher({"train.epochs=1", "data.train_size=128"});
+  REQUIRE(teacher.train() == ardkit::TrainOutcome::completed);
+  const std::string with_teacher =
+      std::string(kTiny) + "\n[teacher]\nplugin = \"small_cnn\"\nconv1 = 16\nconv2 = 16\n" +
+      "hidden = 64\ncheckpoint = \"" + teacher.run->checkpoint_path("last").string() + "\"\n";
+  for (const auto& [objective, term] :
+       std::vector<std::pair<std::string, std::string>>{{"kd", "kl"},
+                                                        {"ard", "kl_adv"},
+                                                        {"rslad", "kl_adv"},
+                                                        {"iad", "kl_self"},
+                                                        {"adaad", "kl_adv"},
+                                                        {"trades", "kl_robust"}}) {
+    CAPTURE(objective);
+    std::vector<std::string> overrides = {"objective.plugin=" + objective, "train.epochs=1",
+                                          "data.train_size=128"};
+    if (objective == "iad")
+      overrides.push_back("objective.begin=0");
+    TinyRun r(overrides, with_teacher);
+    REQUIRE(r.train() == ardkit::TrainOutcome::completed);
+    std::ifstream metrics(r.run->metrics_path());
+    bool logged = false;
+    for (std::string line; std::getline(metrics, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (j["type"] == "step")
+        logged = logged || (j.contains(term) && std::isfinite(j[term].get<double>()));
+    }
+    CHECK(logged);
+    std::ifstream results_file(r.run->results_path());
+    CHECK(nlohmann::json::parse(results_file)["objective"] == objective);
+  }
+}

@@ -82,6 +82,17 @@ std::vector<std::pair<std::string, EvalReport>> rows_of(const fs::path& results)
   return rows;
 }
 
+bool is_completed(const fs::path& folder) {
+  std::ifstream in(folder / "status.json");
+  if (!in || !fs::exists(folder / "results.json"))
+    return false;
+  try {
+    return nlohmann::json::parse(in).value("state", "") == "completed";
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 const char* kRunHelp = R"(usage: ardkit run EXPERIMENT.toml [options]
 
 Trains and evaluates one experiment in its own run folder (OUTPUT/NAME-HASH, the hash derived
@@ -92,34 +103,22 @@ options)";
 
 }  // namespace
 
-int run_command(const std::vector<std::string>& args) {
-  CommonOptions common;
-  std::string file, output;
-  std::vector<std::string> overrides;
-  int64_t threads = -1;
-  po::options_description d(kRunHelp);
-  add_common(d, common);
-  d.add_options()("set", po::value(&overrides)->composing(),
-                  "override a key: --set train.epochs=2 (repeatable)")(
-      "output,o", po::value(&output), "folder for run folders (overrides [run] output)")(
-      "threads", po::value(&threads),
-      "LibTorch threads (overrides [run] threads; 0 = one per core)")(
-      "experiment", po::value(&file), "experiment TOML file");
-  po::positional_options_description positional;
-  positional.add("experiment", 1);
-  parse(args, d, positional);
-  if (common.help) {
-    std::cout << d << "\n";
-    return 0;
+// Trains and evaluates one experiment, or reports its completed run; a teacher given as another
+// experiment runs first, in the same run store, unless its run is already complete.
+static int run_file(const std::string& file, const std::vector<std::string>& overrides,
+                    const std::vector<fs::path>& plugin_path) {
+  LoadedExperiment experiment = load_experiment(file, overrides, plugin_path);
+  if (const auto& teacher = experiment.teacher_run; teacher && !is_completed(teacher->folder)) {
+    log_line(fmt::format("{}: training its teacher first: {} in {}", file, teacher->file.string(),
+                         teacher->folder.string()));
+    std::vector<std::string> teacher_overrides = {"run.output=" +
+                                                  nlohmann::json(teacher->output).dump()};
+    for (const auto& o : overrides)
+      if (o.rfind("run.threads=", 0) == 0)
+        teacher_overrides.push_back(o);
+    if (const int code = run_file(teacher->file.string(), teacher_overrides, plugin_path))
+      return code;
   }
-  if (file.empty())
-    throw_config_error("run: missing EXPERIMENT.toml; usage: ardkit run EXPERIMENT.toml");
-  if (!output.empty())
-    overrides.push_back("run.output=" + nlohmann::json(output).dump());
-  if (threads >= 0)
-    overrides.push_back("run.threads=" + std::to_string(threads));
-
-  LoadedExperiment experiment = load_experiment(file, overrides, to_paths(common.plugin_path));
   const ExperimentConfig& config = experiment.config;
   set_threads(config.run.get_int("threads"));
   if (config.run.get_string("device") == "cuda" && !torch::cuda::is_available())
@@ -177,6 +176,36 @@ int run_command(const std::vector<std::string>& args) {
   return 0;
 }
 
+int run_command(const std::vector<std::string>& args) {
+  CommonOptions common;
+  std::string file, output;
+  std::vector<std::string> overrides;
+  int64_t threads = -1;
+  po::options_description d(kRunHelp);
+  add_common(d, common);
+  d.add_options()("set", po::value(&overrides)->composing(),
+                  "override a key: --set train.epochs=2 (repeatable)")(
+      "output,o", po::value(&output), "folder for run folders (overrides [run] output)")(
+      "threads", po::value(&threads),
+      "LibTorch threads (overrides [run] threads; 0 = one per core)")(
+      "experiment", po::value(&file), "experiment TOML file");
+  po::positional_options_description positional;
+  positional.add("experiment", 1);
+  parse(args, d, positional);
+  if (common.help) {
+    std::cout << d << "\n";
+    return 0;
+  }
+  if (file.empty())
+    throw_config_error("run: missing EXPERIMENT.toml; usage: ardkit run EXPERIMENT.toml");
+  if (!output.empty())
+    overrides.push_back("run.output=" + nlohmann::json(output).dump());
+  if (threads >= 0)
+    overrides.push_back("run.threads=" + std::to_string(threads));
+
+  return run_file(file, overrides, to_paths(common.plugin_path));
+}
+
 int validate_command(const std::vector<std::string>& args) {
   CommonOptions common;
   std::string file;
@@ -201,8 +230,14 @@ int validate_command(const std::vector<std::string>& args) {
   if (file.empty())
     throw_config_error("validate: missing EXPERIMENT.toml; usage: ardkit validate EXPERIMENT.toml");
   LoadedExperiment experiment = load_experiment(file, overrides, to_paths(common.plugin_path));
-  build_components(experiment);
-  std::cout << fmt::format("{}: ok (run id {})\n", file, experiment.config.run_id());
+  const auto& teacher = experiment.teacher_run;
+  const bool teacher_pending = teacher && !fs::exists(teacher->checkpoint);
+  build_components(experiment, !teacher_pending);
+  std::cout << fmt::format("{}: ok (run id {}){}\n", file, experiment.config.run_id(),
+                           teacher_pending ? fmt::format("; its teacher {} is trained first by "
+                                                         "`ardkit run`",
+                                                         teacher->file.string())
+                                           : "");
   return 0;
 }
 
@@ -274,6 +309,18 @@ int plugins_command(const std::vector<std::string>& args) {
             "    {:<16} {:<13} {:<22} {}{}\n", spec.key, type_name(spec.type),
             spec.required() ? "required" : "= " + format_value(*spec.default_value), spec.doc,
             spec.constraint_text().empty() ? "" : " (" + spec.constraint_text() + ")");
+      }
+      if (e->info.attack_defaults) {
+        // Shown for the objective's default parameters; other values may change them.
+        Params defaults;
+        for (const auto& spec : e->info.schema)
+          if (!spec.required())
+            defaults.set(spec.key, *spec.default_value);
+        std::vector<std::string> items;
+        for (const auto& [key, value] : e->info.attack_defaults(defaults))
+          items.push_back(key + " = " + format_value(value));
+        std::cout << "  [attack] defaults (keys the attack plugin has, unless written): "
+                  << join(items, ", ") << "\n";
       }
     }
     return 0;

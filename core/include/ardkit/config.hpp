@@ -88,6 +88,8 @@ ARDKIT_API toml::table plugin_table_to_toml(const PluginTable& table);
 // Host keys of model tables (checkpoint and its key mapping) and of [[eval]] entries (name).
 ARDKIT_API const ParamSchema& model_host_schema();
 ARDKIT_API const ParamSchema& eval_host_schema();
+// [teacher] adds `experiment` and `use` (resolved by the registry's load_experiment).
+ARDKIT_API const ParamSchema& teacher_host_schema();
 
 // Host table schemas, also printed by `ardkit validate --schema` style help.
 ARDKIT_API const ParamSchema& run_schema();

@@ -19,6 +19,11 @@ class ARDKIT_API Model : public Component, public torch::nn::Module {
   ~Model() override;
   virtual ModelOutput forward(const torch::Tensor& x) = 0;
   virtual int64_t feature_dim() const = 0;
+  // True when the plugin's own parameters already gave it trained weights (a TorchScript file),
+  // so it can be a teacher without a checkpoint.
+  virtual bool pretrained() const {
+    return false;
+  }
   torch::Tensor logits(const torch::Tensor& x) {
     return forward(x).logits;
   }

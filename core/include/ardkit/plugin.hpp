@@ -24,7 +24,7 @@
 
 // Bumped whenever a type that crosses the plugin boundary changes layout or meaning.
 #ifndef ARDKIT_ABI_VERSION
-#define ARDKIT_ABI_VERSION 4
+#define ARDKIT_ABI_VERSION 5
 #endif
 
 namespace ardkit {
@@ -59,6 +59,13 @@ struct BuildContext {
 
 using Factory = std::function<std::shared_ptr<Component>(const Params&, const BuildContext&)>;
 
+// Defaults an objective sets for the experiment's [attack] table, given the objective's own
+// parameters: what its official code attacks with (RSLAD: a gaussian start of std 0.001; ARD:
+// an unclipped uniform one). A key the user writes in [attack] wins, and a key the attack
+// plugin does not have is skipped, so any attack plugin can serve any objective.
+using AttackDefaults =
+    std::function<std::vector<std::pair<std::string, Value>>(const Params& objective)>;
+
 struct PluginInfo {
   PluginKind kind = PluginKind::model;
   std::string name;     // an identifier: what experiment files write after `plugin =`
@@ -66,14 +73,22 @@ struct PluginInfo {
   std::string summary;  // one line
   ParamSchema schema;
   Factory factory;
+  AttackDefaults attack_defaults;  // objectives only; empty: none
 };
 
 class Manifest {
  public:
-  void add(PluginKind kind, std::string name, std::string version, std::string summary,
-           ParamSchema schema, Factory factory) {
-    plugins_.push_back(PluginInfo{kind, std::move(name), std::move(version), std::move(summary),
-                                  std::move(schema), std::move(factory)});
+  // Returns the entry, valid until the next add, to set optional fields (attack_defaults).
+  PluginInfo& add(PluginKind kind, std::string name, std::string version, std::string summary,
+                  ParamSchema schema, Factory factory) {
+    plugins_.push_back(PluginInfo{kind,
+                                  std::move(name),
+                                  std::move(version),
+                                  std::move(summary),
+                                  std::move(schema),
+                                  std::move(factory),
+                                  {}});
+    return plugins_.back();
   }
   const std::vector<PluginInfo>& plugins() const {
     return plugins_;

@@ -8,9 +8,20 @@
 namespace ardkit {
 
 // Reads, overrides, loads plugins along the full search path and validates.
+// A teacher given as `[teacher] experiment = "FILE"`: the student of that experiment, trained by
+// it in this experiment's run store. `ardkit run` runs it first unless `folder` holds a completed
+// run (the same configuration always has the same folder).
+struct TeacherRun {
+  std::filesystem::path file;  // the teacher's experiment file
+  std::string output;          // the run store both share ([run] output of this experiment)
+  std::filesystem::path folder;
+  std::filesystem::path checkpoint;  // folder/checkpoints/{best,last}.pt
+};
+
 struct ARDKIT_API LoadedExperiment {
   std::unique_ptr<Registry> registry;
   ExperimentConfig config;
+  std::optional<TeacherRun> teacher_run;
 };
 ARDKIT_API LoadedExperiment load_experiment(const std::filesystem::path& file,
                                             const std::vector<std::string>& overrides,
@@ -23,6 +34,9 @@ ARDKIT_API std::vector<NamedAttack> build_named_attacks(const Registry& registry
                                                         const BuildContext& context);
 
 // Builds every component (data first: models size themselves from it).
-ARDKIT_API TrainSetup build_components(const LoadedExperiment& experiment);
+// `load_teacher_weights` false: the teacher keeps its initial weights (validating an experiment
+// whose teacher experiment has not run yet).
+ARDKIT_API TrainSetup build_components(const LoadedExperiment& experiment,
+                                       bool load_teacher_weights = true);
 
 }  // namespace ardkit

@@ -1,0 +1,175 @@
+// Objective plugin `iad`: Introspective Adversarial Distillation (Zhu et al., ICLR 2022), as the
+// official IAD-I.py / IAD-II.py compute it. Both attack like ARD (the student's cross-entropy,
+// student in TRAIN mode) and weigh by the teacher's confidence in the true class on the
+// adversarial input, w_i = P_T(y_i | x'_i)^beta (no gradient).
+//
+// IAD-I (variant = "iad1"; alpha 1, T 1, beta 0.1, begin 60), batchmean KL:
+//   L = alpha T^2 KL(p_T^T(x) || p_S^T(x')) + (1 - alpha) CE(S(x), y)
+//       + [epoch >= begin] alpha * mean_i (1 - w_i) KL(p_S(x_i) || p_S(x'_i))   (S(x) not detached)
+// Student forwards as the official step runs them (they move BatchNorm's running statistics):
+// S(x'), S(x') again (computed and unused there), S(x) for the self term, S(x) for the CE term.
+//
+// IAD-II (variant = "iad2"; alpha 0.5, alpha2 0.25, begin 40) adds a naturally trained second
+// teacher U (st_teacher_*), both teachers on x':
+//   L = (1 - alpha - alpha2) CE(S(x'), y) + alpha2 T^2 KL(p_U^T(x') || p_S^T(x'))
+//       + alpha T^2 [ mean_i w_i KL(p_T^T(x'_i) || p_S^T(x'_i)) + mean_i (1-w_i) KL(p_S(x_i) ||
+//       p_S(x'_i)) ]
+// before `begin`, the teacher term is unweighted and the self term absent.
+#include "distill.hpp"
+
+namespace {
+
+using ardkit::Params;
+namespace distill = ardkit::distill;
+
+class Iad : public ardkit::Objective {
+ public:
+  Iad(const Params& p, const ardkit::BuildContext& context)
+      : iad2_(p.get_string("variant") == "iad2"),
+        alpha_(p.get_real("alpha")),
+        alpha2_(p.get_real("alpha2")),
+        temperature_(p.get_real("temperature")),
+        beta_(p.get_real("beta")),
+        begin_(p.get_int("begin")),
+        bn_mode_(distill::bn_mode(p)) {
+    const std::string& weights = p.get_string("st_teacher_checkpoint");
+    if (iad2_ && weights.empty())
+      ardkit::throw_config_error(fmt::format(
+          "{}: {} variant = \"iad2\" needs a naturally trained second teacher: set "
+          "st_teacher_checkpoint (a TorchScript file, or weights for st_teacher_plugin)",
+          p.origin("variant"), p.where()));
+    if (iad2_ && alpha_ + alpha2_ > 1)
+      ardkit::throw_config_error(fmt::format("{}: {} alpha + alpha2 must be at most 1 for iad2",
+                                             p.origin("alpha2"), p.where()));
+    if (!iad2_)
+      return;
+    const std::string& plugin = p.get_string("st_teacher_plugin");
+    Params values;
+    if (plugin == "torchscript")
+      values.set("file", weights);
+    st_teacher_ = context.build_as<ardkit::Model>(ardkit::PluginKind::model, plugin, values);
+    if (plugin != "torchscript")
+      ardkit::load_weights(*st_teacher_, weights);
+    st_teacher_->eval();
+    for (auto& parameter : st_teacher_->parameters())
+      parameter.set_requires_grad(false);
+  }
+
+  bool needs_teacher() const override {
+    return true;
+  }
+  bool needs_attack() const override {
+    return true;
+  }
+  void declare_knobs(ardkit::Knobs& knobs) override {
+    knobs.declare("temperature", temperature_);
+  }
+
+  ardkit::LossTerms compute(ardkit::StepContext& c) override {
+    const double t = c.knobs.get("temperature");
+    const auto& x = c.batch.x;
+    const auto& y = c.batch.y;
+    const int64_t b = x.size(0);
+    ardkit::AttackTarget target;
+    target.model = &c.student;
+    target.bn_mode = bn_mode_;
+    target.loss = ardkit::losses::cross_entropy();
+    const auto x_adv = c.attack->perturb(target, x, y);
+    const auto adv_logits = c.student.logits(x_adv);
+    const bool introspect = c.epoch >= begin_;
+    // w_i: the teacher's probability of the true class on x', to the power beta.
+    const auto w = torch::softmax(distill::teacher_logits(*c.teacher, x_adv), 1)
+                       .gather(1, y.unsqueeze(1))
+                       .squeeze(1)
+                       .pow(beta_);
+    const auto mean = [b](const torch::Tensor& rows) {
+      return rows.sum() / static_cast<double>(b);
+    };
+    const auto self_term = [&] {
+      const auto clean_probs = torch::softmax(c.student.logits(x), 1);  // graph kept, as official
+      return mean(distill::kl_rows(clean_probs, adv_logits) * (1 - w));
+    };
+    if (!iad2_) {
+      c.student.logits(x_adv);  // the official step's unused second S(x') forward
+      const auto teacher_probs = torch::softmax(distill::teacher_logits(*c.teacher, x) / t, 1);
+      const auto kl = mean(distill::kl_rows(teacher_probs, adv_logits, t));
+      std::vector<std::pair<std::string, torch::Tensor>> terms = {{"kl_teacher", kl}};
+      auto loss = alpha_ * t * t * kl;
+      if (introspect) {
+        const auto self = self_term();
+        loss = loss + alpha_ * self;
+        terms.emplace_back("kl_self", self);
+      }
+      const auto ce = torch::nn::functional::cross_entropy(c.student.logits(x), y);
+      terms.emplace_back("clean_ce", ce);
+      terms.emplace_back("mean_w", w.mean());
+      return {loss + (1 - alpha_) * ce, terms};
+    }
+    if (st_teacher_->parameters().size() && st_teacher_->parameters()[0].device() != x.device())
+      st_teacher_->to(x.device());
+    const auto teacher_probs = torch::softmax(distill::teacher_logits(*c.teacher, x_adv) / t, 1);
+    const auto st_probs = torch::softmax(distill::teacher_logits(*st_teacher_, x_adv) / t, 1);
+    const auto ce = torch::nn::functional::cross_entropy(adv_logits, y);
+    const auto kl_rows = distill::kl_rows(teacher_probs, adv_logits, t);
+    const auto kl_st = mean(distill::kl_rows(st_probs, adv_logits, t));
+    std::vector<std::pair<std::string, torch::Tensor>> terms = {{"adv_ce", ce}};
+    torch::Tensor teacher_part;
+    if (introspect) {
+      const auto kl = mean(kl_rows * w);
+      const auto self = self_term();
+      teacher_part = kl + self;
+      terms.insert(terms.end(), {{"kl_teacher", kl}, {"kl_self", self}});
+    } else {
+      teacher_part = mean(kl_rows);
+      terms.emplace_back("kl_teacher", teacher_part);
+    }
+    terms.insert(terms.end(), {{"kl_st_teacher", kl_st}, {"mean_w", w.mean()}});
+    return {(1 - alpha_ - alpha2_) * ce + alpha_ * t * t * teacher_part + alpha2_ * t * t * kl_st,
+            terms};
+  }
+
+ private:
+  bool iad2_;
+  double alpha_, alpha2_, temperature_, beta_;
+  int64_t begin_;
+  ardkit::BnMode bn_mode_;
+  ardkit::ModelPtr st_teacher_;
+};
+
+ardkit::ParamSchema schema() {
+  using namespace ardkit::param;
+  return {
+      string("variant", "iad1")
+          .one_of({"iad1", "iad2"})
+          .help("iad1: on top of ARD; iad2: on top of AKD2, with a second (natural) teacher"),
+      real("alpha", 1.0)
+          .at_least(0)
+          .at_most(1)
+          .help("distillation weight (IAD-I: 1.0; IAD-II's alpha1: 0.5)"),
+      real("alpha2", 0.25).at_least(0).at_most(1).help("iad2: weight of the natural teacher"),
+      real("temperature", 1.0).greater_than(0).help("softmax temperature T"),
+      real("beta", 0.1).at_least(0).help("w = P_T(y | x')^beta"),
+      integer("begin", 60)
+          .at_least(0)
+          .help("epoch (0-based) from which introspection applies (IAD-II: 40)"),
+      string("st_teacher_plugin", "torchscript")
+          .help("iad2: model plugin of the natural teacher (default parameters)"),
+      string("st_teacher_checkpoint", "")
+          .help("iad2: the natural teacher: a TorchScript file, or weights for the plugin"),
+      distill::bn_mode_param("train", "train: the official code"),
+  };
+}
+
+}  // namespace
+
+ARDKIT_PLUGIN_LIBRARY(manifest) {
+  manifest
+      .add(ardkit::PluginKind::objective, "iad", "1.0.0",
+           "IAD (Zhu et al. 2022): ARD or AKD2 with introspection weighted by the teacher's "
+           "confidence on x'",
+           schema(),
+           [](const Params& p, const ardkit::BuildContext& context) {
+             return std::make_shared<Iad>(p, context);
+           })
+      .attack_defaults = [](const Params&) { return distill::pgd10_defaults("uniform", false); };
+}

@@ -1,0 +1,239 @@
+"""PyTorch side of the objective differential tests: one training step of each method written
+the way its official code writes it (reference/methods.md 8b: ARD main.py, RSLAD's
+rslad_loss.py and training script, IAD-I.py / IAD-II.py, AdaAD's main.py and AT_helper.py,
+TRADES' trades.py, IAD's pre_train/AT.py and AdaAD's Plain_Madry for PGD-AT), on a tiny
+BatchNorm network so that the attack's BatchNorm mode and the order of train-mode forwards show
+in the running statistics.
+
+Writes into OUT: student.pt, teacher.pt, st_teacher.pt (TorchScript, IAD-II's natural teacher),
+batch.pt (x, y) and, per case, CASE.pt with the adversarial examples, the loss, its terms and
+the student's state after one SGD step (lr 0.1, momentum 0.9, weight decay 2e-4). The random
+start is drawn from the default generator right after torch.manual_seed(SEED), as ardkit does.
+"""
+import copy
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SEED = 1234
+EPS, STEP, STEPS = 8 / 255, 2 / 255, 10
+
+
+class TinyNet(nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        h = F.avg_pool2d(F.relu(self.bn(self.conv(x))), 2)
+        return self.fc(h.flatten(1))
+
+
+def project(x_adv, x, eps):
+    return torch.clamp(torch.min(torch.max(x_adv, x - eps), x + eps), 0.0, 1.0)
+
+
+def sign_steps(x_adv, x, loss_fn, eps=EPS, step=STEP, steps=STEPS):
+    for _ in range(steps):
+        x_adv.requires_grad_()
+        with torch.enable_grad():
+            loss = loss_fn(x_adv)
+        grad = torch.autograd.grad(loss, [x_adv])[0]
+        x_adv = project(x_adv.detach() + step * torch.sign(grad.detach()), x, eps)
+    return x_adv
+
+
+kl_none = nn.KLDivLoss(reduction="none")
+kl_mean = nn.KLDivLoss()  # 'mean': over all B*C entries
+kl_sum = nn.KLDivLoss(reduction="sum")
+
+
+# ---- the official steps; each returns (x_adv, loss, {term: value}) ----
+def ard(s, t, x, y, alpha=0.9, temp=30.0):
+    s.train()
+    x_adv = x.detach() + torch.zeros_like(x).uniform_(-EPS, EPS)  # AttackPGD: no clip
+    x_adv = sign_steps(x_adv, x, lambda v: F.cross_entropy(s(v), y, reduction="sum"))
+    outputs = s(x_adv)
+    teacher_outputs = t(x)
+    basic_outputs = s(x)
+    kl = kl_mean(F.log_softmax(outputs / temp, dim=1), F.softmax(teacher_outputs / temp, dim=1))
+    ce = F.cross_entropy(basic_outputs, y)
+    return x_adv, alpha * temp * temp * kl + (1 - alpha) * ce, {"kl_adv": kl, "clean_ce": ce}
+
+
+def rslad(s, t, x, y):
+    s.train()
+    with torch.no_grad():
+        teacher_logits = t(x)
+    s.eval()
+    x_adv = x.detach() + 0.001 * torch.randn(x.shape)
+    x_adv = sign_steps(x_adv, x, lambda v: torch.sum(
+        kl_none(F.log_softmax(s(v), dim=1), F.softmax(teacher_logits, dim=1))))
+    s.train()
+    adv_logits = s(x_adv)
+    nat_logits = s(x)
+
+    def kl_loss(a, b):
+        return -a * b + torch.log(b + 1e-5) * b
+
+    k1 = torch.mean(kl_loss(F.log_softmax(adv_logits, dim=1), F.softmax(teacher_logits, dim=1)))
+    k2 = torch.mean(kl_loss(F.log_softmax(nat_logits, dim=1), F.softmax(teacher_logits, dim=1)))
+    return x_adv, 5 / 6.0 * k1 + 1 / 6.0 * k2, {"kl_adv": k1, "kl_clean": k2}
+
+
+def iad1(s, t, x, y, alpha=0.9, temp=1.0, beta=0.1, introspect=True):
+    s.train()
+    teacher_outputs = t(x)
+    x_adv = x.detach() + torch.zeros_like(x).uniform_(-EPS, EPS)
+    x_adv = sign_steps(x_adv, x, lambda v: F.cross_entropy(s(v), y, reduction="sum"))
+    outputs = s(x_adv)
+    s(x_adv).detach()  # basicop: computed and unused by the official step
+    guide = t(x_adv)
+    w = torch.ones(len(x))
+    b = len(outputs)
+    kl_t = (1 / b) * torch.sum(kl_none(F.log_softmax(outputs / temp, dim=1),
+                                       F.softmax(teacher_outputs / temp, dim=1)).sum(dim=1))
+    terms = {"kl_teacher": kl_t}
+    loss = alpha * temp * temp * kl_t
+    if introspect:
+        for i in range(b):
+            w[i] = F.softmax(guide, dim=1)[i][y[i].item()].pow(beta).item()
+        kl_self = (1 / b) * torch.sum(kl_none(F.log_softmax(outputs, dim=1),
+                                              F.softmax(s(x), dim=1)).sum(dim=1).mul(1 - w))
+        loss = loss + alpha * kl_self
+        terms["kl_self"] = kl_self
+    ce = F.cross_entropy(s(x), y)
+    terms["clean_ce"] = ce
+    return x_adv, loss + (1 - alpha) * ce, terms
+
+
+def iad2(s, t, u, x, y, alpha1=0.5, alpha2=0.25, temp=1.0, beta=0.1):
+    s.train()
+    x_adv = x.detach() + torch.zeros_like(x).uniform_(-EPS, EPS)
+    x_adv = sign_steps(x_adv, x, lambda v: F.cross_entropy(s(v), y, reduction="sum"))
+    outputs = s(x_adv)
+    teacher_outputs = t(x_adv)
+    st_outputs = u(x_adv)
+    guide = t(x_adv)
+    b = len(outputs)
+    w = torch.ones(b)
+    for i in range(b):
+        w[i] = F.softmax(guide, dim=1)[i][y[i].item()].pow(beta).item()
+    ce = F.cross_entropy(outputs, y)
+    kl_t = (1 / b) * torch.sum(kl_none(F.log_softmax(outputs / temp, dim=1),
+                                       F.softmax(teacher_outputs / temp, dim=1)).sum(dim=1).mul(w))
+    kl_self = (1 / b) * torch.sum(kl_none(F.log_softmax(outputs, dim=1),
+                                          F.softmax(s(x), dim=1)).sum(dim=1).mul(1 - w))
+    kl_st = (1 / b) * torch.sum(kl_none(F.log_softmax(outputs / temp, dim=1),
+                                        F.softmax(st_outputs / temp, dim=1)).sum(dim=1))
+    loss = ((1 - alpha1 - alpha2) * ce + alpha1 * temp * temp * (kl_t + kl_self)
+            + alpha2 * temp * temp * kl_st)
+    return x_adv, loss, {"adv_ce": ce, "kl_teacher": kl_t, "kl_self": kl_self,
+                         "kl_st_teacher": kl_st}
+
+
+def adaad(s, t, x, y, alpha=0.8):
+    s.eval()
+    t.eval()
+    x_adv = x.detach() + 0.001 * torch.randn(x.shape)
+    x_adv = sign_steps(x_adv, x, lambda v: torch.sum(
+        kl_none(F.log_softmax(s(v), dim=1), F.softmax(t(v), dim=1))))
+    s.train()
+    ori_outputs = s(x)
+    adv_outputs = s(x_adv)
+    with torch.no_grad():
+        t_ori, t_adv = t(x), t(x_adv)
+    k1 = kl_mean(F.log_softmax(adv_outputs, dim=1), F.softmax(t_adv, dim=1))
+    k2 = kl_mean(F.log_softmax(ori_outputs, dim=1), F.softmax(t_ori, dim=1))
+    return x_adv, alpha * k1 + (1 - alpha) * k2, {"kl_adv": k1, "kl_clean": k2}
+
+
+def trades(s, t, x, y, beta=6.0, eps=0.031, step=0.007):
+    s.eval()
+    x_adv = x.detach() + 0.001 * torch.randn(x.shape)
+    x_adv = sign_steps(x_adv, x, lambda v: kl_sum(F.log_softmax(s(v), dim=1),
+                                                  F.softmax(s(x), dim=1)), eps=eps, step=step)
+    s.train()
+    logits = s(x)
+    loss_natural = F.cross_entropy(logits, y)
+    loss_robust = (1.0 / len(x)) * kl_sum(F.log_softmax(s(x_adv), dim=1), F.softmax(s(x), dim=1))
+    return x_adv, loss_natural + beta * loss_robust, {"clean_ce": loss_natural,
+                                                     "kl_robust": loss_robust}
+
+
+def pgd_at(s, t, x, y, gaussian=False):
+    s.eval()
+    if gaussian:  # AdaAD's Plain_Madry
+        x_adv = x.detach() + 0.001 * torch.randn(x.shape)
+    else:  # IAD's pre_train/AT.py (Rice et al.): uniform start, clipped
+        x_adv = torch.clamp(x.detach() + torch.zeros_like(x).uniform_(-EPS, EPS), 0.0, 1.0)
+    x_adv = sign_steps(x_adv, x, lambda v: F.cross_entropy(s(v), y))
+    s.train()
+    loss = F.cross_entropy(s(x_adv), y)
+    return x_adv, loss, {"adv_ce": loss}
+
+
+def kd(s, t, x, y, alpha=0.9, temp=4.0):
+    s.train()
+    logits = s(x)
+    with torch.no_grad():
+        t_logits = t(x)
+    kl = kl_sum(F.log_softmax(logits / temp, dim=1), F.softmax(t_logits / temp, dim=1)) / len(x)
+    ce = F.cross_entropy(logits, y)
+    return None, alpha * temp * temp * kl + (1 - alpha) * ce, {"kl": kl, "ce": ce}
+
+
+def main(out):
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    student, teacher, st_teacher = TinyNet(), TinyNet(), TinyNet()
+    for net in (teacher, st_teacher):  # distinct, confident teachers
+        with torch.no_grad():
+            net.fc.weight.mul_(4)
+        net.eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+    x = torch.rand(8, 1, 8, 8)
+    y = torch.randint(0, 10, (8,))
+    torch.save(dict(student.state_dict()), out / "student.pt")
+    torch.save(dict(teacher.state_dict()), out / "teacher.pt")
+    torch.jit.trace(st_teacher, x).save(str(out / "st_teacher.pt"))
+    torch.save({"x": x, "y": y}, out / "batch.pt")
+    cases = {
+        "ard": lambda s: ard(s, teacher, x, y),
+        "rslad": lambda s: rslad(s, teacher, x, y),
+        "iad1": lambda s: iad1(s, teacher, x, y),
+        "iad1_before_begin": lambda s: iad1(s, teacher, x, y, introspect=False),
+        "iad2": lambda s: iad2(s, teacher, st_teacher, x, y),
+        "adaad": lambda s: adaad(s, teacher, x, y),
+        "trades": lambda s: trades(s, teacher, x, y),
+        "pgd_at": lambda s: pgd_at(s, teacher, x, y),
+        "pgd_at_adaad": lambda s: pgd_at(s, teacher, x, y, gaussian=True),
+        "kd": lambda s: kd(s, teacher, x, y),
+    }
+    for name, step in cases.items():
+        s = copy.deepcopy(student)
+        optimizer = torch.optim.SGD(s.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4)
+        optimizer.zero_grad()
+        torch.manual_seed(SEED)
+        x_adv, loss, terms = step(s)
+        loss.backward()
+        optimizer.step()
+        record = {"loss": loss.detach()}
+        if x_adv is not None:
+            record["x_adv"] = x_adv.detach()
+        for k, v in terms.items():
+            record["term." + k] = v.detach()
+        for k, v in s.state_dict().items():
+            record["after." + k] = v.detach().clone()
+        torch.save(record, out / (name + ".pt"))
+    print(f"objective reference written to {out}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
