@@ -38,6 +38,7 @@ plugin = "pgd_at"
 plugin = "pgd"
 eps = 0.1
 steps = 2
+step_size = 0.125
 [train]
 epochs = 2
 batch_size = 32
@@ -145,7 +146,7 @@ class BadInput(CliCase):
 
     def test_unknown_plugin(self):
         self.check_run(TINY.replace('plugin = "pgd_at"', 'plugin = "pgd-at"'), 3, "unknown objective plugin 'pgd-at'",
-                       "did you mean 'pgd_at'?", "known objective plugins: natural, pgd_at")
+                       "did you mean 'pgd_at'?", "known objective plugins: adaad, ard, iad, kd, natural, pgd_at, rslad, trades")
 
     def test_missing_and_truncated_dataset(self):
         empty = self.dir / "empty"
@@ -180,7 +181,7 @@ class BadInput(CliCase):
                        "every 'std' value must be > 0")
 
     def test_objective_requirements_checked_before_running(self):
-        no_attack = TINY.replace('[attack]\nplugin = "pgd"\neps = 0.1\nsteps = 2\n', "")
+        no_attack = TINY.replace('[attack]\nplugin = "pgd"\neps = 0.1\nsteps = 2\nstep_size = 0.125\n', "")
         self.check_run(no_attack, 2, "objective 'pgd_at' trains on adversarial examples", "has no [attack] table")
         self.assertFalse((self.dir / "runs").exists())
         exp = self.write("exp.toml", no_attack)
@@ -282,6 +283,72 @@ class Runs(CliCase):
         self.assertIn("resuming", resumed.stderr)
         self.assertIn("from epoch 2", resumed.stderr)
         self.assertEqual(len(self.completed_runs()), 1)
+
+    def test_sigkill_resume_is_bit_exact_when_deterministic(self):
+        # Checkpoints every ~0.1 s, so the kill lands mid-epoch; the resumed run must end with
+        # exactly the weights of an uninterrupted one.
+        text = (TINY.replace("seed = 1", "seed = 1\ndeterministic = true")
+                .replace("train_size = 256", "train_size = 4096")
+                .replace("epochs = 2", "epochs = 2\ncheckpoint_minutes = 0.002"))
+        exp = self.write("det.toml", text)
+        whole = run("run", str(exp), "--output", str(self.dir / "whole"), "--threads", "1")
+        self.assertEqual(whole.returncode, 0, whole.stderr)
+        cmd = [ARDKIT, "run", str(exp), "--output", str(self.dir / "killed"), "--threads", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        metrics = lambda: list((self.dir / "killed").glob("*/metrics.jsonl"))
+        self.wait_for(lambda: metrics() and metrics()[0].read_text().count('"step"') >= 2, proc)
+        proc.kill()
+        proc.communicate()
+        resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+        self.assertIn("resuming", resumed.stderr)
+        [a] = (self.dir / "whole").glob("*/")
+        [b] = (self.dir / "killed").glob("*/")
+        for folder, out in ((a, "a.pt"), (b, "b.pt")):
+            result = run("export", str(folder), "--which", "last", "-o", str(self.dir / out))
+            self.assertEqual(result.returncode, 0, result.stderr)
+        check = subprocess.run(
+            ["/usr/bin/python3", "-c",
+             "import sys, torch; a, b = torch.load(sys.argv[1]), torch.load(sys.argv[2]); "
+             "assert a.keys() == b.keys(); "
+             "bad = [k for k in a if not torch.equal(a[k], b[k])]; assert not bad, bad",
+             str(self.dir / "a.pt"), str(self.dir / "b.pt")], capture_output=True, text=True)
+        self.assertEqual(check.returncode, 0, check.stderr)
+        last = lambda f: json.loads((f / "results.json").read_text())["last"]
+        self.assertEqual(last(a)["clean_acc"], last(b)["clean_acc"])
+        self.assertEqual(last(a)["attacks"]["pgd10"], last(b)["attacks"]["pgd10"] | {"seconds": last(a)["attacks"]["pgd10"]["seconds"]})
+
+    def test_teacher_from_another_experiment_runs_first_and_is_reused(self):
+        self.write("teacher.toml", TINY.replace('name = "tiny"', 'name = "teacher"'))
+        student = TINY.replace('name = "tiny"', 'name = "student"').replace(
+            'plugin = "pgd_at"', 'plugin = "rslad"') + '\n[teacher]\nexperiment = "teacher.toml"\n'
+        exp = self.write("student.toml", student)
+        validated = run("validate", str(exp))
+        self.assertEqual(validated.returncode, 0, validated.stderr)
+        self.assertIn("is trained first", validated.stdout)
+        first = run("run", str(exp), "--output", str(self.dir / "runs"))
+        self.assertEqual(first.returncode, 0, first.stderr)
+        self.assertIn("training its teacher first", first.stderr)
+        names = sorted(p.name.split("-")[0] for p in self.completed_runs())
+        self.assertEqual(names, ["student", "teacher"])
+        config = next((self.dir / "runs").glob("student-*/config.toml")).read_text()
+        self.assertIn("teacher-", config)  # the checkpoint path names the teacher's run
+        self.assertIn("experiment = '" + str(self.dir / "teacher.toml"), config)
+        # A second student reuses the finished teacher run.
+        other = self.write("other.toml", student.replace('name = "student"', 'name = "other"')
+                           .replace('plugin = "rslad"', 'plugin = "ard"'))
+        second = run("run", str(other), "--output", str(self.dir / "runs"))
+        self.assertEqual(second.returncode, 0, second.stderr)
+        self.assertNotIn("training its teacher first", second.stderr)
+        self.assertEqual(len(self.completed_runs()), 3)
+        # Mistakes in the [teacher] table name the key and the fix.
+        bad = self.write("bad.toml", student.replace('experiment = "teacher.toml"',
+                                                     'experiment = "teacher.toml"\ncheckpoint = "x.pt"'))
+        self.assert_error(run("run", str(bad), "--output", str(self.dir / "runs")), 2,
+                          "bad.toml:", "'checkpoint' cannot be combined with experiment", runs_allowed=True)
+        missing = self.write("missing.toml", student.replace("teacher.toml", "nope.toml"))
+        self.assert_error(run("run", str(missing), "--output", str(self.dir / "runs")), 2,
+                          "nope.toml not found", runs_allowed=True)
 
 
 class EvalAndExport(CliCase):
@@ -421,6 +488,23 @@ points = 40
         self.assert_error(run("eval", str(folder), "--data", "synthetic"), 2, "--model and --data are for model files",
                           runs_allowed=True)
         self.assert_error(run("export", str(folder)), 2, "usage: ardkit export", runs_allowed=True)
+
+    def test_experiment_files_are_valid(self):
+        root = Path(__file__).resolve().parents[2] / "experiments"
+        # Fashion-MNIST files validate completely (the data is Debian's); a distillation file
+        # says its teacher experiment is trained first.
+        fmnist = sorted((root / "fmnist").rglob("*.toml"))
+        self.assertGreaterEqual(len(fmnist), 11)
+        for f in fmnist:
+            result = run("validate", str(f), "--set", "run.output=" + str(self.dir / "runs"), cwd=self.dir)
+            self.assertEqual(result.returncode, 0, f"{f}: {result.stderr}")
+            self.assertIn(": ok", result.stdout)
+        # CIFAR paper settings: every key checks out; the complaint is the data, which is not here.
+        for variant, missing in (("cifar10", "data_batch_1.bin not found"), ("cifar100", "train.bin not found")):
+            files = sorted((root / variant).glob("[!e]*.toml"))
+            self.assertGreaterEqual(len(files), 7)
+            for f in files:
+                self.assert_error(run("validate", str(f), cwd=self.dir), 2, missing)
 
     def test_example_evaluation_files_are_valid(self):
         # Every key checks out; the only complaint is the CIFAR-10 data, which is not here.

@@ -53,7 +53,7 @@ TEST_CASE("piecewise per batch follows Rice et al.'s lr_schedule(epoch + (i + 1)
   CHECK(by_epoch.at(100, 0, 391) == doctest::Approx(0.01));
 }
 
-TEST_CASE("cosine decays from lr to min_lr; warm-up ramps any schedule linearly") {
+TEST_CASE("cosine decays from lr to min_lr and warm-up ramps any schedule linearly") {
   const auto cosine = schedule("type = \"cosine\"\nmin_lr = 0.001", 0.1, 10);
   CHECK(cosine.at(0, 0, 10) == doctest::Approx(0.1));
   CHECK(cosine.at(5, 0, 10) == doctest::Approx(0.0505));
