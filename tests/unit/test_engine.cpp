@@ -146,6 +146,24 @@ TEST_CASE("a loss that becomes NaN stops the run naming the step and the term") 
   CHECK_FALSE(fs::exists(r.run->results_path()));
 }
 
+TEST_CASE("a loss that blows up in epoch 2 keeps epoch 1's checkpoint untouched") {
+  // The learning rate jumps to 1e30 at epoch 2; the kept `last` must be exactly the weights an
+  // uninterrupted one-epoch run ends with, not a checkpoint written after the bad step.
+  TinyRun one({"train.epochs=1"});
+  REQUIRE(one.train() == ardkit::TrainOutcome::completed);
+  TinyRun r({"train.epochs=2", "schedule.milestones=[1]", "schedule.gamma=1e31"});
+  const auto m = test::error_of([&] { r.train(); }, ardkit::ErrorKind::runtime);
+  CHECK(contains(m, "epoch 2 step"));
+  CHECK(contains(m, "last good checkpoint is kept"));
+  CHECK_FALSE(fs::exists(r.run->results_path()));
+  REQUIRE(fs::exists(r.run->checkpoint_path("last")));
+  const auto kept = r.final_weights();
+  const auto expected = one.final_weights();
+  REQUIRE(kept.size() == expected.size());
+  for (size_t i = 0; i < kept.size(); ++i)
+    CHECK(torch::equal(kept[i], expected[i]));
+}
+
 TEST_CASE("objectives that need an attack refuse to run without one") {
   std::string text = kTiny;
   const auto at = text.find("[attack]");
