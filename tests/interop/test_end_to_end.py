@@ -90,6 +90,46 @@ points = {POINTS}
         self.assertEqual(results["points"], POINTS)
         self.assertAlmostEqual(results["clean_acc"], expected, delta=100.0 / POINTS + 1e-9)
 
+        # The same file as a teacher: pure KD (no label term) can only learn through its logits,
+        # so a student far above chance means the TorchScript teacher was read and used.
+        (self.dir / "kd.toml").write_text(f"""
+[run]
+name = "kd-from-torchscript"
+[data]
+plugin = "idx"
+root = "{ARGS.data}"
+validation = 0
+train_subset = 6000
+[teacher]
+plugin = "torchscript"
+file = "model.ts.pt"
+[student]
+plugin = "small_cnn"
+conv1 = 8
+conv2 = 16
+hidden = 32
+[objective]
+plugin = "kd"
+alpha = 1.0
+[optimizer]
+lr = 0.05
+[train]
+epochs = 1
+batch_size = 64
+validate_every = 0
+eval_points = {POINTS}
+""")
+        ardkit("run", "kd.toml", cwd=self.dir)
+        run = next((self.dir / "runs").iterdir())
+        student = json.loads((run / "results.json").read_text())
+        steps = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+        kl = [s["kl"] for s in steps if s["type"] == "step"]
+        print(f"student distilled from it (alpha 1, no labels): clean {student['last']['clean_acc']:.2f}, "
+              f"KL {kl[0]:.3f} -> {kl[-1]:.3f}")
+        self.assertEqual(student["objective"], "kd")
+        self.assertLess(kl[-1], kl[0] / 2)
+        self.assertGreater(student["last"]["clean_acc"], 50.0)
+
     def test_ardkit_student_loads_into_pytorch(self):
         (self.dir / "exp.toml").write_text(f"""
 [run]
