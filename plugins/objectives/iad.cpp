@@ -77,8 +77,10 @@ class Iad : public ardkit::Objective {
     const auto x_adv = c.attack->perturb(target, x, y);
     const auto adv_logits = c.student.logits(x_adv);
     const bool introspect = c.epoch >= begin_;
-    // w_i: the teacher's probability of the true class on x', to the power beta.
-    const auto w = torch::softmax(distill::teacher_logits(*c.teacher, x_adv), 1)
+    // w_i: the teacher's probability of the true class on x', to the power beta. T(x') is also
+    // IAD-II's distillation target; the frozen teacher gives the same logits, so one forward.
+    const auto teacher_adv_logits = distill::teacher_logits(*c.teacher, x_adv);
+    const auto w = torch::softmax(teacher_adv_logits, 1)
                        .gather(1, y.unsqueeze(1))
                        .squeeze(1)
                        .pow(beta_);
@@ -107,7 +109,7 @@ class Iad : public ardkit::Objective {
     }
     if (st_teacher_->parameters().size() && st_teacher_->parameters()[0].device() != x.device())
       st_teacher_->to(x.device());
-    const auto teacher_probs = torch::softmax(distill::teacher_logits(*c.teacher, x_adv) / t, 1);
+    const auto teacher_probs = torch::softmax(teacher_adv_logits / t, 1);
     const auto st_probs = torch::softmax(distill::teacher_logits(*st_teacher_, x_adv) / t, 1);
     const auto ce = torch::nn::functional::cross_entropy(adv_logits, y);
     const auto kl_rows = distill::kl_rows(teacher_probs, adv_logits, t);
