@@ -98,6 +98,8 @@ const char* kRunHelp = R"(usage: ardkit run EXPERIMENT.toml [options]
 Trains and evaluates one experiment in its own run folder (OUTPUT/NAME-HASH, the hash derived
 from the resolved configuration). Running a completed experiment again prints its results;
 running an interrupted one resumes from its last checkpoint. Ctrl-C checkpoints and stops.
+A teacher given as [teacher] experiment = "FILE" is trained first, in the same OUTPUT, unless
+its completed run is already there.
 
 options)";
 

@@ -7,7 +7,6 @@
 
 namespace ardkit {
 
-// Reads, overrides, loads plugins along the full search path and validates.
 // A teacher given as `[teacher] experiment = "FILE"`: the student of that experiment, trained by
 // it in this experiment's run store. `ardkit run` runs it first unless `folder` holds a completed
 // run (the same configuration always has the same folder).
@@ -23,6 +22,8 @@ struct ARDKIT_API LoadedExperiment {
   ExperimentConfig config;
   std::optional<TeacherRun> teacher_run;
 };
+// Reads, overrides, loads plugins along the full search path and validates; resolves a teacher
+// experiment (recursively, refusing cycles) without running it.
 ARDKIT_API LoadedExperiment load_experiment(const std::filesystem::path& file,
                                             const std::vector<std::string>& overrides,
                                             const std::vector<std::filesystem::path>& plugin_path);
