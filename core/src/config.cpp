@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "ardkit/error.hpp"
+#include "ardkit/hash.hpp"
 #include "ardkit/lr_schedule.hpp"
 #include "ardkit/plugin.hpp"
 #include "ardkit/text.hpp"
@@ -619,12 +620,8 @@ std::string ExperimentConfig::run_id() const {
     run_table->erase(k);
   std::ostringstream text;
   text << toml::toml_formatter(identity);
-  // FNV-1a: stable across platforms and library versions, unlike std::hash.
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : text.str()) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
+  const std::string bytes = text.str();
+  const uint64_t h = fnv1a(bytes.data(), bytes.size());
   return fmt::format("{}-{:012x}", name(), h & 0xffffffffffffull);
 }
 

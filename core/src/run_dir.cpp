@@ -87,6 +87,9 @@ void RunDir::lock() {
 fs::path RunDir::checkpoint_path(const std::string& which) const {
   return root_ / "checkpoints" / (which + ".pt");
 }
+fs::path RunDir::eval_state_path(const std::string& which) const {
+  return root_ / "checkpoints" / ("test_" + which + ".state.json");
+}
 fs::path RunDir::results_path() const {
   return root_ / "results.json";
 }

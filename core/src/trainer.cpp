@@ -386,27 +386,28 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   // Random starts are seeded per batch from the run's seed: the same weights always get the same
   // numbers, whichever checkpoint they came from and whether the run resumed.
   options.seed = seed;
+  // Each checkpoint's evaluation saves its progress after every batch: a run killed during a long
+  // AutoAttack resumes mid-attack. The run id pins the settings; the digest pins the weights.
+  const auto evaluate_checkpoint = [&](const std::string& which, uint64_t digest) {
+    options.label = "test " + which;
+    options.state_file = run.eval_state_path(which);
+    options.fingerprint = fmt::format("{} {} {:016x}", run.run_id(), which, digest);
+    return evaluate(student, data, setup.evals, options);
+  };
   std::vector<std::pair<std::string, EvalReport>> rows;
-  options.label = "test last";
-  rows.emplace_back("last", evaluate(student, data, setup.evals, options));
+  const uint64_t last_digest = weights_digest(student);
+  rows.emplace_back("last", evaluate_checkpoint("last", last_digest));
   const fs::path best = run.checkpoint_path("best");
   if (fs::exists(best)) {
-    StateDict last_state = model_state_dict(student);
-    for (auto& [name, tensor] : last_state)
-      tensor = tensor.clone();
     load_weights(student, best);
+    const uint64_t best_digest = weights_digest(student);
     // Best is often the last epoch: the same weights get the same numbers (evaluation is seeded
     // per batch), so an AutoAttack evaluation is not paid twice.
-    const StateDict best_state = model_state_dict(student);
-    bool same = best_state.size() == last_state.size();
-    for (size_t i = 0; same && i < best_state.size(); ++i)
-      same = torch::equal(best_state[i].second, last_state[i].second);
-    if (same) {
+    if (best_digest == last_digest) {
       log_line("best checkpoint is the last one: its test evaluation is the same");
       rows.emplace_back("best", rows.front().second);
     } else {
-      options.label = "test best";
-      rows.emplace_back("best", evaluate(student, data, setup.evals, options));
+      rows.emplace_back("best", evaluate_checkpoint("best", best_digest));
     }
   }
 
@@ -429,6 +430,9 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   if (!setup.evals.empty())
     results["robust_acc"] = results["last"]["worst_case_acc"];
   write_file_atomic(run.results_path(), results.dump(2) + "\n");
+  std::error_code ignored;
+  for (const char* which : {"last", "best"})
+    fs::remove(run.eval_state_path(which), ignored);  // results.json now holds their numbers
   return TrainOutcome::completed;
 }
 

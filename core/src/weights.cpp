@@ -8,6 +8,7 @@
 #include <set>
 
 #include "ardkit/error.hpp"
+#include "ardkit/hash.hpp"
 #include "ardkit/progress.hpp"
 #include "ardkit/text.hpp"
 
@@ -96,6 +97,17 @@ StateDict model_state_dict(torch::nn::Module& model) {
       out.emplace_back(prefix + b.key(), b.value());
   }
   return out;
+}
+
+uint64_t weights_digest(torch::nn::Module& model) {
+  uint64_t h = kFnvOffset;
+  for (const auto& [name, tensor] : model_state_dict(model)) {
+    const auto values = tensor.detach().to(torch::kCPU).contiguous();
+    const std::string header = c10::str(name, ' ', values.sizes(), ' ', values.dtype());
+    h = fnv1a(header.data(), header.size(), h);
+    h = fnv1a(values.data_ptr(), values.nbytes(), h);
+  }
+  return h;
 }
 
 size_t load_state_dict(torch::nn::Module& model, const StateDict& state,

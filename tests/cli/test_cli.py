@@ -320,6 +320,43 @@ class Runs(CliCase):
         self.assertEqual(last(a)["clean_acc"], last(b)["clean_acc"])
         self.assertEqual(last(a)["attacks"]["pgd10"], last(b)["attacks"]["pgd10"] | {"seconds": last(a)["attacks"]["pgd10"]["seconds"]})
 
+    def test_run_interrupted_in_final_evaluation_resumes_mid_attack(self):
+        # Tiny attack batches and a long PGD keep the final test evaluation busy for seconds
+        # (the tiny model gets few points right, and only those are attacked). No validation
+        # split: only the last checkpoint is evaluated.
+        text = (TINY.replace("test_size = 64", "test_size = 512")
+                .replace("validation = 32", "validation = 0")
+                .replace("batch_size = 32", "batch_size = 32\neval_batch_size = 2")
+                .replace("steps = 10", "steps = 500"))
+        exp = self.write("final.toml", text)
+        whole = run("run", str(exp), "--output", str(self.dir / "whole"))
+        self.assertEqual(whole.returncode, 0, whole.stderr)
+        cmd = [ARDKIT, "run", str(exp), "--output", str(self.dir / "cut")]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        state = lambda: list((self.dir / "cut").glob("*/checkpoints/test_last.state.json"))
+        def pgd_under_way():  # some, not all, PGD batches of the last checkpoint's evaluation
+            attacks = json.loads(state()[0].read_text())["attacks"] if state() else []
+            return any(a["name"] == "pgd10" and a["batches_done"] > 0 and not a["complete"]
+                       for a in attacks)
+        self.wait_for(pgd_under_way, proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 130, err)
+        [folder] = (self.dir / "cut").glob("*/")
+        self.assertEqual(json.loads((folder / "status.json").read_text())["state"], "interrupted")
+        self.assertFalse((folder / "results.json").exists())
+        resumed = run(*cmd[1:])
+        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+        self.assertRegex(resumed.stderr, r"resuming from .*test_last\.state\.json: 1 of 2 attacks complete")
+        self.assertNotIn("test last clean", resumed.stderr)  # the saved clean pass is reused
+        self.assertEqual(list(folder.glob("checkpoints/*.state.json")), [])
+        [reference] = (self.dir / "whole").glob("*/")
+        a, b = (json.loads((f / "results.json").read_text()) for f in (reference, folder))
+        self.assertEqual(a["last"]["clean_acc"], b["last"]["clean_acc"])
+        for name in ("fgsm", "pgd10"):
+            self.assertEqual(a["last"]["attacks"][name]["robust_acc"],
+                             b["last"]["attacks"][name]["robust_acc"])
+
     def test_teacher_from_another_experiment_runs_first_and_is_reused(self):
         self.write("teacher.toml", TINY.replace('name = "tiny"', 'name = "teacher"'))
         student = TINY.replace('name = "tiny"', 'name = "student"').replace(

@@ -79,6 +79,26 @@ struct TinyRun {
 
 }  // namespace
 
+TEST_CASE("weights_digest is equal for equal weights and tells one changed value apart") {
+  const auto small_cnn = [] {
+    torch::manual_seed(0);
+    auto data = test::make<ardkit::DataSource>(ardkit::PluginKind::data, "synthetic");
+    ardkit::BuildContext context;
+    context.data = data->spec();
+    return test::make<ardkit::Model>(ardkit::PluginKind::model, "small_cnn", {}, context);
+  };
+  auto a = small_cnn(), b = small_cnn();
+  const uint64_t digest = ardkit::weights_digest(*a);
+  CHECK(ardkit::weights_digest(*b) == digest);
+  {
+    torch::NoGradGuard no_grad;
+    auto p = b->parameters().back();
+    p.view(-1)[0] += 1e-6;  // one float, smallest visible change
+  }
+  CHECK(ardkit::weights_digest(*b) != digest);
+  CHECK(ardkit::weights_digest(*a) == digest);
+}
+
 TEST_CASE("a tiny adversarial training run fills its folder") {
   TinyRun r;
   REQUIRE(r.train() == ardkit::TrainOutcome::completed);
@@ -92,6 +112,9 @@ TEST_CASE("a tiny adversarial training run fills its folder") {
         results["last"]["clean_acc"].get<double>());
   CHECK(results.contains("best"));
   CHECK(results["train_eps"].get<double>() == doctest::Approx(0.1));
+  // The final evaluation's progress files go once results.json has the numbers.
+  CHECK_FALSE(fs::exists(r.run->eval_state_path("last")));
+  CHECK_FALSE(fs::exists(r.run->eval_state_path("best")));
 
   std::ifstream metrics(r.run->metrics_path());
   int steps = 0, epochs = 0;

@@ -24,6 +24,9 @@ class ARDKIT_API RunDir {
     return run_id_;
   }
   std::filesystem::path checkpoint_path(const std::string& which) const;  // "last", "best"
+  // Progress of the final test evaluation of a checkpoint, saved after every attack batch so a
+  // killed run resumes mid-attack; removed once results.json holds the numbers.
+  std::filesystem::path eval_state_path(const std::string& which) const;
   std::filesystem::path results_path() const;
   std::filesystem::path metrics_path() const;
   std::filesystem::path log_path() const;

@@ -28,6 +28,11 @@ ARDKIT_API WeightOptions weight_options_from(const Params& host);
 // parameters, then its buffers, then its children).
 ARDKIT_API StateDict model_state_dict(torch::nn::Module& model);
 
+// A digest of the model's weights (names, shapes, dtypes and values of every parameter and
+// buffer): equal digests mean the same weights, so saved evaluation progress can tell whether it
+// still belongs to the model in hand.
+ARDKIT_API uint64_t weights_digest(torch::nn::Module& model);
+
 // Copies `state` into the model after renaming its keys; one error line lists every missing,
 // unexpected and mis-shaped key. Returns the number of tensors loaded.
 ARDKIT_API size_t load_state_dict(torch::nn::Module& model, const StateDict& state,
