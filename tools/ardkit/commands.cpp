@@ -178,60 +178,71 @@ static int run_file(const std::string& file, const std::vector<std::string>& ove
   return 0;
 }
 
-int run_command(const std::vector<std::string>& args) {
-  CommonOptions common;
-  std::string file, output;
-  std::vector<std::string> overrides;
-  int64_t threads = -1;
-  po::options_description d(kRunHelp);
-  add_common(d, common);
-  d.add_options()("set", po::value(&overrides)->composing(),
-                  "override a key: --set train.epochs=2 (repeatable)")(
-      "output,o", po::value(&output), "folder for run folders (overrides [run] output)")(
-      "threads", po::value(&threads),
-      "LibTorch threads (overrides [run] threads; 0 = one per core)")(
-      "experiment", po::value(&file), "experiment TOML file");
-  po::positional_options_description positional;
-  positional.add("experiment", 1);
-  parse(args, d, positional);
-  if (common.help) {
-    std::cout << d << "\n";
-    return 0;
-  }
-  if (file.empty())
-    throw_config_error("run: missing EXPERIMENT.toml; usage: ardkit run EXPERIMENT.toml");
-  if (!output.empty())
-    overrides.push_back("run.output=" + nlohmann::json(output).dump());
-  if (threads >= 0)
-    overrides.push_back("run.threads=" + std::to_string(threads));
+namespace {
 
-  return run_file(file, overrides, to_paths(common.plugin_path));
-}
-
-int validate_command(const std::vector<std::string>& args) {
+// What `run` and `validate` share: EXPERIMENT.toml, --set, --plugin-path and --help.
+struct ExperimentArgs {
   CommonOptions common;
   std::string file;
   std::vector<std::string> overrides;
-  po::options_description d(
-      "usage: ardkit validate EXPERIMENT.toml [options]\n\nChecks an experiment without running "
-      "it: TOML syntax, "
-      "tables and keys against the host's and plugins' schemas, plugin names, and that every "
-      "component "
-      "builds (dataset files readable, checkpoints loadable).\n\noptions");
-  add_common(d, common);
-  d.add_options()("set", po::value(&overrides)->composing(),
+};
+
+void add_experiment_args(po::options_description& d, ExperimentArgs& a) {
+  add_common(d, a.common);
+  d.add_options()("set", po::value(&a.overrides)->composing(),
                   "override a key: --set train.epochs=2 (repeatable)")(
-      "experiment", po::value(&file), "experiment TOML file");
+      "experiment", po::value(&a.file), "experiment TOML file");
+}
+
+// False when --help was asked for (and printed); a missing experiment file is a usage error.
+bool parse_experiment_args(const std::vector<std::string>& args, const po::options_description& d,
+                           const ExperimentArgs& a, const std::string& command) {
   po::positional_options_description positional;
   positional.add("experiment", 1);
   parse(args, d, positional);
-  if (common.help) {
+  if (a.common.help) {
     std::cout << d << "\n";
-    return 0;
+    return false;
   }
-  if (file.empty())
-    throw_config_error("validate: missing EXPERIMENT.toml; usage: ardkit validate EXPERIMENT.toml");
-  LoadedExperiment experiment = load_experiment(file, overrides, to_paths(common.plugin_path));
+  if (a.file.empty())
+    throw_config_error(
+        fmt::format("{0}: missing EXPERIMENT.toml; usage: ardkit {0} EXPERIMENT.toml", command));
+  return true;
+}
+
+}  // namespace
+
+int run_command(const std::vector<std::string>& args) {
+  ExperimentArgs a;
+  std::string output;
+  int64_t threads = -1;
+  po::options_description d(kRunHelp);
+  add_experiment_args(d, a);
+  d.add_options()("output,o", po::value(&output),
+                  "folder for run folders (overrides [run] output)")(
+      "threads", po::value(&threads),
+      "LibTorch threads (overrides [run] threads; 0 = one per core)");
+  if (!parse_experiment_args(args, d, a, "run"))
+    return 0;
+  if (!output.empty())
+    a.overrides.push_back("run.output=" + nlohmann::json(output).dump());
+  if (threads >= 0)
+    a.overrides.push_back("run.threads=" + std::to_string(threads));
+  return run_file(a.file, a.overrides, to_paths(a.common.plugin_path));
+}
+
+int validate_command(const std::vector<std::string>& args) {
+  ExperimentArgs a;
+  po::options_description d(
+      "usage: ardkit validate EXPERIMENT.toml [options]\n\nChecks an experiment without running "
+      "it: TOML syntax, tables and keys against the host's and plugins' schemas, plugin names, "
+      "and that every component builds (dataset files readable, checkpoints loadable).\n\n"
+      "options");
+  add_experiment_args(d, a);
+  if (!parse_experiment_args(args, d, a, "validate"))
+    return 0;
+  const std::string& file = a.file;
+  LoadedExperiment experiment = load_experiment(file, a.overrides, to_paths(a.common.plugin_path));
   const auto& teacher = experiment.teacher_run;
   const bool teacher_pending = teacher && !fs::exists(teacher->checkpoint);
   build_components(experiment, !teacher_pending);
