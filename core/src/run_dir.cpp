@@ -100,8 +100,8 @@ fs::path RunDir::log_path() const {
   return root_ / "log.txt";
 }
 
-std::string RunDir::state() const {
-  std::ifstream in(root_ / "status.json");
+std::string run_state(const fs::path& folder) {
+  std::ifstream in(folder / "status.json");
   if (!in)
     return {};
   try {
@@ -109,6 +109,14 @@ std::string RunDir::state() const {
   } catch (const std::exception&) {
     return {};
   }
+}
+
+bool run_completed(const fs::path& folder) {
+  return run_state(folder) == "completed" && fs::exists(folder / "results.json");
+}
+
+std::string RunDir::state() const {
+  return run_state(root_);
 }
 
 void RunDir::write_config(const toml::table& resolved) const {

@@ -82,17 +82,6 @@ std::vector<std::pair<std::string, EvalReport>> rows_of(const fs::path& results)
   return rows;
 }
 
-bool is_completed(const fs::path& folder) {
-  std::ifstream in(folder / "status.json");
-  if (!in || !fs::exists(folder / "results.json"))
-    return false;
-  try {
-    return nlohmann::json::parse(in).value("state", "") == "completed";
-  } catch (const std::exception&) {
-    return false;
-  }
-}
-
 const char* kRunHelp = R"(usage: ardkit run EXPERIMENT.toml [options]
 
 Trains and evaluates one experiment in its own run folder (OUTPUT/NAME-HASH, the hash derived
@@ -110,7 +99,7 @@ options)";
 static int run_file(const std::string& file, const std::vector<std::string>& overrides,
                     const std::vector<fs::path>& plugin_path) {
   LoadedExperiment experiment = load_experiment(file, overrides, plugin_path);
-  if (const auto& teacher = experiment.teacher_run; teacher && !is_completed(teacher->folder)) {
+  if (const auto& teacher = experiment.teacher_run; teacher && !run_completed(teacher->folder)) {
     log_line(fmt::format("{}: training its teacher first: {} in {}", file, teacher->file.string(),
                          teacher->folder.string()));
     std::vector<std::string> teacher_overrides = {"run.output=" +
@@ -131,16 +120,13 @@ static int run_file(const std::string& file, const std::vector<std::string>& ove
     at::globalContext().setDeterministicAlgorithms(true, false);
 
   const fs::path folder = fs::path(config.run.get_string("output")) / config.run_id();
-  if (fs::exists(folder / "status.json")) {
-    RunDir existing(folder, config.run_id(), file);
-    if (existing.state() == "completed" && fs::exists(existing.results_path())) {
-      std::cerr << fmt::format(
-          "run {} already completed; nothing to do (delete the folder to run it again)\n",
-          folder.string());
-      std::cout << format_report_table(rows_of(existing.results_path()));
-      std::cout << folder.string() << "\n";
-      return 0;
-    }
+  if (run_completed(folder)) {
+    std::cerr << fmt::format(
+        "run {} already completed; nothing to do (delete the folder to run it again)\n",
+        folder.string());
+    std::cout << format_report_table(rows_of(folder / "results.json"));
+    std::cout << folder.string() << "\n";
+    return 0;
   }
   // Build everything before the run folder exists: a bad dataset path or plugin parameter leaves
   // nothing behind.

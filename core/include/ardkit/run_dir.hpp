@@ -12,6 +12,11 @@ namespace ardkit {
 // then renamed over the target. A crash leaves the old file or the new one, never half of one.
 ARDKIT_API void write_file_atomic(const std::filesystem::path& path, const std::string& content);
 
+// The state in FOLDER/status.json ("" when there is none or it is unreadable), and whether the
+// run there completed with its results written; both read only, creating nothing.
+ARDKIT_API std::string run_state(const std::filesystem::path& folder);
+ARDKIT_API bool run_completed(const std::filesystem::path& folder);
+
 // A run's folder: config.toml (resolved), status.json, metrics.jsonl, log.txt, checkpoints/,
 // results.json. Status states: running, completed, failed, interrupted.
 class ARDKIT_API RunDir {
