@@ -16,17 +16,11 @@ using ardkit::PluginKind;
 namespace {
 
 fs::path reference() {
-  const char* dir = std::getenv("ARDKIT_ATTACK_REFERENCE_DIR");
-  REQUIRE_MESSAGE(dir != nullptr,
-                  "ARDKIT_ATTACK_REFERENCE_DIR must name make_reference.py's output");
-  return dir;
+  return test::reference_dir("ARDKIT_ATTACK_REFERENCE_DIR");
 }
 
 std::map<std::string, torch::Tensor> load(const std::string& file) {
-  std::map<std::string, torch::Tensor> out;
-  for (auto& [k, v] : ardkit::read_pytorch_state_dict(reference() / file))
-    out[k] = v;
-  return out;
+  return test::load_tensors(reference() / file);
 }
 
 // The small CNN the reference attacks ran against, with its weights.

@@ -15,17 +15,11 @@ using ardkit::PluginKind;
 namespace {
 
 fs::path reference() {
-  const char* dir = std::getenv("ARDKIT_OBJECTIVE_REFERENCE_DIR");
-  REQUIRE_MESSAGE(dir != nullptr,
-                  "ARDKIT_OBJECTIVE_REFERENCE_DIR must name make_reference.py's output");
-  return dir;
+  return test::reference_dir("ARDKIT_OBJECTIVE_REFERENCE_DIR");
 }
 
 std::map<std::string, torch::Tensor> load(const std::string& file) {
-  std::map<std::string, torch::Tensor> out;
-  for (auto& [k, v] : ardkit::read_pytorch_state_dict(reference() / file))
-    out[k] = v;
-  return out;
+  return test::load_tensors(reference() / file);
 }
 
 // make_reference.py's TinyNet, parameter for parameter.
@@ -51,24 +45,15 @@ class TinyNet : public ardkit::Model {
 };
 
 // Keeps what the wrapped attack returned, to compare the adversarial examples.
-class Recording : public ardkit::Attack {
+class Recording : public test::WrappedAttack {
  public:
-  explicit Recording(ardkit::AttackPtr inner) : inner_(std::move(inner)) {}
-  ardkit::ThreatModel threat() const override {
-    return inner_->threat();
-  }
-  void set_eps(double eps) override {
-    inner_->set_eps(eps);
-  }
+  using WrappedAttack::WrappedAttack;
   torch::Tensor perturb(const ardkit::AttackTarget& target, const torch::Tensor& x,
                         const torch::Tensor& y) override {
     last = inner_->perturb(target, x, y);
     return last;
   }
   torch::Tensor last;
-
- private:
-  ardkit::AttackPtr inner_;
 };
 
 std::shared_ptr<TinyNet> tiny(const std::string& file) {

@@ -463,16 +463,10 @@ TEST_CASE("autoattack versions and errors") {
 namespace {
 
 // Stands for a process killed mid-evaluation: throws Interrupted on its `fail_at`-th call.
-class Interrupting : public ardkit::Attack {
+class Interrupting : public test::WrappedAttack {
  public:
   Interrupting(ardkit::AttackPtr inner, int fail_at)
-      : inner_(std::move(inner)), fail_at_(fail_at) {}
-  ardkit::ThreatModel threat() const override {
-    return inner_->threat();
-  }
-  void set_eps(double eps) override {
-    inner_->set_eps(eps);
-  }
+      : WrappedAttack(std::move(inner)), fail_at_(fail_at) {}
   torch::Tensor perturb(const ardkit::AttackTarget& target, const torch::Tensor& x,
                         const torch::Tensor& y) override {
     if (++calls == fail_at_)
@@ -482,7 +476,6 @@ class Interrupting : public ardkit::Attack {
   int calls = 0;
 
  private:
-  ardkit::AttackPtr inner_;
   int fail_at_;
 };
 

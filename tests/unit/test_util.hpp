@@ -7,7 +7,9 @@
 #include <random>
 #include <string>
 
+#include <ardkit/attack.hpp>
 #include <ardkit/error.hpp>
+#include <ardkit/pytorch_file.hpp>
 #include <ardkit/registry.hpp>
 
 namespace test {
@@ -56,6 +58,41 @@ std::string error_of(F&& f, ardkit::ErrorKind kind) {
 inline bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
+
+// The folder a reference script (make_reference.py, run first by CTest) wrote, named by the
+// environment variable `env`.
+inline std::filesystem::path reference_dir(const char* env) {
+  const char* dir = std::getenv(env);
+  REQUIRE_MESSAGE(dir != nullptr, env << " must name make_reference.py's output");
+  return dir;
+}
+
+// The tensors torch.save wrote to `file`, by name.
+inline std::map<std::string, torch::Tensor> load_tensors(const std::filesystem::path& file) {
+  std::map<std::string, torch::Tensor> out;
+  for (auto& [k, v] : ardkit::read_pytorch_state_dict(file))
+    out[k] = v;
+  return out;
+}
+
+// An attack that forwards to `inner`: tests derive from it to watch or cut perturb().
+class WrappedAttack : public ardkit::Attack {
+ public:
+  explicit WrappedAttack(ardkit::AttackPtr inner) : inner_(std::move(inner)) {}
+  ardkit::ThreatModel threat() const override {
+    return inner_->threat();
+  }
+  void set_eps(double eps) override {
+    inner_->set_eps(eps);
+  }
+  torch::Tensor perturb(const ardkit::AttackTarget& target, const torch::Tensor& x,
+                        const torch::Tensor& y) override {
+    return inner_->perturb(target, x, y);
+  }
+
+ protected:
+  ardkit::AttackPtr inner_;
+};
 
 }  // namespace test
 
