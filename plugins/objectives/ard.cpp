@@ -38,11 +38,7 @@ class Ard : public ardkit::Objective {
     const double alpha = c.knobs.get("alpha");
     const auto& x = c.batch.x;
     const auto& y = c.batch.y;
-    ardkit::AttackTarget target;
-    target.model = &c.student;
-    target.bn_mode = bn_mode_;
-    target.loss = ardkit::losses::cross_entropy();
-    const auto x_adv = c.attack->perturb(target, x, y);
+    const auto x_adv = distill::attack_student(c, bn_mode_, ardkit::losses::cross_entropy());
     // Forward order as in the official step: S(x'), T(x), S(x) (running statistics follow it).
     const auto adv_logits = c.student.logits(x_adv);
     const auto teacher_probs = torch::softmax(distill::teacher_logits(*c.teacher, x) / t, 1);

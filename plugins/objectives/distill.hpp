@@ -47,6 +47,15 @@ inline std::vector<std::pair<std::string, Value>> pgd10_defaults(const std::stri
           {"random_start", start}, {"gaussian_std", 0.001}, {"clip_start", clip_start}};
 }
 
+// x' from the experiment's [attack] plugin, maximizing `loss` of the student held in `mode`.
+inline torch::Tensor attack_student(StepContext& c, BnMode mode, SampleLoss loss) {
+  AttackTarget target;
+  target.model = &c.student;
+  target.bn_mode = mode;
+  target.loss = std::move(loss);
+  return c.attack->perturb(target, c.batch.x, c.batch.y);
+}
+
 inline BnMode bn_mode(const Params& p) {
   return p.get_string("attack_bn_mode") == "train" ? BnMode::train : BnMode::eval;
 }

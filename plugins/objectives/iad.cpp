@@ -70,20 +70,14 @@ class Iad : public ardkit::Objective {
     const auto& x = c.batch.x;
     const auto& y = c.batch.y;
     const int64_t b = x.size(0);
-    ardkit::AttackTarget target;
-    target.model = &c.student;
-    target.bn_mode = bn_mode_;
-    target.loss = ardkit::losses::cross_entropy();
-    const auto x_adv = c.attack->perturb(target, x, y);
+    const auto x_adv = distill::attack_student(c, bn_mode_, ardkit::losses::cross_entropy());
     const auto adv_logits = c.student.logits(x_adv);
     const bool introspect = c.epoch >= begin_;
     // w_i: the teacher's probability of the true class on x', to the power beta. T(x') is also
     // IAD-II's distillation target; the frozen teacher gives the same logits, so one forward.
     const auto teacher_adv_logits = distill::teacher_logits(*c.teacher, x_adv);
-    const auto w = torch::softmax(teacher_adv_logits, 1)
-                       .gather(1, y.unsqueeze(1))
-                       .squeeze(1)
-                       .pow(beta_);
+    const auto w =
+        torch::softmax(teacher_adv_logits, 1).gather(1, y.unsqueeze(1)).squeeze(1).pow(beta_);
     const auto mean = [b](const torch::Tensor& rows) {
       return rows.sum() / static_cast<double>(b);
     };

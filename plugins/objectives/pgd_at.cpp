@@ -10,24 +10,19 @@
 namespace {
 
 using ardkit::Params;
+namespace distill = ardkit::distill;
 
 class PgdAt : public ardkit::Objective {
  public:
   explicit PgdAt(const Params& p)
-      : bn_mode_(p.get_string("attack_bn_mode") == "train" ? ardkit::BnMode::train
-                                                           : ardkit::BnMode::eval),
-        clean_weight_(p.get_real("clean_weight")) {}
+      : bn_mode_(distill::bn_mode(p)), clean_weight_(p.get_real("clean_weight")) {}
 
   bool needs_attack() const override {
     return true;
   }
 
   ardkit::LossTerms compute(ardkit::StepContext& c) override {
-    ardkit::AttackTarget target;
-    target.model = &c.student;
-    target.bn_mode = bn_mode_;
-    target.loss = ardkit::losses::cross_entropy();
-    const auto x_adv = c.attack->perturb(target, c.batch.x, c.batch.y);
+    const auto x_adv = distill::attack_student(c, bn_mode_, ardkit::losses::cross_entropy());
     auto adv = torch::nn::functional::cross_entropy(c.student.logits(x_adv), c.batch.y);
     if (clean_weight_ == 0.0)
       return {adv, {{"adv_ce", adv}}};
@@ -44,10 +39,7 @@ class PgdAt : public ardkit::Objective {
 ardkit::ParamSchema schema() {
   using namespace ardkit::param;
   return {
-      string("attack_bn_mode", "eval")
-          .one_of({"eval", "train"})
-          .help("BatchNorm mode of the student while attacked (eval: IAD/AdaAD code; train: "
-                "Madry's)"),
+      distill::bn_mode_param("eval", "eval: IAD/AdaAD code; train: Madry's"),
       string("variant", "rice")
           .one_of({"rice", "adaad"})
           .help("recipe whose [attack] defaults apply: rice (uniform start) or adaad (gaussian)"),
@@ -66,7 +58,7 @@ ARDKIT_PLUGIN_LIBRARY(manifest) {
            "Madry PGD adversarial training: cross-entropy on [attack] examples", schema(),
            [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<PgdAt>(p); })
       .attack_defaults = [](const Params& p) {
-    return p.get_string("variant") == "adaad" ? ardkit::distill::pgd10_defaults("gaussian", false)
-                                              : ardkit::distill::pgd10_defaults("uniform", true);
+    return p.get_string("variant") == "adaad" ? distill::pgd10_defaults("gaussian", false)
+                                              : distill::pgd10_defaults("uniform", true);
   };
 }

@@ -33,11 +33,7 @@ class Rslad : public ardkit::Objective {
   ardkit::LossTerms compute(ardkit::StepContext& c) override {
     const auto& x = c.batch.x;
     const auto teacher_probs = torch::softmax(distill::teacher_logits(*c.teacher, x), 1);
-    ardkit::AttackTarget target;
-    target.model = &c.student;
-    target.bn_mode = bn_mode_;
-    target.loss = ardkit::losses::kl_to(teacher_probs);
-    const auto x_adv = c.attack->perturb(target, x, c.batch.y);
+    const auto x_adv = distill::attack_student(c, bn_mode_, ardkit::losses::kl_to(teacher_probs));
     const auto adv_logits = c.student.logits(x_adv);
     const auto clean_logits = c.student.logits(x);
     const auto kl = [&](const torch::Tensor& logits) {

@@ -35,11 +35,7 @@ class Trades : public ardkit::Objective {
       torch::NoGradGuard no_grad;
       clean_probs = torch::softmax(c.student.logits(x), 1);
     }
-    ardkit::AttackTarget target;
-    target.model = &c.student;
-    target.bn_mode = bn_mode_;
-    target.loss = ardkit::losses::kl_to(clean_probs);
-    const auto x_adv = c.attack->perturb(target, x, y);
+    const auto x_adv = distill::attack_student(c, bn_mode_, ardkit::losses::kl_to(clean_probs));
     const auto logits = c.student.logits(x);
     const auto ce = torch::nn::functional::cross_entropy(logits, y);
     const auto adv_logits = c.student.logits(x_adv);
