@@ -211,15 +211,12 @@ Params validate_table(const ParamSchema& schema, const toml::table& table, const
     }
     params.set(k, validator.convert(*spec, node), position(file, node.source()));
   }
-  for (const auto& spec : schema) {
-    if (params.has(spec.key))
-      continue;
-    if (spec.required())
+  for (const auto& spec : schema)
+    if (spec.required() && !params.has(spec.key))
       throw_config_error(fmt::format("{}: {} missing required key '{}' ({}): add {} to the table",
                                      position(file, table.source()), label, spec.key,
                                      type_name(spec.type), example_of(spec)));
-    params.set(spec.key, *spec.default_value);
-  }
+  fill_defaults(schema, params);
   return params;
 }
 
@@ -310,6 +307,11 @@ const ParamSchema& schedule_schema() {
       param::string("per", "epoch")
           .one_of({"epoch", "batch"})
           .help("set the lr at each epoch's start, or before every batch (t = epoch + (i+1)/S)"),
+      param::integer("epoch_base", 0)
+          .at_least(0)
+          .at_most(1)
+          .help("count epochs from 0 or 1 when reading milestones/boundaries (1: as TRADES' "
+                "`epoch >= 75` and IAD's lr_schedule(epoch + 1) count)"),
       param::integer_list("milestones", {})
           .help("multistep: epochs (0-based) from which lr is multiplied by gamma once more"),
       param::real("gamma", 0.1).greater_than(0).help("multistep: factor applied at each milestone"),

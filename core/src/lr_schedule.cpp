@@ -16,6 +16,7 @@ LrSchedule::LrSchedule(const Params& optimizer, const Params& schedule, int64_t 
       gamma_(schedule.get_real("gamma")),
       min_lr_(schedule.get_real("min_lr")),
       warmup_(schedule.get_real("warmup_epochs")),
+      epoch_base_(static_cast<double>(schedule.get_int("epoch_base"))),
       epochs_(epochs) {
   if (type_ == "multistep") {
     for (int64_t m : schedule.get_int_list("milestones"))
@@ -41,9 +42,9 @@ LrSchedule::LrSchedule(const Params& optimizer, const Params& schedule, int64_t 
 }
 
 double LrSchedule::at(int64_t epoch, int64_t step, int64_t steps) const {
-  const double t = per_batch_ ? static_cast<double>(epoch) +
-                                    static_cast<double>(step + 1) / static_cast<double>(steps)
-                              : static_cast<double>(epoch);
+  const double t =
+      static_cast<double>(epoch) + epoch_base_ +
+      (per_batch_ ? static_cast<double>(step + 1) / static_cast<double>(steps) : 0.0);
   double lr = lr_;
   if (type_ == "multistep") {
     for (double b : boundaries_)
@@ -60,7 +61,7 @@ double LrSchedule::at(int64_t epoch, int64_t step, int64_t steps) const {
     lr = min_lr_ + (lr_ - min_lr_) * 0.5 * (1.0 + std::cos(M_PI * progress));
   }
   if (warmup_ > 0) {
-    const double tw = per_batch_ ? t : static_cast<double>(epoch + 1);
+    const double tw = per_batch_ ? t - epoch_base_ : static_cast<double>(epoch + 1);
     lr *= std::min(1.0, tw / warmup_);
   }
   return lr;

@@ -81,6 +81,38 @@ ParamSpec& ParamSpec::one_of(std::vector<std::string> allowed) {
   return *this;
 }
 
+ParamSpec& ParamSpec::default_when(std::string controlling, std::string value_equals,
+                                   Value value) {
+  defaults_when.push_back({std::move(controlling), std::move(value_equals), std::move(value)});
+  return *this;
+}
+
+std::string ParamSpec::default_text() const {
+  if (!default_value)
+    return "required";
+  std::string text = format_value(*default_value);
+  if (defaults_when.empty())
+    return text;
+  std::vector<std::string> cases;
+  for (const auto& d : defaults_when)
+    cases.push_back(fmt::format("{} = {}: {}", d.key, d.equals, format_value(d.value)));
+  return text + " (" + join(cases, "; ") + ")";
+}
+
+const Value& ParamSpec::default_for(const std::map<std::string, Value>& values) const {
+  for (const auto& d : defaults_when) {
+    const auto found = values.find(d.key);
+    if (found == values.end())
+      throw_plugin_error(fmt::format("parameter '{}' has a default that depends on '{}', which "
+                                     "the table does not hold: declare '{}' in the same schema",
+                                     key, d.key, d.key));
+    const auto* s = std::get_if<std::string>(&found->second);
+    if (s && *s == d.equals)
+      return d.value;
+  }
+  return *default_value;
+}
+
 std::string ParamSpec::constraint_text() const {
   if (!choices.empty())
     return "one of " + join(choices, "|");
@@ -197,6 +229,13 @@ const std::vector<std::string>& Params::get_string_list(const std::string& key) 
 std::string Params::origin(const std::string& key) const {
   auto it = origins_.find(key);
   return it == origins_.end() ? where_ : it->second;
+}
+
+void fill_defaults(const ParamSchema& schema, Params& params) {
+  for (const bool conditional : {false, true})
+    for (const auto& spec : schema)
+      if (!spec.required() && !params.has(spec.key) && spec.defaults_when.empty() != conditional)
+        params.set(spec.key, spec.default_for(params.values()));
 }
 
 }  // namespace ardkit

@@ -32,15 +32,7 @@ class AdaAd : public ardkit::Objective {
     const auto& x = c.batch.x;
     ardkit::Model& student = c.student;
     ardkit::Model& teacher = *c.teacher;
-    ardkit::AttackTarget target;
-    target.model = &student;
-    target.bn_mode = bn_mode_;
-    // Autograd through the teacher for the input gradient only: its parameters are frozen.
-    target.objective = [&](const torch::Tensor& x_adv, const torch::Tensor&, const torch::Tensor&) {
-      const auto teacher_probs = torch::softmax(teacher.logits(x_adv), 1);
-      return distill::kl_rows(teacher_probs, student.logits(x_adv));
-    };
-    const auto x_adv = c.attack->perturb(target, x, c.batch.y);
+    const auto x_adv = distill::attack_student_and_teacher(c, bn_mode_);
     const auto clean_logits = student.logits(x);
     const auto adv_logits = student.logits(x_adv);
     const auto kl = [&](const torch::Tensor& input, const torch::Tensor& logits) {

@@ -56,6 +56,22 @@ inline torch::Tensor attack_student(StepContext& c, BnMode mode, SampleLoss loss
   return c.attack->perturb(target, c.batch.x, c.batch.y);
 }
 
+// x' maximizing sum_i KL(p_T(x'_i) || p_S(x'_i)): the teacher sees the adversarial input too
+// (AdaAD's adaad_inner_loss). Autograd runs through the frozen teacher for the input gradient
+// only; its parameters get none.
+inline torch::Tensor attack_student_and_teacher(StepContext& c, BnMode mode) {
+  Model& student = c.student;
+  Model& teacher = *c.teacher;
+  AttackTarget target;
+  target.model = &student;
+  target.bn_mode = mode;
+  target.objective = [&](const torch::Tensor& x_adv, const torch::Tensor&, const torch::Tensor&) {
+    const auto teacher_probs = torch::softmax(teacher.logits(x_adv), 1);
+    return kl_rows(teacher_probs, student.logits(x_adv));
+  };
+  return c.attack->perturb(target, c.batch.x, c.batch.y);
+}
+
 inline BnMode bn_mode(const Params& p) {
   return p.get_string("attack_bn_mode") == "train" ? BnMode::train : BnMode::eval;
 }

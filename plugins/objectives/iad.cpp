@@ -1,9 +1,11 @@
 // Objective plugin `iad`: Introspective Adversarial Distillation (Zhu et al., ICLR 2022), as the
-// official IAD-I.py / IAD-II.py compute it. Both attack like ARD (the student's cross-entropy,
-// student in TRAIN mode) and weigh by the teacher's confidence in the true class on the
-// adversarial input, w_i = P_T(y_i | x'_i)^beta (no gradient).
+// official IAD-I.py / IAD-II.py (ZFancy/IAD) and AdaAD's AdaAD_with_IAD1 (boyellow/AdaAD) compute
+// it. Every variant weighs by the teacher's confidence in the true class on the adversarial input,
+// w_i = P_T(y_i | x'_i)^beta (no gradient), and each brings its official defaults (a value
+// written in the experiment wins).
 //
-// IAD-I (variant = "iad1"; alpha 1, T 1, beta 0.1, begin 60), batchmean KL:
+// IAD-I (variant = "iad1"; alpha 1, T 1, beta 0.1, begin 60), batchmean KL. Attacks like ARD (the
+// student's cross-entropy, student in TRAIN mode):
 //   L = alpha T^2 KL(p_T^T(x) || p_S^T(x')) + (1 - alpha) CE(S(x), y)
 //       + [epoch >= begin] alpha * mean_i (1 - w_i) KL(p_S(x_i) || p_S(x'_i))   (S(x) not detached)
 // Student forwards as the official step runs them (they move BatchNorm's running statistics):
@@ -15,6 +17,15 @@
 //       + alpha T^2 [ mean_i w_i KL(p_T^T(x'_i) || p_S^T(x'_i)) + mean_i (1-w_i) KL(p_S(x_i) ||
 //       p_S(x'_i)) ]
 // before `begin`, the teacher term is unweighted and the self term absent.
+//
+// AdaIAD (variant = "adaiad"; alpha 1, T 30, beta 0.1, begin 60, attack in EVAL mode): AdaAD's
+// attack (maximizing KL(p_T(x') || p_S(x')), teacher on x' too, Gaussian start) with IAD-I's loss,
+// the teacher's soft labels taken on x' instead of x:
+//   L = alpha T^2 KL(p_T^T(x') || p_S^T(x')) + (1 - alpha) CE(S(x), y)
+//       + [epoch >= begin] alpha * mean_i (1 - w_i) KL(p_S(x_i) || p_S(x'_i))
+// Student forwards: S(x) (unused: the official step's accuracy print), S(x'), S(x) for the self
+// term, S(x) for the CE term. T = 30 is what the released code runs (its --temp default; the README
+// command does not change it), squared on a batchmean KL.
 #include "distill.hpp"
 
 namespace {
@@ -26,6 +37,7 @@ class Iad : public ardkit::Objective {
  public:
   Iad(const Params& p, const ardkit::BuildContext& context)
       : iad2_(p.get_string("variant") == "iad2"),
+        adaptive_(p.get_string("variant") == "adaiad"),
         alpha_(p.get_real("alpha")),
         alpha2_(p.get_real("alpha2")),
         temperature_(p.get_real("temperature")),
@@ -70,6 +82,8 @@ class Iad : public ardkit::Objective {
     const auto& x = c.batch.x;
     const auto& y = c.batch.y;
     const int64_t b = x.size(0);
+    if (adaptive_)
+      return adaptive(c);
     const auto x_adv = distill::attack_student(c, bn_mode_, ardkit::losses::cross_entropy());
     const auto adv_logits = c.student.logits(x_adv);
     const bool introspect = c.epoch >= begin_;
@@ -125,7 +139,38 @@ class Iad : public ardkit::Objective {
   }
 
  private:
-  bool iad2_;
+  // AdaIAD: AdaAD's attack, IAD-I's loss with the teacher on x'.
+  ardkit::LossTerms adaptive(ardkit::StepContext& c) {
+    const double t = c.knobs.get("temperature");
+    const auto& x = c.batch.x;
+    const auto& y = c.batch.y;
+    const double b = static_cast<double>(x.size(0));
+    const auto x_adv = distill::attack_student_and_teacher(c, bn_mode_);
+    {
+      torch::NoGradGuard no_grad;  // the official step's S(x), used only for its accuracy print
+      c.student.logits(x);
+    }
+    const auto adv_logits = c.student.logits(x_adv);
+    const auto teacher_adv_logits = distill::teacher_logits(*c.teacher, x_adv);
+    const auto w =
+        torch::softmax(teacher_adv_logits, 1).gather(1, y.unsqueeze(1)).squeeze(1).pow(beta_);
+    const auto kl =
+        distill::kl_rows(torch::softmax(teacher_adv_logits / t, 1), adv_logits, t).sum() / b;
+    std::vector<std::pair<std::string, torch::Tensor>> terms = {{"kl_teacher", kl}};
+    auto loss = alpha_ * t * t * kl;
+    if (c.epoch >= begin_) {
+      const auto clean_probs = torch::softmax(c.student.logits(x), 1);  // graph kept, as official
+      const auto self = (distill::kl_rows(clean_probs, adv_logits) * (1 - w)).sum() / b;
+      loss = loss + alpha_ * self;
+      terms.emplace_back("kl_self", self);
+    }
+    const auto ce = torch::nn::functional::cross_entropy(c.student.logits(x), y);
+    terms.emplace_back("clean_ce", ce);
+    terms.emplace_back("mean_w", w.mean());
+    return {loss + (1 - alpha_) * ce, terms};
+  }
+
+  bool iad2_, adaptive_;
   double alpha_, alpha2_, temperature_, beta_;
   int64_t begin_;
   ardkit::BnMode bn_mode_;
@@ -136,23 +181,30 @@ ardkit::ParamSchema schema() {
   using namespace ardkit::param;
   return {
       string("variant", "iad1")
-          .one_of({"iad1", "iad2"})
-          .help("iad1: on top of ARD; iad2: on top of AKD2, with a second (natural) teacher"),
+          .one_of({"iad1", "iad2", "adaiad"})
+          .help("iad1: on top of ARD; iad2: on top of AKD2, with a second (natural) teacher; "
+                "adaiad: AdaAD's attack with IAD-I's loss, teacher on x'"),
       real("alpha", 1.0)
+          .default_when("variant", "iad2", 0.5)
           .at_least(0)
           .at_most(1)
-          .help("distillation weight (IAD-I: 1.0; IAD-II's alpha1: 0.5)"),
+          .help("distillation weight (IAD-II's alpha1)"),
       real("alpha2", 0.25).at_least(0).at_most(1).help("iad2: weight of the natural teacher"),
-      real("temperature", 1.0).greater_than(0).help("softmax temperature T"),
+      real("temperature", 1.0)
+          .default_when("variant", "adaiad", 30.0)
+          .greater_than(0)
+          .help("softmax temperature T"),
       real("beta", 0.1).at_least(0).help("w = P_T(y | x')^beta"),
       integer("begin", 60)
+          .default_when("variant", "iad2", int64_t{40})
           .at_least(0)
-          .help("epoch (0-based) from which introspection applies (IAD-II: 40)"),
+          .help("epoch (0-based) from which introspection applies"),
       string("st_teacher_plugin", "torchscript")
           .help("iad2: model plugin of the natural teacher (default parameters)"),
       string("st_teacher_checkpoint", "")
           .help("iad2: the natural teacher: a TorchScript file, or weights for the plugin"),
-      distill::bn_mode_param("train", "train: the official code"),
+      distill::bn_mode_param("train", "train: IAD-I/II's code; eval: AdaAD's")
+          .default_when("variant", "adaiad", std::string("eval")),
   };
 }
 
@@ -161,11 +213,15 @@ ardkit::ParamSchema schema() {
 ARDKIT_PLUGIN_LIBRARY(manifest) {
   manifest
       .add(ardkit::PluginKind::objective, "iad", "1.0.0",
-           "IAD (Zhu et al. 2022): ARD or AKD2 with introspection weighted by the teacher's "
-           "confidence on x'",
+           "IAD (Zhu et al. 2022): ARD, AKD2 or AdaAD with introspection weighted by the "
+           "teacher's confidence on x'",
            schema(),
            [](const Params& p, const ardkit::BuildContext& context) {
              return std::make_shared<Iad>(p, context);
            })
-      .attack_defaults = [](const Params&) { return distill::pgd10_defaults("uniform", false); };
+      .attack_defaults = [](const Params& p) {
+    // IAD's AttackPGD: uniform start, not clipped; AdaAD's adaad_inner_loss: Gaussian, not clipped.
+    return distill::pgd10_defaults(p.get_string("variant") == "adaiad" ? "gaussian" : "uniform",
+                                   false);
+  };
 }

@@ -4,8 +4,17 @@
 //   x'  = [attack] maximizing KL(softmax(z_T) || p_S(x')), student in EVAL mode
 //   L   = 5/6 * KL(softmax(z_T) || p_S(x')) + 1/6 * KL(softmax(z_T) || p_S(x))
 // with the official KL, b * (log(b + 1e-5) - log_softmax(S)) (the 1e-5 changes the value, not
-// the gradient), averaged over all B*C entries. The CIFAR-100 scripts multiply both terms by 10
-// (kl_scale = 10). Both student forwards run in train mode: S(x') then S(x).
+// the gradient), averaged over all B*C entries. Both student forwards run in train mode: S(x')
+// then S(x).
+//
+// The CIFAR-100 scripts differ in three ways, each a parameter: both terms are multiplied by 10
+// (kl_scale = 10); the student's log-probabilities are torch.log(F.softmax(z)) rather than
+// F.log_softmax(z) (student_log = "log_of_softmax": equal until a probability underflows, then
+// log(0) = -inf where log_softmax stays finite); and the teacher runs after `teacher.half()`
+// (teacher_precision = "half"): its logits, the soft labels softmax(z_T) and the teacher's part of
+// the KL, log(b + 1e-5) * b, are float16 tensors. ardkit rounds each of those results to float16
+// as a CUDA half tensor holds them; the teacher network itself still computes in float32 (CPU
+// LibTorch has no float16 convolutions or softmax), so the rounding inside it is not reproduced.
 #include "distill.hpp"
 
 namespace {
@@ -21,7 +30,9 @@ class Rslad : public ardkit::Objective {
         scale_(p.get_real("kl_scale")),
         log_eps_(p.get_real("log_eps")),
         reduction_(p.get_string("kl_reduction")),
-        bn_mode_(distill::bn_mode(p)) {}
+        bn_mode_(distill::bn_mode(p)),
+        half_(p.get_string("teacher_precision") == "half"),
+        log_of_softmax_(p.get_string("student_log") == "log_of_softmax") {}
 
   bool needs_teacher() const override {
     return true;
@@ -32,13 +43,20 @@ class Rslad : public ardkit::Objective {
 
   ardkit::LossTerms compute(ardkit::StepContext& c) override {
     const auto& x = c.batch.x;
-    const auto teacher_probs = torch::softmax(distill::teacher_logits(*c.teacher, x), 1);
+    // In float16 mode every teacher-side result is rounded as a half tensor would hold it.
+    const auto r = [this](const torch::Tensor& t) {
+      return half_ ? t.to(torch::kHalf).to(torch::kFloat) : t;
+    };
+    const auto teacher_probs = r(torch::softmax(r(distill::teacher_logits(*c.teacher, x)), 1));
+    const auto teacher_part = r(r(torch::log(r(teacher_probs + log_eps_))) * teacher_probs);
     const auto x_adv = distill::attack_student(c, bn_mode_, ardkit::losses::kl_to(teacher_probs));
     const auto adv_logits = c.student.logits(x_adv);
     const auto clean_logits = c.student.logits(x);
     const auto kl = [&](const torch::Tensor& logits) {
-      const auto entries =
-          teacher_probs * (torch::log(teacher_probs + log_eps_) - torch::log_softmax(logits, 1));
+      const auto log_q = log_of_softmax_ ? torch::log(torch::softmax(logits, 1))
+                                         : torch::log_softmax(logits, 1);
+      // The official kl_loss(a, b) = -a*b + log(b + 1e-5)*b, term for term.
+      const auto entries = -log_q * teacher_probs + teacher_part;
       return scale_ * distill::reduce(entries, reduction_, x.size(0), logits.size(1));
     };
     const auto kl_adv = kl(adv_logits);
@@ -51,6 +69,7 @@ class Rslad : public ardkit::Objective {
   double adv_weight_, clean_weight_, scale_, log_eps_;
   std::string reduction_;
   ardkit::BnMode bn_mode_;
+  bool half_, log_of_softmax_;
 };
 
 ardkit::ParamSchema schema() {
@@ -62,6 +81,14 @@ ardkit::ParamSchema schema() {
       real("log_eps", 1e-5).at_least(0).help("the official KL's log(b + eps) (value only)"),
       distill::kl_reduction_param("elemmean"),
       distill::bn_mode_param("eval", "eval: the official code"),
+      string("teacher_precision", "float")
+          .one_of({"float", "half"})
+          .help("half: the teacher's logits and soft labels rounded to float16 (CIFAR-100 "
+                "scripts' teacher.half())"),
+      string("student_log", "log_softmax")
+          .one_of({"log_softmax", "log_of_softmax"})
+          .help("the student's log-probabilities: log_softmax(z), or log(softmax(z)) as the "
+                "CIFAR-100 scripts"),
   };
 }
 

@@ -1,7 +1,8 @@
 """PyTorch side of the objective differential tests: one training step of each method written
 the way its official code writes it (reference/methods.md 8b: ARD main.py, RSLAD's
 rslad_loss.py and training script, IAD-I.py / IAD-II.py, AdaAD's main.py and AT_helper.py,
-TRADES' trades.py, IAD's pre_train/AT.py and AdaAD's Plain_Madry for PGD-AT), on a tiny
+TRADES' trades.py, IAD's pre_train/AT.py and AdaAD's Plain_Madry for PGD-AT, AdaAD's
+AdaAD_with_IAD1 for AdaIAD), on a tiny
 BatchNorm network so that the attack's BatchNorm mode and the order of train-mode forwards show
 in the running statistics.
 
@@ -168,14 +169,42 @@ def trades(s, t, x, y, beta=6.0, eps=0.031, step=0.007):
 
 def pgd_at(s, t, x, y, gaussian=False):
     s.eval()
-    if gaussian:  # AdaAD's Plain_Madry
-        x_adv = x.detach() + 0.001 * torch.randn(x.shape)
+    if gaussian:  # AdaAD's Plain_Madry: Gaussian start, clipped into [0, 1]
+        x_adv = torch.clamp(x.detach() + 0.001 * torch.randn(x.shape), 0.0, 1.0)
     else:  # IAD's pre_train/AT.py (Rice et al.): uniform start, clipped
         x_adv = torch.clamp(x.detach() + torch.zeros_like(x).uniform_(-EPS, EPS), 0.0, 1.0)
     x_adv = sign_steps(x_adv, x, lambda v: F.cross_entropy(s(v), y))
     s.train()
     loss = F.cross_entropy(s(x_adv), y)
+    if gaussian:
+        s(x)  # Plain_Madry's ori_outputs: unused by the loss, moves BatchNorm statistics
     return x_adv, loss, {"adv_ce": loss}
+
+
+def adaiad(s, t, x, y, alpha=0.9, temp=30.0, beta=0.1, introspect=True):
+    # AdaAD's AdaAD_with_IAD1: AdaAD's attack, IAD-I's loss with the teacher on x'
+    s.eval()
+    x_adv = x.detach() + 0.001 * torch.randn(x.shape)
+    x_adv = sign_steps(x_adv, x, lambda v: torch.sum(
+        kl_none(F.log_softmax(s(v), dim=1), F.softmax(t(v), dim=1))))
+    s.train()
+    s(x)  # ori_outputs: the accuracy print's
+    outputs = s(x_adv)
+    guide = t(x_adv)
+    b = len(outputs)
+    kl_t = (1 / b) * torch.sum(kl_none(F.log_softmax(outputs / temp, dim=1),
+                                       F.softmax(guide / temp, dim=1)).sum(dim=1))
+    terms = {"kl_teacher": kl_t}
+    loss = alpha * temp * temp * kl_t
+    if introspect:
+        w = F.softmax(guide, dim=1).gather(1, y.unsqueeze(1)).squeeze(1).pow(beta)
+        kl_self = (1 / b) * torch.sum(kl_none(F.log_softmax(outputs, dim=1),
+                                              F.softmax(s(x), dim=1)).sum(dim=1).mul(1 - w))
+        loss = loss + alpha * kl_self
+        terms["kl_self"] = kl_self
+    ce = F.cross_entropy(s(x), y)
+    terms["clean_ce"] = ce
+    return x_adv, loss + (1 - alpha) * ce, terms
 
 
 def kd(s, t, x, y, alpha=0.9, temp=4.0):
@@ -214,6 +243,8 @@ def main(out):
         "trades": lambda s: trades(s, teacher, x, y),
         "pgd_at": lambda s: pgd_at(s, teacher, x, y),
         "pgd_at_adaad": lambda s: pgd_at(s, teacher, x, y, gaussian=True),
+        "adaiad": lambda s: adaiad(s, teacher, x, y),
+        "adaiad_before_begin": lambda s: adaiad(s, teacher, x, y, introspect=False),
         "kd": lambda s: kd(s, teacher, x, y),
     }
     for name, step in cases.items():

@@ -76,7 +76,8 @@ void check_case(const std::string& name, const std::string& objective,
   ardkit::Batch batch;
   batch.x = batch_file.at("x");
   batch.y = batch_file.at("y");
-  if (objective == "iad" && params.count("variant"))
+  if (objective == "iad" && params.count("variant") &&
+      std::get<std::string>(params.at("variant")) == "iad2")
     params["st_teacher_checkpoint"] = (reference() / "st_teacher.pt").string();
   auto student = tiny("student.pt");
   auto teacher = tiny("teacher.pt");
@@ -161,6 +162,9 @@ TEST_CASE("objectives reproduce one official training step") {
   check_case("trades", "trades", {});
   check_case("pgd_at", "pgd_at", {});
   check_case("pgd_at_adaad", "pgd_at", {{"variant", std::string("adaad")}});
+  check_case("adaiad", "iad", {{"variant", std::string("adaiad")}, {"alpha", 0.9}}, 60);
+  check_case("adaiad_before_begin", "iad", {{"variant", std::string("adaiad")}, {"alpha", 0.9}},
+             59);
   check_case("kd", "kd", {});
 }
 

@@ -89,8 +89,7 @@ TEST_CASE("objects outlive the registry that created them") {
     ardkit::Registry registry({kBuiltin});
     const auto& entry = registry.find(ardkit::PluginKind::attack, "fgsm");
     ardkit::Params params;
-    for (const auto& spec : entry.info.schema)
-      params.set(spec.key, *spec.default_value);
+    ardkit::fill_defaults(entry.info.schema, params);
     attack = registry.create<ardkit::Attack>(ardkit::PluginKind::attack, "fgsm", params, {});
   }
   CHECK(attack->threat().eps == doctest::Approx(8.0 / 255));

@@ -103,11 +103,9 @@ inline ardkit::Params params_for(ardkit::PluginKind kind, const std::string& nam
                                  const std::map<std::string, ardkit::Value>& overrides = {}) {
   const auto& entry = builtin().find(kind, name);
   ardkit::Params params("test [" + name + "]");
-  for (const auto& spec : entry.info.schema)
-    if (spec.default_value)
-      params.set(spec.key, *spec.default_value);
   for (const auto& [key, value] : overrides)
     params.set(key, value);
+  ardkit::fill_defaults(entry.info.schema, params);
   return params;
 }
 

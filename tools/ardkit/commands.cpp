@@ -306,15 +306,13 @@ int plugins_command(const std::vector<std::string>& args) {
       for (const auto& spec : e->info.schema) {
         std::cout << fmt::format(
             "    {:<16} {:<13} {:<22} {}{}\n", spec.key, type_name(spec.type),
-            spec.required() ? "required" : "= " + format_value(*spec.default_value), spec.doc,
+            spec.required() ? "required" : "= " + spec.default_text(), spec.doc,
             spec.constraint_text().empty() ? "" : " (" + spec.constraint_text() + ")");
       }
       if (e->info.attack_defaults) {
         // Shown for the objective's default parameters; other values may change them.
         Params defaults;
-        for (const auto& spec : e->info.schema)
-          if (!spec.required())
-            defaults.set(spec.key, *spec.default_value);
+        fill_defaults(e->info.schema, defaults);
         std::vector<std::string> items;
         for (const auto& [key, value] : e->info.attack_defaults(defaults))
           items.push_back(key + " = " + format_value(value));

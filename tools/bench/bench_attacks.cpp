@@ -20,11 +20,9 @@ ardkit::Params params_for(const ardkit::Registry& r, ardkit::PluginKind kind,
                           const std::string& name,
                           const std::map<std::string, ardkit::Value>& overrides) {
   ardkit::Params p("bench [" + name + "]");
-  for (const auto& spec : r.find(kind, name).info.schema)
-    if (spec.default_value)
-      p.set(spec.key, *spec.default_value);
   for (const auto& [k, v] : overrides)
     p.set(k, v);
+  ardkit::fill_defaults(r.find(kind, name).info.schema, p);
   return p;
 }
 

@@ -19,6 +19,15 @@ using Value = std::variant<bool, int64_t, double, std::string, std::vector<int64
 
 ARDKIT_API std::string format_value(const Value& value);
 
+// A default that replaces a parameter's own when another (string) key of the same table holds a
+// given value: a variant of a method brings its official defaults (IAD-II's begin = 40 where
+// IAD-I's is 60) without a second plugin, and a value the user writes always wins.
+struct DefaultWhen {
+  std::string key;     // the controlling key, e.g. "variant"
+  std::string equals;  // the value it must hold
+  Value value;         // the default then
+};
+
 // One declared parameter of a plugin (or of a host table). Built with the helpers in `param::`
 // and refined with the chainable setters, e.g.
 //   param::real("eps", 0.1).at_least(0).at_most(1).help("L-inf radius in [0,1] pixel units")
@@ -31,17 +40,25 @@ struct ARDKIT_API ParamSpec {
   bool min_exclusive = false;
   std::vector<std::string> choices;  // for strings (and string lists): the allowed values
   std::string doc;
+  std::vector<DefaultWhen> defaults_when;  // checked in order; the first match wins
 
   ParamSpec& help(std::string text);
   ParamSpec& at_least(double bound);
   ParamSpec& greater_than(double bound);
   ParamSpec& at_most(double bound);
   ParamSpec& one_of(std::vector<std::string> allowed);
+  // The default when `key` (a string parameter without conditional defaults of its own) equals
+  // `equals`, e.g. integer("begin", 60).default_when("variant", "iad2", int64_t{40}).
+  ParamSpec& default_when(std::string key, std::string equals, Value value);
   bool required() const {
     return !default_value.has_value();
   }
   // "in [0, 1]", "> 0", "one of uniform|gaussian|none" or "".
   std::string constraint_text() const;
+  // "60 (variant = iad2: 40)": the default and its conditional ones, for help texts.
+  std::string default_text() const;
+  // The default that applies given the table's other values (which hold the controlling keys).
+  const Value& default_for(const std::map<std::string, Value>& values) const;
 };
 
 using ParamSchema = std::vector<ParamSpec>;
@@ -92,5 +109,10 @@ class ARDKIT_API Params {
   std::map<std::string, Value> values_;
   std::map<std::string, std::string> origins_;
 };
+
+// Sets every key of `schema` that `params` lacks to its default (required keys stay missing).
+// Keys with conditional defaults are filled last, once the keys they depend on hold their final
+// values, so they see what the user wrote or what defaulted.
+ARDKIT_API void fill_defaults(const ParamSchema& schema, Params& params);
 
 }  // namespace ardkit

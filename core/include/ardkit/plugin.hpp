@@ -24,7 +24,7 @@
 
 // Bumped whenever a type that crosses the plugin boundary changes layout or meaning.
 #ifndef ARDKIT_ABI_VERSION
-#define ARDKIT_ABI_VERSION 5
+#define ARDKIT_ABI_VERSION 6
 #endif
 
 namespace ardkit {
