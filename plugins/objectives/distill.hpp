@@ -1,6 +1,6 @@
 // Pieces shared by the distillation objectives (header-only: each objective stays one library).
 // The KL reduction is a parameter everywhere because the official codes differ and it changes
-// training at a fixed learning rate (reference/methods.md 0.3): `sum` over batch and classes,
+// training at a fixed learning rate (RSLAD's README discusses it): `sum` over batch and classes,
 // `batchmean` = sum / B (TRADES, IAD, AdaAD on CIFAR-100), `elemmean` = sum / (B*C) (PyTorch's
 // KLDivLoss() default: ARD, RSLAD, AdaAD on CIFAR-10).
 #pragma once

@@ -1,7 +1,7 @@
 // Objective plugin `pgd_at`: Madry et al.'s adversarial training, cross-entropy on adversarial
 // examples from the [attack] plugin maximizing the student's cross-entropy. The variants set the
 // [attack] defaults of the recipes the distillation papers train their teachers and baselines
-// with (reference/methods.md 6.1): "rice" (Rice et al. / IAD's pre_train/AT.py: PGD-10, 2/255,
+// with: "rice" (Rice et al. / IAD's pre_train/AT.py: PGD-10, 2/255,
 // uniform start clipped into [0,1]) and "adaad" (AdaAD's Plain_Madry in AT_helper.py: start
 // x + 0.001 N(0, I), clipped into [0,1] before the first step). Both attack with BatchNorm in eval
 // mode. Plain_Madry's step then runs the student in train mode on x' and, always, on x (its output

@@ -48,15 +48,18 @@ class Rslad : public ardkit::Objective {
       return half_ ? t.to(torch::kHalf).to(torch::kFloat) : t;
     };
     const auto teacher_probs = r(torch::softmax(r(distill::teacher_logits(*c.teacher, x)), 1));
-    const auto teacher_part = r(r(torch::log(r(teacher_probs + log_eps_))) * teacher_probs);
+    const auto teacher_part =
+        half_ ? r(r(torch::log(r(teacher_probs + log_eps_))) * teacher_probs) : torch::Tensor();
     const auto x_adv = distill::attack_student(c, bn_mode_, ardkit::losses::kl_to(teacher_probs));
     const auto adv_logits = c.student.logits(x_adv);
     const auto clean_logits = c.student.logits(x);
     const auto kl = [&](const torch::Tensor& logits) {
       const auto log_q = log_of_softmax_ ? torch::log(torch::softmax(logits, 1))
                                          : torch::log_softmax(logits, 1);
-      // The official kl_loss(a, b) = -a*b + log(b + 1e-5)*b, term for term.
-      const auto entries = -log_q * teacher_probs + teacher_part;
+      // The official kl_loss(a, b) = -a*b + log(b + 1e-5)*b; in float32 as one product, so the
+      // default path rounds exactly as it always has.
+      const auto entries = half_ ? -log_q * teacher_probs + teacher_part
+                                 : teacher_probs * (torch::log(teacher_probs + log_eps_) - log_q);
       return scale_ * distill::reduce(entries, reduction_, x.size(0), logits.size(1));
     };
     const auto kl_adv = kl(adv_logits);

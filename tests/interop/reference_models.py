@@ -1,7 +1,7 @@
 """PyTorch reference definitions the ardkit model plugins must match key for key.
 
-Written for these tests after the definitions in kuangliu/pytorch-cifar, TRADES and DFAD (see
-../shared/reference/methods.md); the forward passes pool globally, which equals the originals'
+Written for these tests after the definitions in kuangliu/pytorch-cifar, yaodongyu/TRADES and
+VainF/Data-Free-Adversarial-Distillation; the forward passes pool globally, which equals the originals'
 fixed avg_pool2d on the input sizes they were written for.
 """
 from collections import OrderedDict

@@ -1,5 +1,5 @@
 """PyTorch side of the objective differential tests: one training step of each method written
-the way its official code writes it (reference/methods.md 8b: ARD main.py, RSLAD's
+the way its official code writes it (ARD main.py, RSLAD's
 rslad_loss.py and training script, IAD-I.py / IAD-II.py, AdaAD's main.py and AT_helper.py,
 TRADES' trades.py, IAD's pre_train/AT.py and AdaAD's Plain_Madry for PGD-AT, AdaAD's
 AdaAD_with_IAD1 for AdaIAD), on a tiny
@@ -84,6 +84,31 @@ def rslad(s, t, x, y):
 
     k1 = torch.mean(kl_loss(F.log_softmax(adv_logits, dim=1), F.softmax(teacher_logits, dim=1)))
     k2 = torch.mean(kl_loss(F.log_softmax(nat_logits, dim=1), F.softmax(teacher_logits, dim=1)))
+    return x_adv, 5 / 6.0 * k1 + 1 / 6.0 * k2, {"kl_adv": k1, "kl_clean": k2}
+
+
+def rslad_half(s, t, x, y):
+    # The CIFAR-100 script: teacher.half() (teacher-side tensors are float16: each result rounded
+    # as a half tensor holds it, emulated in float32 because CPU PyTorch has no float16 softmax),
+    # log(softmax) for the student, both terms x10.
+    def h(v):
+        return v.half().float()
+    s.train()
+    with torch.no_grad():
+        teacher_logits = h(t(x))
+    probs = h(F.softmax(teacher_logits, dim=1))
+    s.eval()
+    x_adv = x.detach() + 0.001 * torch.randn(x.shape)
+    x_adv = sign_steps(x_adv, x, lambda v: torch.sum(kl_none(F.log_softmax(s(v), dim=1), probs)))
+    s.train()
+    adv_logits = s(x_adv)
+    nat_logits = s(x)
+
+    def kl_loss(a, b):
+        return -a * b + h(h(torch.log(h(b + 1e-5))) * b)
+
+    k1 = 10 * torch.mean(kl_loss(torch.log(F.softmax(adv_logits, dim=1)), probs))
+    k2 = 10 * torch.mean(kl_loss(torch.log(F.softmax(nat_logits, dim=1)), probs))
     return x_adv, 5 / 6.0 * k1 + 1 / 6.0 * k2, {"kl_adv": k1, "kl_clean": k2}
 
 
@@ -217,8 +242,8 @@ def kd(s, t, x, y, alpha=0.9, temp=4.0):
     return None, alpha * temp * temp * kl + (1 - alpha) * ce, {"kl": kl, "ce": ce}
 
 
-def main(out):
-    out.mkdir(parents=True, exist_ok=True)
+def make_inputs(out):
+    """The fixed student, teachers and batch, saved into `out` (run_official.py uses them too)."""
     torch.manual_seed(0)
     student, teacher, st_teacher = TinyNet(), TinyNet(), TinyNet()
     for net in (teacher, st_teacher):  # distinct, confident teachers
@@ -233,9 +258,16 @@ def main(out):
     torch.save(dict(teacher.state_dict()), out / "teacher.pt")
     torch.jit.trace(st_teacher, x).save(str(out / "st_teacher.pt"))
     torch.save({"x": x, "y": y}, out / "batch.pt")
+    return student, teacher, st_teacher, x, y
+
+
+def main(out):
+    out.mkdir(parents=True, exist_ok=True)
+    student, teacher, st_teacher, x, y = make_inputs(out)
     cases = {
         "ard": lambda s: ard(s, teacher, x, y),
         "rslad": lambda s: rslad(s, teacher, x, y),
+        "rslad_half_teacher": lambda s: rslad_half(s, teacher, x, y),
         "iad1": lambda s: iad1(s, teacher, x, y),
         "iad1_before_begin": lambda s: iad1(s, teacher, x, y, introspect=False),
         "iad2": lambda s: iad2(s, teacher, st_teacher, x, y),

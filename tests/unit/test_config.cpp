@@ -201,3 +201,33 @@ TEST_CASE("an objective's attack defaults fill the [attack] keys the user left o
   CHECK(ardkit::resolve_experiment(root, file, lookup).attack->params.get_string("random_start") ==
         "gaussian");
 }
+
+TEST_CASE("a variant's defaults apply unless the user wrote the key") {
+  // Declared before the key they depend on, as a plugin may order its schema.
+  const ardkit::ParamSchema schema = {
+      ardkit::param::integer("begin", 60).default_when("variant", "iad2", int64_t{40}),
+      ardkit::param::real("temperature", 1.0).default_when("variant", "adaiad", 30.0),
+      ardkit::param::string("variant", "iad1").one_of({"iad1", "iad2", "adaiad"}),
+  };
+  const auto validate = [&](const std::string& text) {
+    return ardkit::validate_table(schema, toml::parse(text), "exp.toml", "objective");
+  };
+  CHECK(validate("").get_int("begin") == 60);
+  CHECK(validate("variant = \"iad2\"").get_int("begin") == 40);
+  CHECK(validate("variant = \"iad2\"").get_real("temperature") == 1.0);
+  CHECK(validate("variant = \"adaiad\"").get_real("temperature") == 30.0);
+  CHECK(validate("variant = \"iad2\"\nbegin = 7").get_int("begin") == 7);
+  CHECK(schema[0].default_text() == "60 (variant = iad2: 40)");
+  // fill_defaults on hand-built values sees the variant set before it.
+  ardkit::Params p;
+  p.set("variant", std::string("iad2"));
+  ardkit::fill_defaults(schema, p);
+  CHECK(p.get_int("begin") == 40);
+  // A conditional default on a key the schema lacks is the plugin author's error, not a crash.
+  const ardkit::ParamSchema broken = {
+      ardkit::param::integer("begin", 60).default_when("mode", "x", int64_t{1})};
+  ardkit::Params q;
+  CHECK_THROWS_WITH_AS(ardkit::fill_defaults(broken, q), doctest::Contains("'mode'"),
+                       ardkit::Error);
+}
+

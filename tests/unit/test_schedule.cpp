@@ -36,6 +36,27 @@ TEST_CASE("multistep: ARD's effective schedule and RSLAD's three decays, per epo
   CHECK(rslad.at(299, 0, 1) == doctest::Approx(0.0001));
 }
 
+TEST_CASE("epoch_base = 1 reads milestones as codes that count epochs from 1") {
+  // TRADES: `if epoch >= 75: lr = 0.01` over epochs 1..76, so 0-based epoch 74 is already 0.01.
+  const auto trades = schedule("type = \"multistep\"\nepoch_base = 1\nmilestones = [75, 90, 100]",
+                               0.1, 76);
+  CHECK(trades.at(73, 390, 391) == doctest::Approx(0.1));
+  CHECK(trades.at(74, 0, 391) == doctest::Approx(0.01));
+  CHECK(trades.at(75, 390, 391) == doctest::Approx(0.01));
+  // IAD's pre_train/AT.py: lr_schedule(epoch + 1) before every batch, constant within an epoch.
+  const auto iad = schedule(
+      "type = \"piecewise\"\nepoch_base = 1\nboundaries = [100.0, 150.0]\n"
+      "values = [0.1, 0.01, 0.001]");
+  CHECK(iad.at(98, 390, 391) == doctest::Approx(0.1));
+  CHECK(iad.at(99, 0, 391) == doctest::Approx(0.01));
+  CHECK(iad.at(148, 390, 391) == doctest::Approx(0.01));
+  CHECK(iad.at(149, 0, 391) == doctest::Approx(0.001));
+  // Warm-up still counts from the first epoch.
+  const auto warm = schedule("type = \"constant\"\nepoch_base = 1\nwarmup_epochs = 4.0");
+  CHECK(warm.at(0, 0, 10) == doctest::Approx(0.025));
+  CHECK_THROWS_WITH_AS(schedule("epoch_base = 2"), doctest::Contains("epoch_base"), ardkit::Error);
+}
+
 TEST_CASE("piecewise per batch follows Rice et al.'s lr_schedule(epoch + (i + 1) / S)") {
   // 200 epochs: lr_max until 50%, /10 until 75%, /100 after.
   const auto rice = schedule(

@@ -1,0 +1,508 @@
+"""Reference tensors for the objective differential tests, produced by the official repositories'
+own code rather than by a port of it (tests/objectives/make_reference.py is the readable port; a
+mistake in reading the official code could sit in both the port and the plugin, never here).
+
+Run once, outside the test suite, on checkouts of the official repositories; the outputs are
+committed under tests/objectives/official_reference/ and read by test_objectives.cpp:
+
+    /usr/bin/python3 tests/objectives/run_official.py --repos DIR \
+        --out tests/objectives/official_reference
+
+DIR holds one git clone per repository below, named by the repository's name (a bare clone
+works too). The source of every file is read with `git show COMMIT:PATH` at the commit recorded
+here, so local edits in the clones cannot leak in.
+
+How the official code is run, without its data loading and training scripts' side effects:
+the script parses each official file and executes only the named top-level definitions (the
+training step functions, attack classes, loss modules, argparse declarations, schedule
+functions) in a namespace that supplies what the script would have built at module level
+(the tiny student and teacher of make_reference.py instead of CIFAR ResNets, a one-batch loader,
+the optimizer). Their bodies run unchanged. What is substituted, and why:
+  - `.cuda()` is the identity and torch.cuda.synchronize a no-op (CPU only here);
+  - IAD's pre_train/attack_generator.py draws its uniform start with numpy; np.random.uniform is
+    routed to torch's generator (same distribution; float32 draws widened to float64 and back,
+    so bit-identical to torch's), because ardkit draws from torch's generator;
+  - tqdm, loggers, progress bars, checkpoint saving and the per-epoch evaluation are no-ops;
+  - RSLAD's CIFAR-100 teacher runs in float32 (`teacher.half()` needs CUDA's float16 softmax;
+    the float16 path is checked against the port instead).
+Values the official step keeps in local variables (the adversarial examples, loss terms) are
+read from the frame when the official function returns (sys.setprofile), and the loss terms of
+ARD from the official loss modules' outputs (forward hooks).
+
+Learning rates: for every shipped CIFAR experiment with an official counterpart, the official
+training loop is run for its full epoch count over two batches per epoch, and the learning rate
+at every optimizer step is written to schedules.json.
+"""
+import argparse
+import ast
+import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.optim as optim
+from torch.autograd import Variable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_reference import make_inputs  # noqa: E402  (the port's network, weights, batch)
+
+SEED = 1234
+REPOS = {
+    "AdversariallyRobustDistillation": ("goldblum/AdversariallyRobustDistillation",
+                                        "779ade36d612bddb0a5a705fdd74efe7571a1381"),
+    "RSLAD": ("zibojia/RSLAD", "c40e04f6c4edcd87431d0250b168d503b1293745"),
+    "IAD": ("ZFancy/IAD", "a8091a8c7552cef43d8f3f28085426cb786ce9d3"),
+    "AdaAD": ("boyellow/AdaAD", "9e5c6e5ff73052af196065439517562d37eff6e6"),
+    "TRADES": ("yaodongyu/TRADES", "6e8e11b7c281371c2f027ffadfbaea80361f09de"),
+}
+
+
+# ---- reading and executing official code ----
+class Source:
+    def __init__(self, root, name):
+        self.repo, self.commit = REPOS[name]
+        path = Path(root) / name
+        self.git = path / ".git" if (path / ".git").exists() else path
+
+    def text(self, file):
+        return subprocess.run(["git", f"--git-dir={self.git}", "show", f"{self.commit}:{file}"],
+                              check=True, capture_output=True, text=True).stdout
+
+    def cite(self, file, what):
+        return f"{self.repo}@{self.commit[:8]}:{file} {what}"
+
+
+def defined_name(node):
+    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+        return node.name
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
+            node.targets[0], ast.Name):
+        return node.targets[0].id
+    return None
+
+
+def is_parser_statement(node):
+    """`parser = argparse.ArgumentParser(...)` and `parser.add_argument(...)`."""
+    if defined_name(node) == "parser":
+        return True
+    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute)
+            and node.value.func.attr == "add_argument")
+
+
+def run_official(source, file, ns, names=(), parser=False, select=None):
+    """Executes the top-level statements of `file` that define `names` (in file order), the
+    argparse declarations when `parser`, and any statement `select(node, text)` accepts."""
+    text = source.text(file)
+    tree = ast.parse(text)
+    keep = []
+    for node in tree.body:
+        if defined_name(node) in names or (parser and is_parser_statement(node)) or (
+                select and select(node, ast.get_source_segment(text, node))):
+            keep.append(node)
+    missing = set(names) - {defined_name(n) for n in keep}
+    if missing:
+        raise SystemExit(f"{source.repo}:{file} defines no {sorted(missing)} at "
+                         f"{source.commit}: wrong checkout?")
+    exec(compile(ast.Module(body=keep, type_ignores=[]), f"{source.repo}/{file}", "exec"), ns)
+    return ns
+
+
+def official_args(ns, argv):
+    return ns["parser"].parse_args(argv)
+
+
+def base_namespace(**extra):
+    ns = {"torch": torch, "nn": nn, "F": F, "optim": optim, "np": np, "Variable": Variable,
+          "argparse": argparse, "time": time,
+          "os": os, "device": "cpu", "use_cuda": False, "print": lambda *a, **k: None,
+          "tqdm": Quiet}
+    ns.update(extra)
+    return ns
+
+
+class Quiet(list):
+    """tqdm / DataLoader stand-in: iterates the batches, ignores progress output."""
+    def __init__(self, items=(), **kwargs):
+        super().__init__(items)
+        self.dataset = [None] * sum(len(b[0]) for b in self)
+
+    def set_description(self, *args):
+        pass
+
+
+class Logger:
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def set_names(self, *args):
+        pass
+
+    def append(self, *args):
+        pass
+
+    def close(self):
+        pass
+
+
+class Locals:
+    """Copies the local variables of the named official functions when they return."""
+    def __init__(self, *functions):
+        self.functions, self.values = set(functions), {}
+
+    def __enter__(self):
+        def profile(frame, event, arg):
+            if event == "return" and frame.f_code.co_name in self.functions:
+                self.values[frame.f_code.co_name] = dict(frame.f_locals)
+        sys.setprofile(profile)
+        return self
+
+    def __exit__(self, *exc):
+        sys.setprofile(None)
+
+
+def cpu_shims():
+    torch.Tensor.cuda = lambda self, *a, **k: self
+    nn.Module.cuda = lambda self, *a, **k: self
+    torch.cuda.synchronize = lambda *a, **k: None
+    # pre_train/attack_generator.py's numpy uniform start, drawn from torch's generator.
+    np.random.uniform = lambda low, high, size: torch.empty(size).uniform_(
+        low, high).double().numpy()
+
+
+def sgd(net):
+    return optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4)
+
+
+class Step:
+    """One official step: `run(student, teacher, st_teacher, x, y, optimizer)` returns
+    (x_adv, loss, {term: tensor}); the optimizer has stepped when it returns. `binary` runs it on
+    batch_binary.pt (pixels exactly 0 or 1, where clipping a random start shows)."""
+    def __init__(self, name, cite, run, binary=False):
+        self.name, self.cite, self.run, self.binary = name, cite, run, binary
+
+
+# ---- ARD (goldblum) ----
+def ard_namespace(src, student, teacher, batches, argv):
+    ns = base_namespace(basic_net=student, teacher_net=teacher, trainloader=Quiet(batches))
+    run_official(src, "main.py", ns, parser=True)
+    ns["args"] = official_args(ns, argv)
+    return run_official(src, "main.py", ns, names=(
+        "adjust_learning_rate", "AttackPGD", "config", "net", "KL_loss", "XENT_loss", "lr",
+        "train", "main"))
+
+
+def ard_step(src):
+    def run(s, t, u, x, y, opt):
+        ns = ard_namespace(src, s, t, [(x, y)], ["--alpha", "0.9", "--save_period", "1000000"])
+        terms = {}
+        ns["KL_loss"].register_forward_hook(lambda m, i, o: terms.__setitem__("kl_adv", o))
+        ns["XENT_loss"].register_forward_hook(lambda m, i, o: terms.__setitem__("clean_ce", o))
+        with Locals("train") as frames:
+            ns["train"](0, opt)
+        f = frames.values["train"]
+        return f["pert_inputs"], f["loss"], terms
+    return Step("ard", src.cite("main.py", "train() with AttackPGD, --alpha 0.9"), run)
+
+
+# ---- RSLAD (zibojia) ----
+def rslad_loop(src, script, ns):
+    """The script's top-level training loop, without its every-20-epochs test-set evaluation."""
+    text = src.text(script)
+    loop = next(n for n in ast.parse(text).body if isinstance(n, ast.For))
+    loop = copy.deepcopy(loop)
+    loop.body = [n for n in loop.body if "test_accs" not in ast.get_source_segment(text, n)]
+    run_official(src, "rslad_loss.py", ns, names=("rslad_inner_loss",))
+    run_official(src, script, ns, names=("kl_loss",))
+    exec(compile(ast.Module(body=[loop], type_ignores=[]), f"{src.repo}/{script}", "exec"), ns)
+
+
+def rslad_step(src, script, name):
+    def run(s, t, u, x, y, opt):
+        ns = base_namespace(student=s, teacher=t, optimizer=opt, trainloader=[(x, y)], epochs=1,
+                            epsilon=8 / 255.0)
+        with Locals("rslad_inner_loss") as frames:
+            rslad_loop(src, script, ns)
+        return (frames.values["rslad_inner_loss"]["x_adv"], ns["loss"],
+                {"kl_adv": ns["kl_Loss1"], "kl_clean": ns["kl_Loss2"]})
+    return Step(name, src.cite(script, "training loop and rslad_loss.py rslad_inner_loss"), run)
+
+
+# ---- IAD (ZFancy) ----
+def iad_namespace(src, file, student, teacher, st_teacher, batches, argv):
+    ns = base_namespace(basic_net=student, teacher_net=teacher, teacher_st_net=st_teacher,
+                        trainloader=Quiet(batches), Logger=Logger, out_dir=tempfile.mkdtemp(),
+                        save_checkpoint=lambda *a, **k: None)
+    run_official(src, file, ns, parser=True)
+    ns["args"] = official_args(ns, argv)
+    return run_official(src, file, ns, names=(
+        "adjust_learning_rate", "AttackPGD", "config_train", "net", "KL_loss", "XENT_loss", "lr",
+        "train", "main"))
+
+
+def iad_step(src, file, name, epoch, argv):
+    def run(s, t, u, x, y, opt):
+        ns = iad_namespace(src, file, s, t, u, [(x, y)], argv)
+        with Locals("train") as frames:
+            ns["train"](epoch, opt, ns["net"], s, t)
+        f = frames.values["train"]
+        return f["pert_inputs"], f["loss"], {}
+    return Step(name, src.cite(file, f"train(epoch={epoch}), args {argv}"), run)
+
+
+def rice_namespace(src, model, argv):
+    ns = base_namespace(model=model)
+    run_official(src, "pre_train/attack_generator.py", ns, names=("PGD",))
+    ns["attack"] = types.SimpleNamespace(PGD=ns["PGD"])
+    run_official(src, "pre_train/AT.py", ns, parser=True)
+    ns["args"] = official_args(ns, argv)
+    return run_official(src, "pre_train/AT.py", ns, names=("train",), select=lambda n, t: (
+        isinstance(n, ast.If) and "lr_schedule" in t.split("\n")[0]))
+
+
+def rice_step(src):
+    def run(s, t, u, x, y, opt):
+        ns = rice_namespace(src, s, [])
+        with Locals("train") as frames:
+            ns["train"](0, s, Quiet([(x, y)]), opt)
+        f = frames.values["train"]
+        return f["x_adv"], f["loss"], {"adv_ce": f["loss"]}
+    return Step("pgd_at", src.cite("pre_train/AT.py", "train() with attack_generator.PGD"), run)
+
+
+# ---- AdaAD (boyellow) ----
+def adaad_namespace(src, student, teacher, optimizer, batches, argv):
+    ns = base_namespace(net=student, teacher_net=teacher, optimizer=optimizer,
+                        trainloader=Quiet(batches),
+                        utils=types.SimpleNamespace(progress_bar=lambda *a, **k: None))
+    run_official(src, "AT_helper.py", ns, names=("adaad_inner_loss", "Madry_PGD"))
+    run_official(src, "main.py", ns, names=("get_args",))
+    saved, sys.argv = sys.argv, ["main.py"] + argv
+    try:
+        ns["args"] = ns["get_args"]()
+    finally:
+        sys.argv = saved
+    return run_official(src, "main.py", ns, names=("lr_decay", "train"))
+
+
+def adaad_step(src, name, epoch, argv, terms, binary=False):
+    def run(s, t, u, x, y, opt):
+        ns = adaad_namespace(src, s, t, opt, [(x, y)], argv)
+        with Locals("train") as frames:
+            ns["train"](epoch)
+        f = frames.values["train"]
+        return f["adv_inputs"], f["loss"], {k: f[v] for k, v in terms.items()}
+    return Step(name, src.cite("main.py", f"train(epoch={epoch}), args {argv}"), run, binary)
+
+
+ADAAD_8 = ["--epsilon", "8", "--step_size", "2", "--num_steps", "10"]
+
+
+# ---- TRADES (yaodongyu) ----
+def trades_namespace(src, model, argv):
+    ns = base_namespace(WideResNet=lambda: model)
+    run_official(src, "trades.py", ns, names=("trades_loss",))
+    run_official(src, "train_trades_cifar10.py", ns, parser=True)
+    ns["args"] = official_args(ns, argv)
+    return run_official(src, "train_trades_cifar10.py", ns, names=("train", "adjust_learning_rate"))
+
+
+def trades_step(src):
+    def run(s, t, u, x, y, opt):
+        ns = trades_namespace(src, s, [])
+        with Locals("trades_loss") as frames:
+            ns["train"](ns["args"], s, "cpu", Quiet([(x, y)]), opt, 1)
+        f = frames.values["trades_loss"]
+        return f["x_adv"], f["loss"], {"clean_ce": f["loss_natural"], "kl_robust": f["loss_robust"]}
+    return Step("trades", src.cite("train_trades_cifar10.py", "train() with trades.py trades_loss"),
+                run)
+
+
+# ---- learning rates at every step of the official training loops ----
+class RecordingSGD(optim.SGD):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lrs = []
+
+    def step(self, closure=None):
+        self.lrs.append(self.param_groups[0]["lr"])
+        return super().step(closure)
+
+
+def schedules(sources, student, teacher, st_teacher, x, y):
+    batches = [(x[:4], y[:4]), (x[4:], y[4:])]  # two steps per epoch
+    out = {}
+
+    def recording(net, lr=0.1):
+        return RecordingSGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=2e-4)
+
+    ard = sources["AdversariallyRobustDistillation"]
+
+    def main_lrs(ns):
+        """Runs the script's own main() with a recording SGD and no per-epoch test."""
+        holder = {}
+        ns["optim"] = types.SimpleNamespace(SGD=lambda *a, **k: holder.setdefault(
+            "opt", RecordingSGD(*a, **k)))
+        ns["test"] = lambda *a: (0.0, 0.0)
+        ns["main"]()
+        return holder["opt"].lrs, ns["args"].epochs
+
+    def ard_lrs():
+        ns = ard_namespace(ard, copy.deepcopy(student), teacher, batches,
+                           ["--save_period", "1000000"])
+        return (*main_lrs(ns), ard.cite("main.py", "main()"))
+
+    iad = sources["IAD"]
+
+    def iad_lrs():
+        ns = iad_namespace(iad, "IAD-I.py", copy.deepcopy(student), teacher, st_teacher, batches,
+                           [])
+        return (*main_lrs(ns), iad.cite("IAD-I.py", "main()"))
+
+    rslad = sources["RSLAD"]
+
+    def rslad_lrs(script):
+        def run():
+            s = copy.deepcopy(student)
+            opt = recording(s)
+            ns = base_namespace(student=s, teacher=teacher, optimizer=opt,
+                                trainloader=batches, epochs=300, epsilon=8 / 255.0)
+            run_official(rslad, script, ns, names=("epochs",))
+            ns["trainloader"] = batches
+            rslad_loop(rslad, script, ns)
+            return opt.lrs, ns["epochs"], rslad.cite(script, "training loop")
+        return run
+
+    ada = sources["AdaAD"]
+
+    def adaad_lrs(argv):
+        def run():
+            s = copy.deepcopy(student)
+            opt = recording(s)
+            ns = adaad_namespace(ada, s, teacher, opt, batches, argv)
+            for epoch in range(ns["args"].epochs):  # main()'s loop, without test() and its log
+                ns["train"](epoch)
+            return opt.lrs, ns["args"].epochs, ada.cite("main.py", f"train() per epoch, {argv}")
+        return run
+
+    trades = sources["TRADES"]
+
+    def trades_lrs():
+        s = copy.deepcopy(student)
+        opt = recording(s)
+        ns = trades_namespace(trades, s, [])
+        for epoch in range(1, ns["args"].epochs + 1):  # main()'s loop, without evaluation
+            ns["adjust_learning_rate"](opt, epoch)
+            ns["train"](ns["args"], s, "cpu", Quiet(batches), opt, epoch)
+        return opt.lrs, ns["args"].epochs, trades.cite("train_trades_cifar10.py",
+                                                       "adjust_learning_rate + train")
+
+    def rice_lrs():
+        s = copy.deepcopy(student)
+        opt = recording(s)
+        ns = rice_namespace(iad, s, [])
+        for epoch in range(ns["args"].epochs):  # the script's loop, without evaluation
+            ns["train"](epoch, s, Quiet(batches), opt)
+        return opt.lrs, ns["args"].epochs, iad.cite("pre_train/AT.py", "train() per epoch")
+
+    runs = {
+        "cifar10/ard.toml": ard_lrs, "cifar100/ard.toml": ard_lrs,
+        "cifar10/iad.toml": iad_lrs, "cifar100/iad.toml": iad_lrs,
+        "cifar10/rslad.toml": rslad_lrs("resnet18_rslad_cifar10.py"),
+        "cifar100/rslad.toml": rslad_lrs("resnet18_rslad_cifar100.py"),
+        "cifar10/adaad.toml": adaad_lrs(["--method", "AdaAD"] + ADAAD_8),
+        "cifar100/adaad.toml": adaad_lrs(["--method", "AdaAD", "--dataset", "CIFAR100"] + ADAAD_8),
+        "cifar10/adaiad.toml": adaad_lrs(["--method", "AdaAD_with_IAD1"] + ADAAD_8),
+        "cifar10/pgd_at_adaad.toml": adaad_lrs(["--method", "Plain_Madry", "--epochs", "110"]
+                                               + ADAAD_8),
+        "cifar10/trades.toml": trades_lrs, "cifar100/trades.toml": trades_lrs,
+        "cifar10/pgd_at.toml": rice_lrs, "cifar100/pgd_at.toml": rice_lrs,
+    }
+    cache = {}
+    for experiment, run in runs.items():
+        if run not in cache:
+            torch.manual_seed(SEED)
+            cache[run] = run()
+        lrs, epochs, cite = cache[run]
+        assert len(lrs) == epochs * len(batches), (experiment, len(lrs))
+        out[experiment] = {"source": cite, "epochs": epochs, "steps_per_epoch": len(batches),
+                           "lr": lrs}
+        print(f"{experiment}: {epochs} epochs, lr {sorted(set(lrs), reverse=True)}")
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repos", required=True, help="folder of the official clones")
+    parser.add_argument("--out", required=True, type=Path)
+    a = parser.parse_args()
+    sources = {name: Source(a.repos, name) for name in REPOS}
+    a.out.mkdir(parents=True, exist_ok=True)
+    out = a.out.resolve()
+    student, teacher, st_teacher, x, y = make_inputs(out)
+    x_binary = (x > 0.5).float()
+    torch.save({"x": x_binary, "y": y}, out / "batch_binary.pt")
+    cpu_shims()
+    warnings.filterwarnings("ignore")  # the official code's deprecated size_average/reduce
+    os.chdir(tempfile.mkdtemp())  # anything an official function writes lands here
+    ard, rslad, iad = (sources[n] for n in ("AdversariallyRobustDistillation", "RSLAD", "IAD"))
+    ada, trades = sources["AdaAD"], sources["TRADES"]
+    steps = [
+        ard_step(ard),
+        rslad_step(rslad, "resnet18_rslad_cifar10.py", "rslad"),
+        rslad_step(rslad, "resnet18_rslad_cifar100.py", "rslad_cifar100"),
+        iad_step(iad, "IAD-I.py", "iad1", 60, ["--alpha", "0.9"]),
+        iad_step(iad, "IAD-I.py", "iad1_before_begin", 59, ["--alpha", "0.9"]),
+        iad_step(iad, "IAD-II.py", "iad2", 40, []),
+        iad_step(iad, "IAD-II.py", "iad2_before_begin", 39, []),
+        adaad_step(ada, "adaad", 0, ["--method", "AdaAD", "--AdaAD_alpha", "0.8"] + ADAAD_8,
+                   {"kl_adv": "kl_loss1", "kl_clean": "kl_loss2"}),
+        adaad_step(ada, "adaad_cifar100", 0, ["--method", "AdaAD", "--AdaAD_alpha", "0.8",
+                                              "--dataset", "CIFAR100"] + ADAAD_8,
+                   {"kl_adv": "kl_loss1", "kl_clean": "kl_loss2"}),
+        adaad_step(ada, "adaiad", 60, ["--method", "AdaAD_with_IAD1", "--IAD_alpha", "0.9"]
+                   + ADAAD_8, {}),
+        adaad_step(ada, "adaiad_before_begin", 59, ["--method", "AdaAD_with_IAD1",
+                                                     "--IAD_alpha", "0.9"] + ADAAD_8, {}),
+        adaad_step(ada, "pgd_at_adaad", 0, ["--method", "Plain_Madry"] + ADAAD_8,
+                   {"adv_ce": "adv_loss"}),
+        # One step: later steps that touch the ball's or [0,1]'s boundary erase the start.
+        adaad_step(ada, "pgd_at_adaad_binary", 0, ["--method", "Plain_Madry", "--epsilon", "8",
+                                                    "--step_size", "2", "--num_steps", "1"],
+                   {"adv_ce": "adv_loss"}, binary=True),
+        trades_step(trades),
+        rice_step(iad),
+    ]
+    manifest = {"repositories": {r: c for r, c in REPOS.values()}, "cases": {}}
+    for step in steps:
+        s = copy.deepcopy(student)
+        opt = sgd(s)
+        opt.zero_grad()
+        torch.manual_seed(SEED)
+        inputs = x_binary if step.binary else x
+        x_adv, loss, terms = step.run(s, teacher, st_teacher, inputs.clone(), y.clone(), opt)
+        record = {"loss": loss.detach().float(), "x_adv": x_adv.detach().float()}
+        for k, v in terms.items():
+            record["term." + k] = v.detach().float()
+        for k, v in s.state_dict().items():
+            record["after." + k] = v.detach().clone()
+        torch.save(record, out / (step.name + ".pt"))
+        manifest["cases"][step.name] = step.cite
+        print(f"{step.name}: loss {loss.item():.6f} ({step.cite})")
+    manifest["schedules"] = schedules(sources, student, teacher, st_teacher, x, y)
+    (out / "official.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    print(f"official reference written to {out}")
+
+
+if __name__ == "__main__":
+    main()
