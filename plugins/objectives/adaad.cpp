@@ -7,6 +7,8 @@
 // Student forwards in train mode: S(x), then S(x'). KL: elementwise mean (the CIFAR-10 branch);
 // the CIFAR-100 branch is kl_reduction = "batchmean". The official argparse default radius is
 // 16/255 (step 4/255); its README commands, and these defaults, use 8/255 and 2/255.
+// Checked against boyellow/AdaAD@9e5c6e5f main.py / AT_helper.py run as is
+// (tests/objectives/official_reference, cases adaad, adaad_cifar100).
 #include "distill.hpp"
 
 namespace {

@@ -26,6 +26,8 @@
 // Student forwards: S(x) (unused: the official step's accuracy print), S(x'), S(x) for the self
 // term, S(x) for the CE term. T = 30 is what the released code runs (its --temp default; the README
 // command does not change it), squared on a batchmean KL.
+// Checked against ZFancy/IAD@a8091a8c IAD-I.py / IAD-II.py and boyellow/AdaAD@9e5c6e5f main.py
+// run as is (tests/objectives/official_reference, cases iad1*, iad2*, adaiad*).
 #include "distill.hpp"
 
 namespace {

@@ -2,6 +2,7 @@
 //   L = alpha T^2 KL(p_T^T(x) || p_S^T(x)) + (1 - alpha) CE(S(x), y)
 // with batchmean KL (sum / B), the reduction for which T^2 keeps gradients comparable across
 // temperatures. The non-robust distillation baseline (ARD's "plain KD" row).
+// No official repository: checked against the port in tests/objectives/make_reference.py.
 #include "distill.hpp"
 
 namespace {

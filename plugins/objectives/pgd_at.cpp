@@ -9,6 +9,8 @@
 // variant defaults to clean_forward = true. Their schedules live in the experiment files
 // (experiments/cifar10/pgd_at.toml: piecewise 50%/75% counted as lr_schedule(epoch + 1);
 // pgd_at_adaad.toml: multistep at 100 and 105 of 110 epochs).
+// Checked against ZFancy/IAD@a8091a8c pre_train/AT.py and boyellow/AdaAD@9e5c6e5f Plain_Madry
+// run as is (tests/objectives/official_reference, cases pgd_at, pgd_at_adaad*).
 #include "distill.hpp"
 
 namespace {

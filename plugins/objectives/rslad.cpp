@@ -15,6 +15,8 @@
 // the KL, log(b + 1e-5) * b, are float16 tensors. ardkit rounds each of those results to float16
 // as a CUDA half tensor holds them; the teacher network itself still computes in float32 (CPU
 // LibTorch has no float16 convolutions or softmax), so the rounding inside it is not reproduced.
+// Checked against zibojia/RSLAD@c40e04f6 (rslad_loss.py and both training loops) run as is
+// (tests/objectives/official_reference, cases rslad, rslad_cifar100).
 #include "distill.hpp"
 
 namespace {

@@ -5,6 +5,8 @@
 // The clean distribution in the outer KL is not detached, and as in the official step the model
 // runs f(x), f(x'), f(x) in train mode (the second f(x) is the KL's target). Radius 0.031 and
 // step 0.007, as the official CIFAR-10 script.
+// Checked against yaodongyu/TRADES@6e8e11b7 trades.py / train_trades_cifar10.py run as is
+// (tests/objectives/official_reference, case trades).
 #include "distill.hpp"
 
 namespace {
