@@ -16,6 +16,32 @@ namespace ardkit {
 Component::~Component() = default;
 Model::~Model() = default;
 
+LossTerms Objective::step(StepContext& c) {
+  if (!c.optimizer)
+    throw_runtime_error("Objective::step needs the run's optimizer in its StepContext");
+  c.optimizer->zero_grad();
+  LossTerms loss = compute(c);
+  if (c.check_finite)
+    c.check_finite(loss);
+  loss.total.backward();
+  c.optimizer->step();
+  return loss;
+}
+
+void Objective::save_state(torch::serialize::OutputArchive& archive) {
+  if (auto module = trainable())
+    module->save(archive);
+}
+
+void Objective::load_state(torch::serialize::InputArchive& archive) {
+  if (auto module = trainable())
+    module->load(archive);
+}
+
+bool Objective::has_state() {
+  return trainable() != nullptr;
+}
+
 const char* kind_name(PluginKind kind) {
   switch (kind) {
     case PluginKind::model:

@@ -293,6 +293,11 @@ const ParamSchema& optimizer_schema() {
       param::real("weight_decay", 5e-4)
           .at_least(0)
           .help("L2 weight decay (coupled, as torch.optim)"),
+      param::real("extra_lr_factor", 1.0)
+          .greater_than(0)
+          .help("the objective's own trainable modules (heads): lr = scheduled lr x this"),
+      param::real("extra_weight_decay", -1.0)
+          .help("weight decay of the objective's trainable modules; negative: weight_decay"),
       param::real("beta1", 0.9).at_least(0).at_most(1).help("Adam beta1"),
       param::real("beta2", 0.999).at_least(0).at_most(1).help("Adam beta2"),
   };

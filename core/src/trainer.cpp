@@ -41,13 +41,30 @@ torch::Tensor read_tensor(torch::serialize::InputArchive& archive, const std::st
   return t;
 }
 
+// The run's optimizer: group 0 holds the student's parameters, group 1 (when the objective has
+// a trainable() module) the objective's, with its own weight decay; lr factors per group are
+// applied by set_lr.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Params& p,
-                                                        std::vector<torch::Tensor> parameters) {
+                                                        std::vector<torch::Tensor> student,
+                                                        std::vector<torch::Tensor> extra) {
+  const double extra_decay = p.get_real("extra_weight_decay") < 0 ? p.get_real("weight_decay")
+                                                                   : p.get_real("extra_weight_decay");
+  const auto groups = [&](const auto& options) {
+    using Options = std::decay_t<decltype(options)>;
+    std::vector<torch::optim::OptimizerParamGroup> out;
+    out.emplace_back(std::move(student), std::make_unique<Options>(options));
+    if (!extra.empty()) {
+      auto extra_options = std::make_unique<Options>(options);
+      extra_options->weight_decay(extra_decay);
+      out.emplace_back(std::move(extra), std::move(extra_options));
+    }
+    return out;
+  };
   if (p.get_string("type") == "adam") {
     torch::optim::AdamOptions options(p.get_real("lr"));
     options.betas({p.get_real("beta1"), p.get_real("beta2")})
         .weight_decay(p.get_real("weight_decay"));
-    return std::make_unique<torch::optim::Adam>(std::move(parameters), options);
+    return std::make_unique<torch::optim::Adam>(groups(options), options);
   }
   torch::optim::SGDOptions options(p.get_real("lr"));
   options.momentum(p.get_real("momentum"))
@@ -55,7 +72,36 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Params& p,
       .nesterov(p.get_bool("nesterov"));
   if (options.nesterov() && options.momentum() <= 0)
     throw_config_error(p.origin("nesterov") + ": [optimizer] nesterov needs momentum > 0");
-  return std::make_unique<torch::optim::SGD>(std::move(parameters), options);
+  return std::make_unique<torch::optim::SGD>(groups(options), options);
+}
+
+void set_lr(torch::optim::Optimizer& optimizer, double lr, double extra_factor) {
+  auto& groups = optimizer.param_groups();
+  for (size_t i = 0; i < groups.size(); ++i)
+    groups[i].options().set_lr(i == 0 ? lr : lr * extra_factor);
+}
+
+// What the objective learns before training: sizes from one eval-mode, no-grad forward of each
+// model on a zero batch (eval mode: BatchNorm statistics stay as they are).
+ObjectiveSetup objective_setup(Model& student, Model* teacher, DataSource& data,
+                               torch::Device device) {
+  ObjectiveSetup out;
+  const DataSpec spec = data.spec();
+  out.train_size = data.size(Split::train);
+  out.num_classes = spec.num_classes;
+  out.device = device;
+  const auto x = torch::zeros({1, spec.channels, spec.height, spec.width}, device);
+  torch::NoGradGuard no_grad;
+  const auto probe = [&](Model& model, int64_t& features, int64_t& classes) {
+    BnModeGuard eval_mode(model, BnMode::eval);
+    const ModelOutput o = model.forward(x);
+    classes = o.logits.size(1);
+    features = o.features.defined() ? o.features.size(1) : model.feature_dim();
+  };
+  probe(student, out.student_features, out.student_classes);
+  if (teacher)
+    probe(*teacher, out.teacher_features, out.teacher_classes);
+  return out;
 }
 
 // The order of an epoch depends only on (seed, epoch): a resumed run sees the same batches.
@@ -67,17 +113,17 @@ torch::Tensor epoch_order(int64_t seed, int64_t epoch, int64_t n) {
 
 class Checkpointer {
  public:
-  Checkpointer(Model& student, torch::nn::Module* extra, torch::optim::Optimizer& optimizer,
+  Checkpointer(Model& student, Objective& objective, torch::optim::Optimizer& optimizer,
                Knobs& knobs)
-      : student_(student), extra_(extra), optimizer_(optimizer), knobs_(knobs) {}
+      : student_(student), objective_(objective), optimizer_(optimizer), knobs_(knobs) {}
 
   void save(const fs::path& path, const Position& position) const {
     torch::serialize::OutputArchive archive;
     torch::serialize::OutputArchive student_archive, extra_archive, optimizer_archive, knob_archive;
     student_.save(student_archive);
     archive.write("student", student_archive);
-    if (extra_) {
-      extra_->save(extra_archive);
+    if (objective_.has_state()) {
+      objective_.save_state(extra_archive);
       archive.write("objective", extra_archive);
     }
     optimizer_.save(optimizer_archive);
@@ -103,10 +149,10 @@ class Checkpointer {
       torch::serialize::InputArchive student_archive, optimizer_archive, knob_archive;
       archive.read("student", student_archive);
       student_.load(student_archive);
-      if (extra_) {
+      if (objective_.has_state()) {
         torch::serialize::InputArchive extra_archive;
         archive.read("objective", extra_archive);
-        extra_->load(extra_archive);
+        objective_.load_state(extra_archive);
       }
       archive.read("optimizer", optimizer_archive);
       optimizer_.load(optimizer_archive);
@@ -130,7 +176,7 @@ class Checkpointer {
 
  private:
   Model& student_;
-  torch::nn::Module* extra_;
+  Objective& objective_;
   torch::optim::Optimizer& optimizer_;
   Knobs& knobs_;
 };
@@ -193,15 +239,22 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   if (setup.attack)
     knobs.declare("attack.eps", setup.attack->threat().eps);
 
-  std::vector<torch::Tensor> parameters = student.parameters();
+  setup.objective->setup(objective_setup(student, setup.teacher.get(), *setup.data, device));
   auto extra = setup.objective->trainable();
+  std::vector<torch::Tensor> extra_parameters;
   if (extra) {
     extra->to(device);
-    for (auto& p : extra->parameters())
-      parameters.push_back(p);
+    extra_parameters = extra->parameters();
   }
-  auto optimizer = make_optimizer(config.optimizer, parameters);
-  Checkpointer checkpointer(student, extra.get(), *optimizer, knobs);
+  const double extra_lr_factor = config.optimizer.get_real("extra_lr_factor");
+  auto optimizer = make_optimizer(config.optimizer, student.parameters(), extra_parameters);
+  Checkpointer checkpointer(student, *setup.objective, *optimizer, knobs);
+  // The objective's module follows the student: train mode for steps, eval mode otherwise.
+  const auto set_mode = [&](bool training) {
+    student.train(training);
+    if (extra)
+      extra->train(training);
+  };
 
   Position position;
   torch::manual_seed(static_cast<uint64_t>(seed));
@@ -232,8 +285,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   while (position.epoch < epochs) {
     const int64_t epoch = position.epoch;
     double lr = schedule.at(epoch, position.step_in_epoch, steps_per_epoch);
-    for (auto& group : optimizer->param_groups())
-      group.options().set_lr(lr);
+    set_lr(*optimizer, lr, extra_lr_factor);
     const auto order = epoch_order(seed, epoch, train_size);
     Progress progress(fmt::format("epoch {}/{}", epoch + 1, epochs), steps_per_epoch);
     std::map<std::string, double> sums;
@@ -248,35 +300,37 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
       Batch batch = batches.next();
       batch.x = batch.x.to(device);
       batch.y = batch.y.to(device);
-      student.train();
+      set_mode(true);
       if (setup.attack)
         setup.attack->set_eps(knobs.get("attack.eps"));
       if (schedule.per_batch()) {
         lr = schedule.at(epoch, s, steps_per_epoch);
-        for (auto& group : optimizer->param_groups())
-          group.options().set_lr(lr);
+        set_lr(*optimizer, lr, extra_lr_factor);
       }
-      optimizer->zero_grad();
       StepContext context{
           student, setup.teacher.get(), setup.attack.get(), batch, epoch, position.global_step,
           knobs};
-      LossTerms loss = setup.objective->compute(context);
+      context.optimizer = optimizer.get();
+      std::vector<std::pair<std::string, double>> values;
+      context.check_finite = [&](const LossTerms& loss) {
+        values = {{"loss", loss.total.item<double>()}};
+        for (const auto& [name, term] : loss.terms)
+          values.emplace_back(name, term.detach().item<double>());
+        for (const auto& [name, value] : values)
+          if (!std::isfinite(value))
+            throw_runtime_error(fmt::format(
+                "epoch {} step {}: loss term '{}' became {} — lower the learning rate or check "
+                "the objective's parameters; the last good checkpoint is kept in {}",
+                epoch + 1, s, name, value, last.string()));
+      };
+      const LossTerms loss = setup.objective->step(context);
       if (setup.teacher && setup.teacher->is_training())
         throw_runtime_error(fmt::format(
             "objective '{}' left the teacher in train mode; a teacher is frozen: use BnModeGuard "
             "only on the student",
             config.objective->plugin));
-      std::vector<std::pair<std::string, double>> values = {{"loss", loss.total.item<double>()}};
-      for (const auto& [name, term] : loss.terms)
-        values.emplace_back(name, term.detach().item<double>());
-      for (const auto& [name, value] : values)
-        if (!std::isfinite(value))
-          throw_runtime_error(fmt::format(
-              "epoch {} step {}: loss term '{}' became {} — lower the learning rate or check the "
-              "objective's parameters; the last good checkpoint is kept in {}",
-              epoch + 1, s, name, value, last.string()));
-      loss.total.backward();
-      optimizer->step();
+      if (values.empty())  // a custom step that did not call check_finite: check after the fact
+        context.check_finite(loss);
 
       ++position.global_step;
       position.step_in_epoch = s + 1;
@@ -334,6 +388,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
         validate_every > 0 && (epoch + 1) % validate_every == 0 && data.size(Split::validation) > 0;
     bool improved = false;
     if (validate) {
+      set_mode(false);
       std::vector<NamedAttack> attacks;
       if (setup.attack)
         attacks.push_back({"attack", setup.attack});
@@ -379,6 +434,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   }
 
   // Final evaluation on the test split: last weights, then best (when validation chose one).
+  set_mode(false);
   EvalOptions options;
   options.split = Split::test;
   options.points = tp.get_int("eval_points");

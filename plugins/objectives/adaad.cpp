@@ -9,7 +9,7 @@
 // 16/255 (step 4/255); its README commands, and these defaults, use 8/255 and 2/255.
 // Checked against boyellow/AdaAD@9e5c6e5f main.py / AT_helper.py run as is
 // (tests/objectives/official_reference, cases adaad, adaad_cifar100).
-#include "distill.hpp"
+#include <ardkit/distill.hpp>
 
 namespace {
 

@@ -9,7 +9,7 @@
 // kl_reduction = "batchmean", temperature = 1.
 // Checked against goldblum/AdversariallyRobustDistillation@779ade36 main.py run as is
 // (tests/objectives/official_reference, case ard).
-#include "distill.hpp"
+#include <ardkit/distill.hpp>
 
 namespace {
 

@@ -3,7 +3,7 @@
 // with batchmean KL (sum / B), the reduction for which T^2 keeps gradients comparable across
 // temperatures. The non-robust distillation baseline (ARD's "plain KD" row).
 // No official repository: checked against the port in tests/objectives/make_reference.py.
-#include "distill.hpp"
+#include <ardkit/distill.hpp>
 
 namespace {
 

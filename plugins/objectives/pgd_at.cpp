@@ -11,7 +11,7 @@
 // pgd_at_adaad.toml: multistep at 100 and 105 of 110 epochs).
 // Checked against ZFancy/IAD@a8091a8c pre_train/AT.py and boyellow/AdaAD@9e5c6e5f Plain_Madry
 // run as is (tests/objectives/official_reference, cases pgd_at, pgd_at_adaad*).
-#include "distill.hpp"
+#include <ardkit/distill.hpp>
 
 namespace {
 

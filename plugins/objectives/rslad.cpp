@@ -17,7 +17,7 @@
 // LibTorch has no float16 convolutions or softmax), so the rounding inside it is not reproduced.
 // Checked against zibojia/RSLAD@c40e04f6 (rslad_loss.py and both training loops) run as is
 // (tests/objectives/official_reference, cases rslad, rslad_cifar100).
-#include "distill.hpp"
+#include <ardkit/distill.hpp>
 
 namespace {
 

@@ -7,7 +7,7 @@
 // step 0.007, as the official CIFAR-10 script.
 // Checked against yaodongyu/TRADES@6e8e11b7 trades.py / train_trades_cifar10.py run as is
 // (tests/objectives/official_reference, case trades).
-#include "distill.hpp"
+#include <ardkit/distill.hpp>
 
 namespace {
 

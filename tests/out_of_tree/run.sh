@@ -16,9 +16,11 @@ cmake --build "$work/build" > "$work/build.log"
 ardkit=$work/prefix/bin/ardkit
 "$ardkit" plugins list --plugin-path "$work/build" | tee "$work/list.txt"
 grep -E "^attack +random_corner +0\.1\.0 +noise_attack\.so" "$work/list.txt"
+grep -E "^objective +corner_mix +0\.1\.0 +noise_attack\.so" "$work/list.txt"
 grep -E "^attack +pgd " "$work/list.txt"  # the installed built-ins are still there
 "$ardkit" run "$here/experiment.toml" --plugin-path "$work/build" --output "$work/runs" | tee "$work/run.txt"
 grep -E "random_corner" "$work/run.txt"
 results=$(ls "$work"/runs/oot-*/results.json)
 grep -q '"random_corner"' "$results"
+grep -q '"objective": "corner_mix"' "$results"
 echo "out-of-tree plugin built, listed and used"

@@ -1,6 +1,7 @@
 // Plugins that exist to exercise the host: a factory that throws, a hook that requests an
-// interrupt after a given number of steps (as Ctrl-C would), and an attack made of another
-// plugin (any attack, with any `steps`), for the registry's part builder.
+// interrupt after a given number of steps (as Ctrl-C would), an attack made of another
+// plugin (any attack, with any `steps`), for the registry's part builder, and an objective that
+// uses every engine extension point (setup, its own module and buffers, a custom step).
 #include <csignal>
 
 #include <ardkit/ardkit.hpp>
@@ -19,9 +20,76 @@ class InterruptAfter : public ardkit::Hook {
   int64_t steps_;
 };
 
+// A projection head on the student's features plus a per-sample memory (a buffer the size of
+// the training set), as feature-distillation methods keep them.
+struct HeadImpl : torch::nn::Module {
+  HeadImpl(int64_t features, int64_t classes, int64_t samples)
+      : linear(register_module("linear", torch::nn::Linear(features, classes))),
+        seen(register_buffer("seen", torch::zeros({samples}))),
+        updates(register_buffer("updates", torch::zeros({1}))) {}
+  torch::nn::Linear linear;
+  torch::Tensor seen;     // how often each training sample was in a batch
+  torch::Tensor updates;  // optimizer steps taken
+};
+TORCH_MODULE(Head);
+
+// `probe_objective`: cross-entropy on the student's logits and on a head over its features,
+// `updates_per_batch` optimizer steps per batch. Its terms report what the engine told it.
+class ProbeObjective : public ardkit::Objective {
+ public:
+  explicit ProbeObjective(int64_t updates) : updates_per_batch_(updates) {}
+  void setup(const ardkit::ObjectiveSetup& s) override {
+    info_ = s;
+    head_ = Head(s.student_features, s.num_classes, s.train_size);
+    head_->to(s.device);
+  }
+  std::shared_ptr<torch::nn::Module> trainable() override {
+    return head_.ptr();
+  }
+  ardkit::LossTerms compute(ardkit::StepContext& c) override {
+    const auto out = c.student.forward(c.batch.x);
+    const auto head_logits = head_->linear(out.features);
+    const auto total = torch::nn::functional::cross_entropy(out.logits, c.batch.y) +
+                       torch::nn::functional::cross_entropy(head_logits, c.batch.y);
+    const auto constant = [&](double v) { return torch::tensor(v); };
+    return {total,
+            {{"setup_train_size", constant(static_cast<double>(info_.train_size))},
+             {"setup_student_features", constant(static_cast<double>(info_.student_features))},
+             {"setup_student_classes", constant(static_cast<double>(info_.student_classes))},
+             {"setup_teacher_classes", constant(static_cast<double>(info_.teacher_classes))},
+             {"head_training", constant(head_->is_training() ? 1.0 : 0.0)},
+             {"head_weight_sum", head_->linear->weight.sum().detach()},
+             {"updates", head_->updates.clone()}}};
+  }
+  ardkit::LossTerms step(ardkit::StepContext& c) override {
+    {
+      torch::NoGradGuard no_grad;
+      head_->seen.index_add_(0, c.batch.index, torch::ones({c.batch.index.size(0)}));
+    }
+    ardkit::LossTerms loss;
+    for (int64_t i = 0; i < updates_per_batch_; ++i) {
+      loss = Objective::step(c);  // the default step, several times
+      torch::NoGradGuard no_grad;
+      head_->updates += 1;
+    }
+    return loss;
+  }
+
+ private:
+  int64_t updates_per_batch_;
+  ardkit::ObjectiveSetup info_;
+  Head head_{nullptr};
+};
+
 }  // namespace
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
+  manifest.add(ardkit::PluginKind::objective, "probe_objective", "0",
+               "CE on logits and on a head over the features; reports what setup() saw",
+               {ardkit::param::integer("updates_per_batch", 1).at_least(1)},
+               [](const ardkit::Params& p, const ardkit::BuildContext&) {
+                 return std::make_shared<ProbeObjective>(p.get_int("updates_per_batch"));
+               });
   manifest.add(
       ardkit::PluginKind::model, "failing", "0", "a model whose factory throws", {},
       [](const ardkit::Params&, const ardkit::BuildContext&) -> std::shared_ptr<ardkit::Component> {

@@ -171,6 +171,99 @@ TEST_CASE("every training step runs at the schedule's learning rate") {
   }
 }
 
+namespace {
+
+// probe_objective (tests/plugins/test_plugins.cpp) in the tiny run.
+const std::vector<std::string> kProbe = {"objective.plugin=\"probe_objective\"",
+                                         "train.log_every=1", "train.validate_every=0"};
+
+std::vector<nlohmann::json> step_lines(const TinyRun& r) {
+  std::vector<nlohmann::json> out;
+  std::ifstream metrics(r.run->metrics_path());
+  for (std::string line; std::getline(metrics, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j["type"] == "step")
+      out.push_back(j);
+  }
+  return out;
+}
+
+// A tensor of the objective's state in a checkpoint (its trainable() module's names).
+torch::Tensor objective_state(const fs::path& checkpoint, const std::string& key) {
+  torch::serialize::InputArchive archive, objective;
+  archive.load_from(checkpoint.string());
+  archive.read("objective", objective);
+  torch::Tensor t;
+  const auto dot = key.find('.');
+  if (dot == std::string::npos) {
+    objective.read(key, t, /*is_buffer=*/key == "seen" || key == "updates");
+  } else {  // a submodule's parameter: Module::save nests an archive per submodule
+    torch::serialize::InputArchive sub;
+    objective.read(key.substr(0, dot), sub);
+    sub.read(key.substr(dot + 1), t);
+  }
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("an objective is set up with the run's sizes and trains its own module") {
+  auto with = [](std::vector<std::string> extra) {
+    extra.insert(extra.begin(), kProbe.begin(), kProbe.end());
+    return extra;
+  };
+  TinyRun r(with({"objective.updates_per_batch=2"}));
+  REQUIRE(r.train() == ardkit::TrainOutcome::completed);
+  const auto lines = step_lines(r);
+  REQUIRE(lines.size() == 3 * 18);
+  // Sizes from the data and a probe forward: 640 - 64 validation images, small_cnn's 64
+  // features and 10 classes, no teacher. Known before the optimizer existed (the head is in it).
+  CHECK(lines[0]["setup_train_size"] == 576);
+  CHECK(lines[0]["setup_student_features"] == 64);
+  CHECK(lines[0]["setup_student_classes"] == 10);
+  CHECK(lines[0]["setup_teacher_classes"] == 0);
+  CHECK(lines[0]["head_training"] == 1);  // the head follows the student into train mode
+  CHECK(lines.front()["head_weight_sum"] != lines.back()["head_weight_sum"]);
+  // The custom step ran two optimizer updates per batch; the memory saw each sample once an
+  // epoch; both are buffers and sit in the checkpoint.
+  const auto last = r.run->checkpoint_path("last");
+  CHECK(objective_state(last, "updates").item<double>() == 2 * 3 * 18);
+  CHECK(torch::all(objective_state(last, "seen") == 3).item<bool>());
+
+  // The head's own parameter group: at a tiny lr factor it stays where it started.
+  TinyRun frozen(with({"optimizer.extra_lr_factor=1e-12"}));
+  REQUIRE(frozen.train() == ardkit::TrainOutcome::completed);
+  const auto frozen_lines = step_lines(frozen);
+  CHECK(frozen_lines.front()["head_weight_sum"].get<double>() ==
+        doctest::Approx(frozen_lines.back()["head_weight_sum"].get<double>()).epsilon(1e-9));
+  CHECK(frozen_lines.front()["loss"] != frozen_lines.back()["loss"]);  // the student still learns
+}
+
+TEST_CASE("an objective's module and buffers resume bit-exactly") {
+  std::vector<std::string> probe = kProbe;
+  probe.push_back("objective.updates_per_batch=2");
+  TinyRun whole(probe);
+  REQUIRE(whole.train() == ardkit::TrainOutcome::completed);
+  const std::string interrupted =
+      std::string(kTiny) + "\n[[hook]]\nplugin = \"interrupt_after\"\nstep = 23\n";
+  TinyRun split(probe, interrupted);
+  ardkit::install_interrupt_handlers();
+  REQUIRE(split.train() == ardkit::TrainOutcome::interrupted);
+  ardkit::clear_interrupt();
+  CHECK(objective_state(split.run->checkpoint_path("last"), "updates").item<double>() == 2 * 23);
+  REQUIRE(split.train() == ardkit::TrainOutcome::completed);
+  for (const std::string key : {"linear.weight", "linear.bias", "seen", "updates"}) {
+    CAPTURE(key);
+    CHECK(torch::equal(objective_state(whole.run->checkpoint_path("last"), key),
+                       objective_state(split.run->checkpoint_path("last"), key)));
+  }
+  const auto a = whole.final_weights();
+  const auto b = split.final_weights();
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    CHECK(torch::equal(a[i], b[i]));
+}
+
 TEST_CASE("an interrupted run resumes to the same weights as an uninterrupted one") {
   // With augmentation: crops and flips are prefetched on another thread and must not matter.
   const std::vector<std::string> augmented = {"data.crop_padding=1", "data.horizontal_flip=true"};

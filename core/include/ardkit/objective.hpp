@@ -3,7 +3,11 @@
 #include <utility>
 #include <vector>
 
+#include <functional>
+
 #include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+#include <torch/serialize/archive.h>
 #include <torch/types.h>
 
 #include "ardkit/attack.hpp"
@@ -13,9 +17,16 @@
 
 namespace ardkit {
 
+// The loss to minimize plus named terms for the logs (detached or not; they are only read).
+struct LossTerms {
+  torch::Tensor total;
+  std::vector<std::pair<std::string, torch::Tensor>> terms;
+};
+
 // Everything one training step may need. The teacher (when present) is frozen and in eval mode;
-// the student is in train mode when `compute` is called, and the objective decides what else
-// runs in which mode (the attack's BatchNorm mode goes in its AttackTarget).
+// the student (and the objective's trainable() module) is in train mode when the step starts,
+// and the objective decides what else runs in which mode (the attack's BatchNorm mode goes in
+// its AttackTarget).
 struct StepContext {
   Model& student;
   Model* teacher = nullptr;  // null when the experiment has no teacher
@@ -24,17 +35,39 @@ struct StepContext {
   int64_t epoch = 0;  // 0-based
   int64_t step = 0;   // global step, 0-based
   Knobs& knobs;
+  // The run's optimizer: the student's parameters (group 0) and the objective's trainable()
+  // module's (group 1, with its own lr factor and weight decay). Null outside training (tests
+  // that call compute() directly).
+  torch::optim::Optimizer* optimizer = nullptr;
+  // Throws, naming the term, when a loss term is NaN or infinite; the engine's default step
+  // calls it before backward, so a blow-up never reaches the weights. A custom step should too.
+  std::function<void(const LossTerms&)> check_finite;
 };
 
-// The loss to minimize plus named terms for the logs (detached or not; they are only read).
-struct LossTerms {
-  torch::Tensor total;
-  std::vector<std::pair<std::string, torch::Tensor>> terms;
+// What an objective learns about the run before the optimizer exists and before a resume loads
+// its state: enough to size projection heads (feature dimensions) and memory banks (train_size).
+// Feature dimensions and class counts come from one eval-mode, no-grad forward of each model on
+// a zero batch of the data's shape, so they are what compute() will see.
+struct ObjectiveSetup {
+  int64_t train_size = 0;       // samples in the training split (indices 0..train_size-1)
+  int64_t num_classes = 0;      // of the data (the student's label space)
+  int64_t student_features = 0;
+  int64_t student_classes = 0;
+  int64_t teacher_features = 0;  // 0 when there is no teacher
+  int64_t teacher_classes = 0;
+  torch::Device device = torch::kCPU;
 };
 
 class ARDKIT_API Objective : public Component {
  public:
+  // Called once per run, after the models are on their device and before the optimizer is made
+  // or a checkpoint is loaded: build heads and buffers here (on setup.device).
+  virtual void setup(const ObjectiveSetup& setup) {}
   virtual LossTerms compute(StepContext& context) = 0;
+  // One optimization step on context.batch. The default is the usual one: zero_grad, compute,
+  // check_finite, backward, optimizer step. Override it for several updates per batch or a second
+  // optimizer of the objective's own (save its state in save_state).
+  virtual LossTerms step(StepContext& context);
   virtual bool needs_teacher() const {
     return false;
   }
@@ -43,11 +76,19 @@ class ARDKIT_API Objective : public Component {
   }
   // Knobs this objective reads, with their starting values (e.g. "temperature").
   virtual void declare_knobs(Knobs& knobs) {}
-  // Extra trainable state (projection heads, memory banks): optimized together with the student
-  // and saved in checkpoints. Null when the objective has none.
+  // Extra trainable state (projection heads, memory banks as registered buffers): optimized with
+  // the student in its own parameter group ([optimizer] extra_lr_factor, extra_weight_decay), put
+  // in train/eval mode with the student, and saved in checkpoints with all its buffers. Null when
+  // the objective has none.
   virtual std::shared_ptr<torch::nn::Module> trainable() {
     return nullptr;
   }
+  // Everything else the objective must carry across a resume (a second optimizer, counters).
+  // The defaults save and load trainable(); `load_state` is only called when save_state wrote.
+  virtual void save_state(torch::serialize::OutputArchive& archive);
+  virtual void load_state(torch::serialize::InputArchive& archive);
+  // Whether save_state writes anything (the default: when trainable() is not null).
+  virtual bool has_state();
 };
 
 using ObjectivePtr = std::shared_ptr<Objective>;
