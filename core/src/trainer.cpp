@@ -239,7 +239,17 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   if (setup.attack)
     knobs.declare("attack.eps", setup.attack->threat().eps);
 
-  setup.objective->setup(objective_setup(student, setup.teacher.get(), *setup.data, device));
+  const ObjectiveSetup sizes = objective_setup(student, setup.teacher.get(), *setup.data, device);
+  if (setup.teacher && setup.objective->needs_same_label_space() &&
+      sizes.teacher_classes != sizes.student_classes)
+    throw_config_error(fmt::format(
+        "{}: objective '{}' distills the teacher's class probabilities, but the teacher has {} "
+        "classes and the student {}: soft labels need one label space; for a teacher from "
+        "another task use a feature objective (gacd), or train the student alone (pgd_at, "
+        "trades)",
+        config.file.string(), config.objective->plugin, sizes.teacher_classes,
+        sizes.student_classes));
+  setup.objective->setup(sizes);
   auto extra = setup.objective->trainable();
   std::vector<torch::Tensor> extra_parameters;
   if (extra) {

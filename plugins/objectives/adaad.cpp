@@ -26,6 +26,9 @@ class AdaAd : public ardkit::Objective {
   bool needs_teacher() const override {
     return true;
   }
+  bool needs_same_label_space() const override {
+    return true;
+  }
   bool needs_attack() const override {
     return true;
   }

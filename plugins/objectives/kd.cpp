@@ -20,6 +20,9 @@ class Kd : public ardkit::Objective {
   bool needs_teacher() const override {
     return true;
   }
+  bool needs_same_label_space() const override {
+    return true;
+  }
   void declare_knobs(ardkit::Knobs& knobs) override {
     knobs.declare("temperature", temperature_);
     knobs.declare("alpha", alpha_);

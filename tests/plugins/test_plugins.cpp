@@ -2,6 +2,7 @@
 // interrupt after a given number of steps (as Ctrl-C would), an attack made of another
 // plugin (any attack, with any `steps`), for the registry's part builder, and an objective that
 // uses every engine extension point (setup, its own module and buffers, a custom step).
+#include <ATen/CPUGeneratorImpl.h>
 #include <csignal>
 
 #include <ardkit/ardkit.hpp>
@@ -32,6 +33,31 @@ struct HeadImpl : torch::nn::Module {
   torch::Tensor updates;  // optimizer steps taken
 };
 TORCH_MODULE(Head);
+
+// `fixed_linear`: a pretrained-looking linear classifier with any number of classes (a fixed
+// seed), a teacher from "another task" for the label-space checks.
+class FixedLinear : public ardkit::Model {
+ public:
+  FixedLinear(const ardkit::DataSpec& d, int64_t classes)
+      : fc_(register_module("fc", torch::nn::Linear(d.channels * d.height * d.width, classes))) {
+    torch::NoGradGuard no_grad;
+    auto generator = at::detail::createCPUGenerator(7);
+    fc_->weight.copy_(at::normal(0.0, 0.1, fc_->weight.sizes(), generator));
+  }
+  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+    const auto h = x.flatten(1);
+    return {fc_(h), h};
+  }
+  int64_t feature_dim() const override {
+    return fc_->weight.size(1);
+  }
+  bool pretrained() const override {
+    return true;
+  }
+
+ private:
+  torch::nn::Linear fc_;
+};
 
 // `probe_objective`: cross-entropy on the student's logits and on a head over its features,
 // `updates_per_batch` optimizer steps per batch. Its terms report what the engine told it.
@@ -84,6 +110,12 @@ class ProbeObjective : public ardkit::Objective {
 }  // namespace
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
+  manifest.add(ardkit::PluginKind::model, "fixed_linear", "0",
+               "a fixed linear classifier with `classes` outputs",
+               {ardkit::param::integer("classes", 10).at_least(1)},
+               [](const ardkit::Params& p, const ardkit::BuildContext& context) {
+                 return std::make_shared<FixedLinear>(context.data, p.get_int("classes"));
+               });
   manifest.add(ardkit::PluginKind::objective, "probe_objective", "0",
                "CE on logits and on a head over the features; reports what setup() saw",
                {ardkit::param::integer("updates_per_batch", 1).at_least(1)},

@@ -239,6 +239,27 @@ TEST_CASE("an objective is set up with the run's sizes and trains its own module
   CHECK(frozen_lines.front()["loss"] != frozen_lines.back()["loss"]);  // the student still learns
 }
 
+TEST_CASE("soft-label objectives refuse a teacher with another label space") {
+  // fixed_linear (tests/plugins) stands in for a teacher trained on another task.
+  const auto with_teacher = [](int64_t classes) {
+    return std::string(kTiny) + "\n[teacher]\nplugin = \"fixed_linear\"\nclasses = " +
+           std::to_string(classes) + "\n";
+  };
+  const std::vector<std::string> kd = {"objective.plugin=\"kd\"", "train.epochs=1"};
+  TinyRun other(kd, with_teacher(3));
+  CHECK_THROWS_WITH_AS(other.train(),
+                       doctest::Contains("teacher has 3 classes and the student 10"),
+                       ardkit::Error);
+  CHECK_FALSE(fs::exists(other.run->results_path()));
+  // The same teacher with the student's label space distills.
+  TinyRun same(kd, with_teacher(10));
+  CHECK(same.train() == ardkit::TrainOutcome::completed);
+  // An objective that does not read soft labels trains next to the other-task teacher.
+  TinyRun feature({"objective.plugin=\"probe_objective\"", "train.epochs=1"},
+                  with_teacher(3));
+  CHECK(feature.train() == ardkit::TrainOutcome::completed);
+}
+
 TEST_CASE("an objective's module and buffers resume bit-exactly") {
   std::vector<std::string> probe = kProbe;
   probe.push_back("objective.updates_per_batch=2");

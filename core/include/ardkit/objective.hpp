@@ -74,6 +74,12 @@ class ARDKIT_API Objective : public Component {
   virtual bool needs_attack() const {
     return false;
   }
+  // True for objectives that compare the teacher's and the student's class probabilities (soft
+  // labels, KL terms): the engine refuses a teacher whose label space differs (cross-task
+  // distillation needs a feature objective).
+  virtual bool needs_same_label_space() const {
+    return false;
+  }
   // Knobs this objective reads, with their starting values (e.g. "temperature").
   virtual void declare_knobs(Knobs& knobs) {}
   // Extra trainable state (projection heads, memory banks as registered buffers): optimized with
