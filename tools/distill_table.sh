@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash tools/setup.sh
 bash tools/build.sh
 out=runs/fmnist-distill
-for method in natural pgd_at trades kd ard rslad iad adaad; do
+for method in natural pgd_at trades kd ard rslad iad adaad gacd gacd_infonce; do
   build/bin/ardkit run "experiments/fmnist/distill/$method.toml" --output "$out"
 done
 echo

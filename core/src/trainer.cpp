@@ -249,6 +249,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
         "trades)",
         config.file.string(), config.objective->plugin, sizes.teacher_classes,
         sizes.student_classes));
+  torch::manual_seed(static_cast<uint64_t>(seed));  // heads and banks: initialized from the seed
   setup.objective->setup(sizes);
   auto extra = setup.objective->trainable();
   std::vector<torch::Tensor> extra_parameters;

@@ -12,6 +12,7 @@ the student's state after one SGD step (lr 0.1, momentum 0.9, weight decay 2e-4)
 start is drawn from the default generator right after torch.manual_seed(SEED), as ardkit does.
 """
 import copy
+import math
 import sys
 from pathlib import Path
 
@@ -31,8 +32,12 @@ class TinyNet(nn.Module):
         self.fc = nn.Linear(64, classes)
 
     def forward(self, x):
-        h = F.avg_pool2d(F.relu(self.bn(self.conv(x))), 2)
-        return self.fc(h.flatten(1))
+        return self.both(x)[1]
+
+    def both(self, x):
+        """(penultimate features, logits), as ardkit's ModelOutput."""
+        h = F.avg_pool2d(F.relu(self.bn(self.conv(x))), 2).flatten(1)
+        return h, self.fc(h)
 
 
 def project(x_adv, x, eps):
@@ -261,6 +266,114 @@ def make_inputs(out):
     return student, teacher, st_teacher, x, y
 
 
+# ---- GACD: no official code exists; this is the plugin's documented derivation written out
+# independently (plugins/objectives/gacd.cpp, README "GACD"): CRD's heads, NCE and memory banks
+# (HobbitLong/RepDistiller crd/), the attack guided by the in-batch contrastive loss. ----
+GACD_SAMPLES, GACD_K, GACD_DIM = 16, 5, 6
+
+
+class GacdHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed_s = nn.Linear(64, GACD_DIM)
+        self.embed_t = nn.Linear(64, GACD_DIM)
+        stdv = 1.0 / math.sqrt(GACD_DIM / 3.0)
+        self.register_buffer("memory_s", torch.rand(GACD_SAMPLES, GACD_DIM) * 2 * stdv - stdv)
+        self.register_buffer("memory_t", torch.rand(GACD_SAMPLES, GACD_DIM) * 2 * stdv - stdv)
+        self.register_buffer("z_s", torch.full((1,), -1.0))
+        self.register_buffer("z_t", torch.full((1,), -1.0))
+
+
+def gacd(s, t, heads, x, y, estimator="crd", reweight="prob", guide="contrastive", kl_weight=0.0,
+         tau=0.07, momentum=0.5, power=0.5, cw=0.8, cew=1.0, kl_t=4.0):
+    def embed(head, f):
+        return F.normalize(head(f), dim=1)
+    b = len(x)
+    index = torch.arange(b)
+    with torch.no_grad():
+        t_feat, t_logits = t.both(x)
+    v_t = embed(heads.embed_t, t_feat)
+    anchors = v_t.detach()
+    s.eval()  # attack_bn_mode = "eval"; start U(-eps, eps) clipped into [0, 1]
+    x_adv = torch.clamp(x.detach() + torch.zeros_like(x).uniform_(-EPS, EPS), 0.0, 1.0)
+    if guide == "contrastive":
+        x_adv = sign_steps(x_adv, x, lambda v: F.cross_entropy(
+            embed(heads.embed_s, s.both(v)[0]) @ anchors.t() / tau, index, reduction="sum"))
+    else:  # "ce"
+        x_adv = sign_steps(x_adv, x, lambda v: F.cross_entropy(s(v), y, reduction="sum"))
+    s.train()
+    feat, logits = s.both(x_adv)
+    v_s = embed(heads.embed_s, feat)
+    if reweight == "none":
+        w = torch.ones(b)
+    else:
+        w = F.softmax(t_logits, dim=1)[torch.arange(b), y]
+        if reweight == "power":
+            w = w ** power
+        w = (w / w.mean()).detach()
+    if estimator == "infonce":
+        sim = v_s @ v_t.t() / tau
+        per = F.cross_entropy(sim, index, reduction="none") + F.cross_entropy(
+            sim.t(), index, reduction="none")
+    else:
+        neg = torch.randint(0, GACD_SAMPLES, (b, GACD_K))
+        idx = torch.cat([index.unsqueeze(1), neg], 1).view(-1)
+        mpn = GACD_K / GACD_SAMPLES
+
+        def scores(memory, v, z):
+            out = torch.exp(torch.bmm(memory[idx].view(b, GACD_K + 1, GACD_DIM),
+                                      v.unsqueeze(2)).squeeze(2) / tau)
+            if z.item() < 0:
+                z.fill_(out.mean().item() * GACD_SAMPLES)
+            return out / z
+
+        def nce(out):
+            pos, neg_ = out[:, 0], out[:, 1:]
+            return -(torch.log(pos / (pos + mpn + 1e-7))
+                     + torch.log(mpn / (neg_ + mpn + 1e-7)).sum(1))
+        per = nce(scores(heads.memory_t, v_s, heads.z_s)) + nce(
+            scores(heads.memory_s, v_t, heads.z_t))
+        with torch.no_grad():
+            for memory, v in ((heads.memory_s, v_s), (heads.memory_t, v_t)):
+                moved = memory[index] * momentum + v.detach() * (1 - momentum)
+                memory.index_copy_(0, index, moved / moved.pow(2).sum(1, keepdim=True).sqrt())
+    contrastive = (w * per).sum() / b
+    ce = F.cross_entropy(logits, y)
+    loss = cw * contrastive + cew * ce
+    terms = {"contrastive": contrastive, "mean_w": w.mean(), "adv_ce": ce}
+    if kl_weight > 0:
+        kl = kl_sum(F.log_softmax(logits / kl_t, dim=1), F.softmax(t_logits / kl_t, dim=1)) / b
+        loss = loss + kl_weight * kl_t * kl_t * kl
+        terms["kl"] = kl
+    return x_adv, loss, terms
+
+
+def gacd_cases(out, student, teacher, x, y):
+    """gacd_init.pt (heads and banks before the step) and one case file per setting."""
+    torch.manual_seed(5)
+    init = GacdHeads()
+    torch.save(dict(init.state_dict()), out / "gacd_init.pt")
+    cases = {
+        "gacd_crd": {},
+        "gacd_infonce": {"estimator": "infonce", "reweight": "power", "kl_weight": 0.5},
+        "gacd_guide_ce": {"guide": "ce", "reweight": "none"},
+    }
+    for name, kwargs in cases.items():
+        s, heads = copy.deepcopy(student), copy.deepcopy(init)
+        optimizer = torch.optim.SGD(list(s.parameters()) + list(heads.parameters()), lr=0.1,
+                                    momentum=0.9, weight_decay=2e-4)
+        optimizer.zero_grad()
+        torch.manual_seed(SEED)
+        x_adv, loss, terms = gacd(s, teacher, heads, x, y, **kwargs)
+        loss.backward()
+        optimizer.step()
+        record = {"loss": loss.detach(), "x_adv": x_adv.detach()}
+        record.update({"term." + k: v.detach() for k, v in terms.items()})
+        record.update({"after." + k: v.detach().clone() for k, v in s.state_dict().items()})
+        record.update({"heads." + k: v.detach().clone() for k, v in heads.state_dict().items()})
+        torch.save(record, out / (name + ".pt"))
+
+
 def main(out):
     out.mkdir(parents=True, exist_ok=True)
     student, teacher, st_teacher, x, y = make_inputs(out)
@@ -295,6 +408,7 @@ def main(out):
         for k, v in s.state_dict().items():
             record["after." + k] = v.detach().clone()
         torch.save(record, out / (name + ".pt"))
+    gacd_cases(out, student, teacher, x, y)
     print(f"objective reference written to {out}")
 
 

@@ -316,6 +316,109 @@ TEST_CASE("the official steps are sensitive to what the objectives get right") {
 
 namespace {
 
+// One GACD step against make_reference.py's gacd_cases: the heads and memory banks start from
+// gacd_init.pt, train with the student in one SGD step, and must end where the reference's do.
+void check_gacd(const std::string& name, const Values& params) {
+  CAPTURE(name);
+  const auto r = load(name + ".pt");
+  const auto init = load("gacd_init.pt");
+  const auto batch_file = load("batch.pt");
+  ardkit::Batch batch;
+  batch.x = batch_file.at("x");
+  batch.y = batch_file.at("y");
+  batch.index = torch::arange(batch.x.size(0));
+  auto student = tiny("student.pt");
+  auto teacher = tiny("teacher.pt");
+  teacher->eval();
+  for (auto& p : teacher->parameters())
+    p.set_requires_grad(false);
+  Values all = {{"feature_dim", int64_t{6}}, {"negatives", int64_t{5}}};
+  all.insert(params.begin(), params.end());
+  const auto objective_params = test::params_for(PluginKind::objective, "gacd", all);
+  auto plugin =
+      test::builtin().create<ardkit::Objective>(PluginKind::objective, "gacd", objective_params, {});
+  ardkit::ObjectiveSetup sizes;
+  sizes.train_size = 16;
+  sizes.num_classes = sizes.student_classes = sizes.teacher_classes = 10;
+  sizes.student_features = sizes.teacher_features = 64;
+  plugin->setup(sizes);
+  auto heads = plugin->trainable();
+  REQUIRE(heads);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& item : heads->named_parameters())
+      item.value().copy_(init.at(item.key()));
+    for (auto& item : heads->named_buffers())
+      item.value().copy_(init.at(item.key()));
+  }
+  std::map<std::string, ardkit::Value> attack_values;
+  for (const auto& [k, v] :
+       test::builtin().find(PluginKind::objective, "gacd").info.attack_defaults(objective_params))
+    attack_values[k] = v;
+  auto attack = std::make_shared<Recording>(
+      test::make<ardkit::Attack>(PluginKind::attack, "pgd", attack_values));
+  ardkit::Knobs knobs;
+  plugin->declare_knobs(knobs);
+  auto parameters = student->parameters();
+  for (auto& p : heads->parameters())
+    parameters.push_back(p);
+  torch::optim::SGD optimizer(parameters,
+                              torch::optim::SGDOptions(0.1).momentum(0.9).weight_decay(2e-4));
+  optimizer.zero_grad();
+  student->train();
+  torch::manual_seed(1234);
+  ardkit::StepContext context{*student, teacher.get(), attack.get(), batch, 0, 0, knobs};
+  const auto loss = plugin->compute(context);
+  loss.total.backward();
+  optimizer.step();
+
+  CHECK(max_diff(attack->last, r.at("x_adv")) < 1e-6);
+  CHECK(relative(loss.total.item<double>(), r.at("loss").item<double>()) < 1e-5);
+  size_t terms = 0;
+  for (const auto& [key, value] : r) {
+    if (key.rfind("term.", 0) != 0)
+      continue;
+    const std::string term = key.substr(5);
+    CAPTURE(term);
+    auto found = std::find_if(loss.terms.begin(), loss.terms.end(),
+                              [&](const auto& t) { return t.first == term; });
+    REQUIRE(found != loss.terms.end());
+    CHECK(relative(found->second.item<double>(), value.item<double>()) < 1e-5);
+    ++terms;
+  }
+  CHECK(terms >= 3);
+  for (const auto& [key, value] : ardkit::model_state_dict(*student)) {
+    CAPTURE(key);
+    CHECK(max_diff(value, r.at("after." + key)) < 2e-5);
+  }
+  // Heads (4 tensors) and, for crd, both banks and their Z constants (4 more); Z is of the order
+  // of N * exp(1 / tau), so its tolerance is relative.
+  size_t head_entries = 0;
+  const auto compare = [&](const std::string& key, const torch::Tensor& value) {
+    CAPTURE(key);
+    const double scale = std::max(1.0, value.abs().max().item<double>());
+    CHECK(max_diff(value, r.at("heads." + key)) < 2e-5 * scale);
+    ++head_entries;
+  };
+  for (const auto& item : heads->named_parameters())
+    compare(item.key(), item.value());
+  for (const auto& item : heads->named_buffers())
+    compare(item.key(), item.value());
+  CHECK(head_entries == (objective_params.get_string("estimator") == "crd" ? 8u : 4u));
+}
+
+}  // namespace
+
+TEST_CASE("gacd reproduces its documented step: both estimators, banks, reweighting, guides") {
+  check_gacd("gacd_crd", {});
+  check_gacd("gacd_infonce", {{"estimator", std::string("infonce")},
+                              {"reweight", std::string("power")},
+                              {"kl_weight", 0.5}});
+  check_gacd("gacd_guide_ce", {{"guide", std::string("ce")}, {"reweight", std::string("none")}});
+}
+
+namespace {
+
 // The learning rate of every step of a shipped experiment, as its LrSchedule gives it.
 std::vector<double> ardkit_lrs(const fs::path& file, int64_t epochs, int64_t steps,
                                const std::vector<std::string>& overrides = {}) {

@@ -258,6 +258,16 @@ TEST_CASE("soft-label objectives refuse a teacher with another label space") {
   TinyRun feature({"objective.plugin=\"probe_objective\"", "train.epochs=1"},
                   with_teacher(3));
   CHECK(feature.train() == ardkit::TrainOutcome::completed);
+  // gacd passes features only, but its reweighting reads the teacher's probabilities of y.
+  const std::vector<std::string> gacd = {"objective.plugin=\"gacd\"", "objective.negatives=64",
+                                         "train.epochs=1"};
+  TinyRun reweighted(gacd, with_teacher(3));
+  CHECK_THROWS_WITH_AS(reweighted.train(), doctest::Contains("reweight = \"prob\""),
+                       ardkit::Error);
+  auto plain = gacd;
+  plain.push_back("objective.reweight=\"none\"");
+  TinyRun cross_task(plain, with_teacher(3));
+  CHECK(cross_task.train() == ardkit::TrainOutcome::completed);
 }
 
 TEST_CASE("an objective's module and buffers resume bit-exactly") {
