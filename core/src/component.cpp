@@ -1,6 +1,10 @@
 // Out-of-line virtual destructors: they anchor the vtables and type information of the plugin
 // interfaces in libardkit_core, one copy for the host and every plugin library.
 #include "ardkit/component.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
 #include "ardkit/attack.hpp"
 #include "ardkit/data.hpp"
 #include "ardkit/error.hpp"
@@ -15,6 +19,26 @@ namespace ardkit {
 
 Component::~Component() = default;
 Model::~Model() = default;
+
+void Model::set_taps(const std::vector<std::string>& names) {
+  const auto valid = tap_names();
+  for (const auto& name : names)
+    if (std::find(valid.begin(), valid.end(), name) == valid.end())
+      throw_config_error(fmt::format("this model has no tap '{}'{}; its taps: {}", name,
+                                     did_you_mean(name, valid),
+                                     valid.empty() ? "none" : join(valid, ", ")));
+  wanted_ = std::set<std::string>(names.begin(), names.end());
+  tapped_.clear();
+}
+
+const torch::Tensor& Model::tapped(const std::string& name) const {
+  const auto found = tapped_.find(name);
+  if (found == tapped_.end())
+    throw_runtime_error(fmt::format("tap '{}' was not recorded: ask for it with set_taps before "
+                                    "the forward",
+                                    name));
+  return found->second;
+}
 
 LossTerms Objective::step(StepContext& c) {
   if (!c.optimizer)

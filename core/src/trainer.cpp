@@ -87,6 +87,9 @@ ObjectiveSetup objective_setup(Model& student, Model* teacher, DataSource& data,
                                torch::Device device) {
   ObjectiveSetup out;
   const DataSpec spec = data.spec();
+  out.data = spec;
+  out.student = &student;
+  out.teacher = teacher;
   out.train_size = data.size(Split::train);
   out.num_classes = spec.num_classes;
   out.device = device;

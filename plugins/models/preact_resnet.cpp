@@ -39,6 +39,8 @@ class PreActBlockImpl : public nn::Module {
 };
 TORCH_MODULE(PreActBlock);
 
+constexpr const char* kLayers[] = {"layer1", "layer2", "layer3", "layer4"};
+
 class PreActResNet : public ardkit::Model {
  public:
   PreActResNet(int64_t channels, int64_t classes, bool final_bn,
@@ -62,15 +64,21 @@ class PreActResNet : public ardkit::Model {
 
   ardkit::ModelOutput forward(const torch::Tensor& x) override {
     auto out = conv1_(normalize_(x));
-    for (auto& layer : layers_)
-      out = layer->forward(out);
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      out = layers_[i]->forward(out);
+      tap(kLayers[i], out);
+    }
     if (bn_)
       out = torch::relu(bn_(out));
     auto features = torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
+    tap("features", features);
     return {linear_(features), features};
   }
   int64_t feature_dim() const override {
     return 512;
+  }
+  std::vector<std::string> tap_names() const override {
+    return {"layer1", "layer2", "layer3", "layer4", "features"};
   }
 
  private:

@@ -37,6 +37,8 @@ class BasicBlockImpl : public nn::Module {
 };
 TORCH_MODULE(BasicBlock);
 
+constexpr const char* kLayers[] = {"layer1", "layer2", "layer3", "layer4"};
+
 class ResNet : public ardkit::Model {
  public:
   ResNet(const std::vector<int64_t>& blocks, int64_t channels, int64_t classes,
@@ -59,14 +61,21 @@ class ResNet : public ardkit::Model {
 
   ardkit::ModelOutput forward(const torch::Tensor& x) override {
     auto out = torch::relu(bn1_(conv1_(normalize_(x))));
-    for (auto& layer : layers_)
-      out = layer->forward(out);
+    tap("stem", out);
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      out = layers_[i]->forward(out);
+      tap(kLayers[i], out);
+    }
     // Global average pooling: the reference's avg_pool2d(4) on the 4x4 map of 32x32 inputs.
     auto features = torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
+    tap("features", features);
     return {linear_(features), features};
   }
   int64_t feature_dim() const override {
     return 512;
+  }
+  std::vector<std::string> tap_names() const override {
+    return {"stem", "layer1", "layer2", "layer3", "layer4", "features"};
   }
 
  private:

@@ -38,15 +38,21 @@ class SmallCnn : public ardkit::Model {
     if (bn1_)
       h = bn1_->forward(h);
     h = torch::max_pool2d(torch::relu(h), 2);
+    tap("block1", h);
     h = conv2_->forward(h);
     if (bn2_)
       h = bn2_->forward(h);
     h = torch::max_pool2d(torch::relu(h), 2);
+    tap("block2", h);
     auto features = torch::relu(fc1_->forward(h.flatten(1)));
+    tap("features", features);
     return {fc2_->forward(features), features};
   }
   int64_t feature_dim() const override {
     return options_.hidden;
+  }
+  std::vector<std::string> tap_names() const override {
+    return {"block1", "block2", "features"};  // after each conv block's pooling; fc1's output
   }
 
  private:

@@ -84,14 +84,23 @@ class WideResNet : public ardkit::Model {
   }
 
   ardkit::ModelOutput forward(const torch::Tensor& x) override {
-    auto out = block3_(block2_(block1_(conv1_(normalize_(x)))));
+    auto out = block1_(conv1_(normalize_(x)));
+    tap("block1", out);
+    out = block2_(out);
+    tap("block2", out);
+    out = block3_(out);
+    tap("block3", out);
     out = torch::relu(bn1_(out));
     // Global average pooling: the reference's avg_pool2d(8) on the 8x8 map of 32x32 inputs.
     auto features = torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
+    tap("features", features);
     return {fc_(features), features};
   }
   int64_t feature_dim() const override {
     return width_;
+  }
+  std::vector<std::string> tap_names() const override {
+    return {"block1", "block2", "block3", "features"};
   }
 
  private:

@@ -9,6 +9,7 @@
 // parameter, its default argued in README "GACD":
 //
 //   v_t   = normalize(W_t f_T(x))        teacher anchor: the frozen teacher's clean features
+//                                        (penultimate, or a tapped layer: teacher_layer)
 //   x'    = [attack] maximizing the guide (default: the student's contrastive loss against the
 //           teacher anchors, student in eval mode): adversarial examples guided by the teacher
 //   v_s   = normalize(W_s f_S(x'))       positive: the student's features of the same sample's x'
@@ -33,6 +34,26 @@ namespace F = torch::nn::functional;
 
 torch::Tensor embed(torch::nn::Linear& head, const torch::Tensor& features) {
   return F::normalize(head(features), F::NormalizeFuncOptions().dim(1));
+}
+
+// The representation a head embeds: the model's penultimate features, or a tapped layer
+// (feature maps [B, C, H, W] average-pooled to [B, C], as the penultimate features are).
+torch::Tensor representation(ardkit::Model& model, const ardkit::ModelOutput& out,
+                             const std::string& layer) {
+  if (layer.empty())
+    return out.features;
+  const auto& t = model.tapped(layer);
+  return t.dim() > 2 ? torch::adaptive_avg_pool2d(t, {1, 1}).flatten(1) : t.flatten(1);
+}
+
+// Asks `model` for `layer` and returns the width its head will see.
+int64_t tapped_width(ardkit::Model& model, const std::string& layer, const ardkit::DataSpec& d,
+                     torch::Device device) {
+  model.set_taps({layer});
+  torch::NoGradGuard no_grad;
+  ardkit::BnModeGuard eval_mode(model, ardkit::BnMode::eval);
+  const auto out = model.forward(torch::zeros({1, d.channels, d.height, d.width}, device));
+  return representation(model, out, layer).size(1);
 }
 
 // The heads and CRD's memory banks (registered buffers, so checkpoints carry them).
@@ -62,9 +83,13 @@ class Gacd : public ardkit::Objective {
         reweight_origin_(p.origin("reweight")),
         guide_origin_(p.origin("guide")),
         kl_origin_(p.origin("kl_weight")),
+        origins_{{"student_layer", p.origin("student_layer")},
+                 {"teacher_layer", p.origin("teacher_layer")}},
         crd_(p.get_string("estimator") == "crd"),
         symmetric_(p.get_bool("symmetric")),
         guide_(p.get_string("guide")),
+        student_layer_(p.get_string("student_layer")),
+        teacher_layer_(p.get_string("teacher_layer")),
         reweight_(p.get_string("reweight")),
         dim_(p.get_int("feature_dim")),
         negatives_(p.get_int("negatives")),
@@ -104,7 +129,21 @@ class Gacd : public ardkit::Objective {
         refuse(kl_origin_, "kl_weight > 0");
     }
     samples_ = s.train_size;
-    state_ = GacdState(s.student_features, s.teacher_features, dim_, samples_, crd_);
+    int64_t student_width = s.student_features, teacher_width = s.teacher_features;
+    const auto width = [&](ardkit::Model& model, const std::string& key,
+                           const std::string& layer) {
+      try {
+        return tapped_width(model, layer, s.data, s.device);
+      } catch (const ardkit::Error& e) {  // say which key of which file names the layer
+        ardkit::throw_config_error(fmt::format("{}: {} {}: {}", origins_.at(key), where_, key,
+                                               e.what()));
+      }
+    };
+    if (!student_layer_.empty())
+      student_width = width(*s.student, "student_layer", student_layer_);
+    if (!teacher_layer_.empty())
+      teacher_width = width(*s.teacher, "teacher_layer", teacher_layer_);
+    state_ = GacdState(student_width, teacher_width, dim_, samples_, crd_);
     state_->to(s.device);
   }
 
@@ -122,11 +161,13 @@ class Gacd : public ardkit::Objective {
     {
       torch::NoGradGuard no_grad;
       teacher = c.teacher->forward(x);
+      if (!teacher_layer_.empty())
+        teacher.features = representation(*c.teacher, teacher, teacher_layer_);
     }
     const auto v_t = embed(state_->embed_t, teacher.features);
     const auto x_adv = attack(c, v_t.detach(), teacher.logits);
     const auto student = c.student.forward(x_adv);
-    const auto v_s = embed(state_->embed_s, student.features);
+    const auto v_s = embed(state_->embed_s, representation(c.student, student, student_layer_));
     const auto w = weights(teacher.logits, y);
     const auto per_sample = crd_ ? crd(v_s, v_t, c.batch.index) : infonce(v_s, v_t);
     const auto contrastive = (w * per_sample).sum() / static_cast<double>(b);
@@ -167,7 +208,8 @@ class Gacd : public ardkit::Objective {
     target.bn_mode = bn_mode_;
     target.objective = [&, anchors](const torch::Tensor& x_adv, const torch::Tensor&,
                                     const torch::Tensor& rows) {
-      const auto v = embed(state_->embed_s, student.forward(x_adv).features);
+      const auto v = embed(state_->embed_s,
+                           representation(student, student.forward(x_adv), student_layer_));
       return F::cross_entropy(torch::mm(v, anchors.t()) / tau_, rows,
                               F::CrossEntropyFuncOptions().reduction(torch::kNone));
     };
@@ -247,8 +289,9 @@ class Gacd : public ardkit::Objective {
   }
 
   std::string where_, reweight_origin_, guide_origin_, kl_origin_;
+  std::map<std::string, std::string> origins_;
   bool crd_, symmetric_;
-  std::string guide_, reweight_;
+  std::string guide_, student_layer_, teacher_layer_, reweight_;
   int64_t dim_, negatives_, samples_ = 0;
   double tau_, momentum_, power_, contrastive_weight_, ce_weight_, kl_weight_, kl_temperature_;
   ardkit::BnMode bn_mode_;
@@ -281,6 +324,10 @@ ardkit::ParamSchema schema() {
           .at_least(0)
           .help("weight of T^2 KL(T(x) || S(x')) (same label space only)"),
       real("kl_temperature", 4.0).greater_than(0).help("temperature T of the KL term"),
+      string("student_layer", "")
+          .help("the student's tap to distill (e.g. \"layer3\"; feature maps are average-pooled); "
+                "empty: the penultimate features"),
+      string("teacher_layer", "").help("the teacher's tap to use as anchor; empty: penultimate"),
       distill::bn_mode_param("eval", "eval: as RSLAD/AdaAD/TRADES attack"),
   };
 }

@@ -270,6 +270,29 @@ TEST_CASE("soft-label objectives refuse a teacher with another label space") {
   CHECK(cross_task.train() == ardkit::TrainOutcome::completed);
 }
 
+TEST_CASE("gacd distills a tapped layer of the student from the teacher's features") {
+  TinyRun r({"objective.plugin=\"gacd\"", "objective.negatives=64",
+             "objective.student_layer=\"block2\"", "train.epochs=1", "train.log_every=1"},
+            std::string(kTiny) + "\n[teacher]\nplugin = \"fixed_linear\"\n");
+  REQUIRE(r.train() == ardkit::TrainOutcome::completed);
+  const auto lines = step_lines(r);
+  REQUIRE_FALSE(lines.empty());
+  CHECK(lines.front().contains("contrastive"));
+  // The student's head sizes itself from the tap: block2 of small_cnn has conv2 = 16 channels.
+  torch::serialize::InputArchive archive, objective, head;
+  archive.load_from(r.run->checkpoint_path("last").string());
+  archive.read("objective", objective);
+  objective.read("embed_s", head);
+  torch::Tensor weight;
+  head.read("weight", weight);
+  CHECK(weight.size(1) == 16);
+  TinyRun wrong({"objective.plugin=\"gacd\"", "objective.student_layer=\"layer9\"",
+                 "train.epochs=1"},
+                std::string(kTiny) + "\n[teacher]\nplugin = \"fixed_linear\"\n");
+  CHECK_THROWS_WITH_AS(wrong.train(), doctest::Contains("student_layer: this model has no tap 'layer9'"),
+                       ardkit::Error);
+}
+
 TEST_CASE("an objective's module and buffers resume bit-exactly") {
   std::vector<std::string> probe = kProbe;
   probe.push_back("objective.updates_per_batch=2");

@@ -1,4 +1,9 @@
 #pragma once
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
@@ -27,6 +32,32 @@ class ARDKIT_API Model : public Component, public torch::nn::Module {
   torch::Tensor logits(const torch::Tensor& x) {
     return forward(x).logits;
   }
+
+  // Named intermediate activations ("taps"), so a feature method can distill a chosen layer:
+  // a plugin lists the points its forward() passes (tap_names) and hands each activation to
+  // tap(name, value); only the names a caller asked for with set_taps are kept, so an untapped
+  // forward costs nothing. tapped() holds the last forward's values.
+  virtual std::vector<std::string> tap_names() const {
+    return {};
+  }
+  // Asks for these names (an unknown one is a config error listing the model's names); an empty
+  // list stops tapping.
+  void set_taps(const std::vector<std::string>& names);
+  const std::map<std::string, torch::Tensor>& tapped() const {
+    return tapped_;
+  }
+  // The last forward's value of one requested tap (a runtime error if it was not recorded).
+  const torch::Tensor& tapped(const std::string& name) const;
+
+ protected:
+  void tap(const std::string& name, const torch::Tensor& value) {
+    if (!wanted_.empty() && wanted_.count(name))
+      tapped_[name] = value;
+  }
+
+ private:
+  std::set<std::string> wanted_;
+  std::map<std::string, torch::Tensor> tapped_;
 };
 
 using ModelPtr = std::shared_ptr<Model>;

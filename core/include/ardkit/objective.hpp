@@ -56,6 +56,11 @@ struct ObjectiveSetup {
   int64_t teacher_features = 0;  // 0 when there is no teacher
   int64_t teacher_classes = 0;
   torch::Device device = torch::kCPU;
+  DataSpec data;  // the input shape, for probing a tapped layer's width
+  // The models themselves, to ask for taps (Model::set_taps) of chosen layers; the teacher is
+  // null when there is none. Valid for the run.
+  Model* student = nullptr;
+  Model* teacher = nullptr;
 };
 
 class ARDKIT_API Objective : public Component {
