@@ -90,7 +90,7 @@ class CliCase(unittest.TestCase):
 class Help(CliCase):
     def test_help_everywhere(self):
         self.assertEqual(run("--help").returncode, 0)
-        for command in ("run", "validate", "plugins", "report", "eval", "export"):
+        for command in ("run", "validate", "plugins", "report", "eval", "export", "analyze"):
             result = run(command, "--help")
             self.assertEqual(result.returncode, 0, command)
             self.assertIn("usage: ardkit " + command, result.stdout)
@@ -380,6 +380,30 @@ class Runs(CliCase):
         self.assertEqual(second.returncode, 0, second.stderr)
         self.assertNotIn("training its teacher first", second.stderr)
         self.assertEqual(len(self.completed_runs()), 3)
+        # `ardkit analyze`: the teacher against itself and its two students.
+        runs = {p.name.split("-")[0]: p for p in self.completed_runs()}
+        out = self.dir / "analysis.json"
+        analyzed = run("analyze", str(runs["teacher"]), str(runs["student"]), str(runs["other"]),
+                       "--points", "40", "--steps", "3", "-o", str(out))
+        self.assertEqual(analyzed.returncode, 0, analyzed.stderr)
+        self.assertIn("cka_adv", analyzed.stdout)
+        report = json.loads(out.read_text())
+        self.assertEqual(report["points"], 40)
+        self.assertEqual(report["attack"]["eps"], 0.1)  # the teacher's first [[eval]] radius
+        rows = report["models"]
+        self.assertEqual([r["role"] for r in rows], ["teacher", "student", "student"])
+        for key in ("cka", "cka_adv", "structure", "structure_adv", "agreement", "agreement_adv"):
+            self.assertAlmostEqual(rows[0][key], 1.0, places=6, msg=key)  # the teacher is itself
+            for r in rows[1:]:
+                self.assertGreaterEqual(r[key], -1.0 if key.startswith("structure") else 0.0)
+                self.assertLessEqual(r[key], 1.0 + 1e-9)
+        for r in rows:
+            self.assertLessEqual(r["pgd_acc"], r["clean_acc"])
+            self.assertGreater(r["shift"], 0.0)
+        self.assert_error(run("analyze", str(runs["teacher"])), 2, "at least one student",
+                          runs_allowed=True)
+        self.assert_error(run("analyze", str(runs["teacher"]), str(self.dir / "nope")), 2,
+                          "no such run folder or model file", runs_allowed=True)
         # Mistakes in the [teacher] table name the key and the fix.
         bad = self.write("bad.toml", student.replace('experiment = "teacher.toml"',
                                                      'experiment = "teacher.toml"\ncheckpoint = "x.pt"'))

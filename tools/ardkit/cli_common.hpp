@@ -34,5 +34,9 @@ toml::table evaluation_of_run(const fs::path& run, const std::string& which);
 // TOML and the file that messages should name.
 std::pair<toml::table, fs::path> evaluation_root(const std::string& target,
                                                  const std::string& which);
+// A model file as an evaluation: TorchScript, or a checkpoint of `model_plugin`, on `data_plugin`.
+std::pair<toml::table, fs::path> model_file_evaluation(const std::string& target,
+                                                       const std::string& model_plugin,
+                                                       const std::string& data_plugin);
 
 }  // namespace ardkit::cli

@@ -12,5 +12,6 @@ int plugins_command(const std::vector<std::string>& args);
 int report_command(const std::vector<std::string>& args);
 int eval_command(const std::vector<std::string>& args);
 int export_command(const std::vector<std::string>& args);
+int analyze_command(const std::vector<std::string>& args);
 
 }  // namespace ardkit::cli

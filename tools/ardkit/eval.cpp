@@ -98,8 +98,6 @@ std::pair<toml::table, fs::path> evaluation_root(const std::string& target,
   return {parse_toml(target), target};
 }
 
-namespace {
-
 // TARGET is a model file: an evaluation with that model (TorchScript unless --model names the
 // plugin whose checkpoint it is) on --data, named after the file.
 std::pair<toml::table, fs::path> model_file_evaluation(const std::string& target,
@@ -118,6 +116,8 @@ std::pair<toml::table, fs::path> model_file_evaluation(const std::string& target
                    {"run", toml::table{{"name", fs::path(target).stem().string()}}}};
   return {root, target};
 }
+
+namespace {
 
 // --suite: the [[eval]] list becomes one suite entry. Its radius is --eps, else the first
 // attack's eps.

@@ -23,6 +23,7 @@ commands:
   eval TARGET               clean and robust accuracy of a model (evaluation file or run folder)
   export TARGET -o OUT.pt   a model's weights as a PyTorch state dict (torch.load-able)
   report PATH...            one table of the results of completed runs
+  analyze TEACHER STUDENT...  how much of a teacher's representation students took over
 
 `ardkit COMMAND --help` describes each command's options.
 )";
@@ -50,9 +51,12 @@ int main(int argc, char** argv) {
       return ardkit::cli::eval_command(args);
     if (command == "export")
       return ardkit::cli::export_command(args);
+    if (command == "analyze")
+      return ardkit::cli::analyze_command(args);
     std::cerr << "ardkit: unknown command '" << command << "'"
               << ardkit::did_you_mean(command,
-                                      {"run", "validate", "plugins", "report", "eval", "export"})
+                                      {"run", "validate", "plugins", "report", "eval", "export",
+                                       "analyze"})
               << "; see ardkit --help\n";
     return 2;
   } catch (const ardkit::Error& e) {

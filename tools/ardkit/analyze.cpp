@@ -1,0 +1,270 @@
+// `ardkit analyze`: how much of a teacher's representation its students took over, on clean and
+// on adversarial inputs (linear CKA, similarity structure, feature shift, agreement).
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include <ardkit/analysis.hpp>
+#include <ardkit/evaluation_setup.hpp>
+#include <ardkit/interrupt.hpp>
+#include <ardkit/progress.hpp>
+#include <ardkit/run_dir.hpp>
+
+#include "cli_common.hpp"
+#include "commands.hpp"
+
+namespace ardkit::cli {
+namespace {
+
+const char* kAnalyzeHelp = R"(usage: ardkit analyze TEACHER STUDENT... [options]
+
+Compares each student's representation with the teacher's on the first --points test images of
+the teacher's data. TEACHER and STUDENT are run folders (their best checkpoint, or --which last)
+or TorchScript model files (then --data PLUGIN names the data). Each model is attacked with
+PGD (--steps, step eps/4, cross-entropy; --eps defaults to the teacher's first [[eval]] radius).
+Per student, on penultimate features:
+  cka          linear CKA with the teacher on clean inputs
+  cka_adv      linear CKA with the teacher, both on the student's adversarial inputs
+  struct       correlation of the two models' pairwise cosine-similarity matrices (clean):
+               the "structural knowledge" a student took over
+  struct_adv   the same on the student's adversarial inputs
+  shift        mean ||f(x') - f(x)|| / ||f(x)|| under the model's own attack
+  agree        teacher and student predict the same class (clean; '-' across label spaces)
+  agree_adv    the same on the student's adversarial inputs
+plus clean and PGD accuracy. Prints a table and writes a JSON file (default analysis.json).
+Ctrl-C stops it without writing anything; it has no state to resume (500 points take about a
+minute per model on 2 cores).
+
+options)";
+
+struct Subject {
+  std::string label;
+  EvaluationSetup setup;
+};
+
+// What one model gives on the analysed points.
+struct Views {
+  torch::Tensor features, logits;          // clean
+  torch::Tensor adv_features, adv_logits;  // on its own adversarial inputs
+  torch::Tensor teacher_features_on_adv, teacher_logits_on_adv;  // the teacher on those inputs
+};
+
+double first_eval_eps(const toml::table& root) {
+  if (const auto* evals = root.get_as<toml::array>("eval"))
+    for (const auto& entry : *evals)
+      if (const auto* table = entry.as_table(); table && table->contains("eps"))
+        return table->get("eps")->value_or(-1.0);
+  return -1.0;
+}
+
+toml::table root_of(const std::string& target, const std::string& which,
+                    const std::string& data_plugin, fs::path& file) {
+  if (fs::is_directory(target)) {
+    file = fs::path(target) / "config.toml";
+    return evaluation_of_run(target, which);
+  }
+  if (!fs::is_regular_file(target))
+    throw_config_error(target + ": no such run folder or model file; check the path");
+  auto [root, path] = model_file_evaluation(target, "", data_plugin);
+  file = path;
+  return root;
+}
+
+Subject load_subject(const std::string& target, const std::string& which,
+                     const std::string& data_plugin, double eps, int64_t steps,
+                     const std::vector<fs::path>& plugin_path) {
+  fs::path file;
+  toml::table root = root_of(target, which, data_plugin, file);
+  root.insert_or_assign("eval", toml::array{toml::table{{"plugin", "pgd"},
+                                                        {"name", "pgd"},
+                                                        {"eps", eps},
+                                                        {"steps", steps},
+                                                        {"step_size", eps / 4}}});
+  const LoadedEvaluation loaded = load_evaluation(root, file, plugin_path);
+  // Run folders by their folder name (unique, unlike experiment names), files by their stem.
+  const fs::path path = fs::path(target).lexically_normal();
+  const std::string label =
+      fs::is_directory(target)
+          ? fmt::format("{} ({})", (path.has_filename() ? path : path.parent_path()).filename().string(),
+                        which)
+          : path.stem().string();
+  return {label, build_evaluation(loaded)};
+}
+
+torch::Tensor cat(const std::vector<torch::Tensor>& parts) {
+  return torch::cat(parts, 0);
+}
+
+std::optional<double> when(bool ok, double value) {
+  return ok ? std::optional<double>(value) : std::nullopt;
+}
+
+}  // namespace
+
+int analyze_command(const std::vector<std::string>& args) {
+  CommonOptions common;
+  std::vector<std::string> targets;
+  std::string which = "best", data_plugin, output = "analysis.json";
+  int64_t points = 500, steps = 20, batch_size = 250, threads = 0;
+  double eps = -1;
+  po::options_description d(kAnalyzeHelp);
+  add_common(d, common);
+  d.add_options()("points", po::value(&points), "first N test points (default 500)")(
+      "eps", po::value(&eps), "attack radius (default: the teacher's first [[eval]] eps)")(
+      "steps", po::value(&steps), "PGD steps (default 20)")(
+      "which", po::value(&which), "run folders: best | last checkpoint (default best)")(
+      "data", po::value(&data_plugin), "model files: the data plugin")(
+      "batch-size", po::value(&batch_size), "batch size (default 250)")(
+      "output,o", po::value(&output), "JSON file (default analysis.json)")(
+      "threads", po::value(&threads), "LibTorch threads (0 = one per core)")(
+      "targets", po::value(&targets), "teacher, then students");
+  po::positional_options_description positional;
+  positional.add("targets", -1);
+  parse(args, d, positional);
+  if (common.help) {
+    std::cout << d << "\n";
+    return 0;
+  }
+  if (targets.size() < 2)
+    throw_config_error("analyze: give a teacher and at least one student: ardkit analyze "
+                       "TEACHER_RUN STUDENT_RUN...");
+  if (which != "best" && which != "last")
+    throw_config_error("--which must be best or last, got '" + which + "'");
+  if (points < 2 || steps < 1 || batch_size < 1)
+    throw_config_error("analyze: --points must be at least 2, --steps and --batch-size positive");
+  set_threads(threads);
+  if (eps < 0) {
+    fs::path file;
+    eps = first_eval_eps(root_of(targets[0], which, data_plugin, file));
+    if (eps < 0)
+      throw_config_error(targets[0] + ": names no attack radius; add --eps 0.1 (in [0,1] pixel "
+                                      "units)");
+  }
+  const auto plugin_path = to_paths(common.plugin_path);
+  std::vector<Subject> subjects;
+  for (const auto& target : targets)
+    subjects.push_back(load_subject(target, which, data_plugin, eps, steps, plugin_path));
+  Subject& teacher = subjects.front();
+  DataSource& data = *teacher.setup.data;
+  const int64_t n = std::min(points, data.size(Split::test));
+  if (n < 2)
+    throw_config_error("analyze: the teacher's test split has fewer than 2 points");
+
+  install_interrupt_handlers();
+  torch::manual_seed(0);
+  std::vector<std::vector<std::vector<torch::Tensor>>> parts(
+      subjects.size(), std::vector<std::vector<torch::Tensor>>(6));
+  std::vector<torch::Tensor> labels;
+  const auto run_model = [](Model& model, const torch::Tensor& x) {
+    torch::NoGradGuard no_grad;
+    BnModeGuard eval_mode(model, BnMode::eval);
+    return model.forward(x);
+  };
+  Progress progress("analyze", (n + batch_size - 1) / batch_size);
+  for (int64_t start = 0, b = 0; start < n; start += batch_size, ++b) {
+    const auto indices = torch::arange(start, std::min(n, start + batch_size), torch::kLong);
+    const Batch batch = data.get(Split::test, indices, Augmentation::none());
+    labels.push_back(batch.y);
+    for (size_t m = 0; m < subjects.size(); ++m) {
+      Model& model = *subjects[m].setup.model;
+      Attack& attack = *subjects[m].setup.attacks.front().attack;
+      AttackTarget target;
+      target.model = &model;
+      target.bn_mode = BnMode::eval;
+      const auto x_adv = attack.perturb(target, batch.x, batch.y);
+      const auto clean = run_model(model, batch.x);
+      const auto adv = run_model(model, x_adv);
+      const auto teacher_adv = run_model(*teacher.setup.model, x_adv);
+      for (const auto& [k, t] : std::vector<std::pair<int, torch::Tensor>>{
+               {0, clean.features},
+               {1, clean.logits},
+               {2, adv.features},
+               {3, adv.logits},
+               {4, teacher_adv.features},
+               {5, teacher_adv.logits}})
+        parts[m][k].push_back(t);
+      if (interrupt_requested()) {
+        progress.finish("interrupted");
+        std::cerr << "interrupted; nothing written\n";
+        return 130;
+      }
+    }
+    progress.update(b + 1, "");
+  }
+  progress.finish("");
+  const auto y = cat(labels);
+  std::vector<Views> views;
+  for (auto& p : parts)
+    views.push_back({cat(p[0]), cat(p[1]), cat(p[2]), cat(p[3]), cat(p[4]), cat(p[5])});
+  const Views& t = views.front();
+  const auto accuracy = [&](const torch::Tensor& logits) {
+    return logits.size(1) == data.spec().num_classes
+               ? std::optional<double>(100 * logits.argmax(1).eq(y).to(torch::kDouble).mean()
+                                                 .item<double>())
+               : std::nullopt;
+  };
+
+  nlohmann::ordered_json j;
+  j["teacher"] = teacher.label;
+  j["dataset"] = data.spec().name;
+  j["points"] = n;
+  j["attack"] = {{"plugin", "pgd"}, {"eps", eps}, {"steps", steps}, {"step_size", eps / 4}};
+  const auto number = [](const std::optional<double>& v) {
+    return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json(nullptr);
+  };
+  const auto cell = [](const std::optional<double>& v, int width, int precision) {
+    return v ? fmt::format("{:>{}.{}f}", *v, width, precision) : fmt::format("{:>{}}", "-", width);
+  };
+  std::string table = fmt::format("{:<32} {:>7} {:>7} {:>6} {:>7} {:>6} {:>10} {:>6} {:>6} {:>9}\n",
+                                  "model", "clean", "pgd", "cka", "cka_adv", "struct",
+                                  "struct_adv", "shift", "agree", "agree_adv");
+  auto rows = nlohmann::ordered_json::array();
+  for (size_t m = 0; m < subjects.size(); ++m) {
+    const Views& v = views[m];
+    const bool same_labels = v.logits.size(1) == t.logits.size(1);
+    const std::optional<double> clean = accuracy(v.logits), robust = accuracy(v.adv_logits);
+    const std::optional<double> cka = analysis::linear_cka(t.features, v.features);
+    const std::optional<double> cka_adv =
+        analysis::linear_cka(v.teacher_features_on_adv, v.adv_features);
+    const std::optional<double> structure =
+        analysis::structure_correlation(t.features, v.features);
+    const std::optional<double> structure_adv =
+        analysis::structure_correlation(v.teacher_features_on_adv, v.adv_features);
+    const std::optional<double> shift = analysis::relative_shift(v.features, v.adv_features);
+    const auto agree = when(same_labels, analysis::agreement(t.logits, v.logits));
+    const auto agree_adv =
+        when(same_labels, analysis::agreement(v.teacher_logits_on_adv, v.adv_logits));
+    nlohmann::ordered_json row;
+    row["model"] = subjects[m].label;
+    row["role"] = m == 0 ? "teacher" : "student";
+    row["clean_acc"] = number(clean);
+    row["pgd_acc"] = number(robust);
+    row["cka"] = number(cka);
+    row["cka_adv"] = number(cka_adv);
+    row["structure"] = number(structure);
+    row["structure_adv"] = number(structure_adv);
+    row["shift"] = number(shift);
+    row["agreement"] = number(agree);
+    row["agreement_adv"] = number(agree_adv);
+    rows.push_back(row);
+    table += fmt::format("{:<32} {} {} {} {} {} {} {} {} {}\n", subjects[m].label.substr(0, 32),
+                         cell(clean, 7, 2), cell(robust, 7, 2), cell(cka, 6, 3),
+                         cell(cka_adv, 7, 3), cell(structure, 6, 3), cell(structure_adv, 10, 3),
+                         cell(shift, 6, 3), cell(agree, 6, 3), cell(agree_adv, 9, 3));
+  }
+  j["models"] = rows;
+  const fs::path out(output);
+  if (!out.parent_path().empty())
+    fs::create_directories(out.parent_path());
+  write_file_atomic(out, j.dump(2) + "\n");
+  std::cout << fmt::format("{} test points of {}, PGD-{} at eps {}; the teacher row compares the "
+                           "teacher with itself\n",
+                           n, data.spec().name, steps, eps)
+            << table << out.string() << "\n";
+  return 0;
+}
+
+}  // namespace ardkit::cli
