@@ -83,11 +83,13 @@ void set_lr(torch::optim::Optimizer& optimizer, double lr, double extra_factor) 
 
 // What the objective learns before training: sizes from one eval-mode, no-grad forward of each
 // model on a zero batch (eval mode: BatchNorm statistics stay as they are).
-ObjectiveSetup objective_setup(Model& student, Model* teacher, DataSource& data,
-                               torch::Device device) {
+ObjectiveSetup objective_setup(Model& student, Model* teacher, const DataSpec& teacher_data,
+                               DataSource& data, torch::Device device) {
   ObjectiveSetup out;
   const DataSpec spec = data.spec();
   out.data = spec;
+  out.label_space = label_space_of(spec);
+  out.teacher_label_space = teacher ? label_space_of(teacher_data) : "";
   out.student = &student;
   out.teacher = teacher;
   out.train_size = data.size(Split::train);
@@ -201,6 +203,18 @@ nlohmann::ordered_json report_json(const EvalReport& report) {
   return j;
 }
 
+[[noreturn]] void refuse_label_spaces(const ExperimentConfig& config, int64_t teacher_classes,
+                                      const std::string& teacher_space, int64_t classes,
+                                      const std::string& space) {
+  throw_config_error(fmt::format(
+      "{}: objective '{}' distills the teacher's class probabilities, but the teacher has {} "
+      "classes of '{}' and the student {} of '{}': soft labels need one label space; for a "
+      "teacher from another task use a feature objective (gacd), or train the student alone "
+      "(pgd_at, trades)",
+      config.file.string(), config.objective->plugin, teacher_classes, teacher_space, classes,
+      space));
+}
+
 }  // namespace
 
 void check_requirements(const TrainSetup& setup) {
@@ -215,6 +229,16 @@ void check_requirements(const TrainSetup& setup) {
         fmt::format("{}: objective '{}' trains on adversarial examples but the experiment "
                     "has no [attack] table: add one, e.g. [attack] plugin = \"pgd\"",
                     config.file.string(), config.objective->plugin));
+  // A teacher from another experiment's task: refused before any run folder exists. (A class
+  // count that differs for other reasons is caught by train()'s probe.)
+  if (setup.teacher && setup.data && setup.objective->needs_same_label_space()) {
+    const DataSpec data = setup.data->spec();
+    if (label_space_of(setup.teacher_data) != label_space_of(data) ||
+        setup.teacher_data.num_classes != data.num_classes)
+      refuse_label_spaces(config, setup.teacher_data.num_classes,
+                          label_space_of(setup.teacher_data), data.num_classes,
+                          label_space_of(data));
+  }
 }
 
 TrainOutcome train(TrainSetup& setup, RunDir& run) {
@@ -242,16 +266,11 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   if (setup.attack)
     knobs.declare("attack.eps", setup.attack->threat().eps);
 
-  const ObjectiveSetup sizes = objective_setup(student, setup.teacher.get(), *setup.data, device);
-  if (setup.teacher && setup.objective->needs_same_label_space() &&
-      sizes.teacher_classes != sizes.student_classes)
-    throw_config_error(fmt::format(
-        "{}: objective '{}' distills the teacher's class probabilities, but the teacher has {} "
-        "classes and the student {}: soft labels need one label space; for a teacher from "
-        "another task use a feature objective (gacd), or train the student alone (pgd_at, "
-        "trades)",
-        config.file.string(), config.objective->plugin, sizes.teacher_classes,
-        sizes.student_classes));
+  const ObjectiveSetup sizes = objective_setup(student, setup.teacher.get(), setup.teacher_data,
+                                               *setup.data, device);
+  if (setup.teacher && setup.objective->needs_same_label_space() && !sizes.same_label_space())
+    refuse_label_spaces(config, sizes.teacher_classes, sizes.teacher_label_space,
+                        sizes.num_classes, sizes.label_space);
   torch::manual_seed(static_cast<uint64_t>(seed));  // heads and banks: initialized from the seed
   setup.objective->setup(sizes);
   auto extra = setup.objective->trainable();

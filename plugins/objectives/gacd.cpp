@@ -111,12 +111,14 @@ class Gacd : public ardkit::Objective {
 
   void setup(const ardkit::ObjectiveSetup& s) override {
     // Reading the teacher's class probabilities needs one label space; features do not.
-    if (s.teacher_classes != s.num_classes) {
+    if (!s.same_label_space()) {
       const auto refuse = [&](const std::string& origin, const std::string& what) {
+        // origin is where_ itself when the key took its default
         ardkit::throw_config_error(fmt::format(
-            "{}: {} {} reads the teacher's class probabilities, but the teacher has {} classes "
-            "and the data {} (another task): set it to {}",
-            origin, where_, what, s.teacher_classes, s.num_classes,
+            "{}{} {} reads the teacher's class probabilities, but the teacher's labels ({} "
+            "classes of '{}') are not the data's ({} of '{}'): set it to {}",
+            origin == where_ ? "" : origin + ": ", where_, what, s.teacher_classes, s.teacher_label_space, s.num_classes,
+            s.label_space,
             what.rfind("reweight", 0) == 0 ? "\"none\"" : what.rfind("guide", 0) == 0
                                                               ? "\"contrastive\" or \"ce\""
                                                               : "0"));

@@ -74,6 +74,7 @@ std::optional<TeacherRun> resolve_teacher_experiment(toml::table& root, const fs
   out.output = output;
   out.folder = fs::path(output) / loaded.config.run_id();
   out.checkpoint = out.folder / "checkpoints" / (use + ".pt");
+  out.data = loaded.config.data;
   const PluginTable& student = *loaded.config.student;
   toml::table replaced = to_toml(student.params);
   replaced.insert("plugin", student.plugin);
@@ -142,9 +143,18 @@ TrainSetup build_components(const LoadedExperiment& experiment, bool load_teache
   setup.student = r.create<Model>(PluginKind::model, c.student->plugin, c.student->params, context);
   if (const auto& path = c.student->host.get_string("checkpoint"); !path.empty())
     load_weights(*setup.student, path, weight_options_from(c.student->host));
+  setup.teacher_data = context.data;
   if (c.teacher) {
+    // A teacher from another experiment is built for that experiment's data (its classes may
+    // differ: cross-task distillation); any other teacher for this experiment's.
+    BuildContext teacher_context = context;
+    if (const auto& run = experiment.teacher_run; run && run->data)
+      teacher_context.data =
+          r.create<DataSource>(PluginKind::data, run->data->plugin, run->data->params, context)
+              ->spec();
+    setup.teacher_data = teacher_context.data;
     setup.teacher =
-        r.create<Model>(PluginKind::model, c.teacher->plugin, c.teacher->params, context);
+        r.create<Model>(PluginKind::model, c.teacher->plugin, c.teacher->params, teacher_context);
     const auto& path = c.teacher->host.get_string("checkpoint");
     if (path.empty() && !setup.teacher->pretrained())
       throw_config_error(

@@ -248,7 +248,7 @@ TEST_CASE("soft-label objectives refuse a teacher with another label space") {
   const std::vector<std::string> kd = {"objective.plugin=\"kd\"", "train.epochs=1"};
   TinyRun other(kd, with_teacher(3));
   CHECK_THROWS_WITH_AS(other.train(),
-                       doctest::Contains("teacher has 3 classes and the student 10"),
+                       doctest::Contains("teacher has 3 classes of 'synthetic' and the student 10"),
                        ardkit::Error);
   CHECK_FALSE(fs::exists(other.run->results_path()));
   // The same teacher with the student's label space distills.

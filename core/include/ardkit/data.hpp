@@ -18,7 +18,15 @@ struct DataSpec {
   int64_t width = 28;
   int64_t num_classes = 10;
   std::string name;  // "fashion-mnist", "synthetic", ...
+  // What the labels mean, for telling tasks apart: two models share a label space when these
+  // are equal. Empty: `name` (the data's own classes); a class_map makes it "NAME class_map=[...]".
+  std::string label_space;
 };
+
+// The label space a spec's labels live in (see DataSpec::label_space).
+inline std::string label_space_of(const DataSpec& spec) {
+  return spec.label_space.empty() ? spec.name : spec.label_space;
+}
 
 // A batch: x in [0,1] (float, NCHW), y class indices (int64), index the position of each sample
 // within its split (int64), so per-sample state (memory banks, reweighting) can be kept.

@@ -55,6 +55,12 @@ struct ObjectiveSetup {
   int64_t student_classes = 0;
   int64_t teacher_features = 0;  // 0 when there is no teacher
   int64_t teacher_classes = 0;
+  // What the labels mean (label_space_of): equal strings and class counts = one label space, so
+  // class probabilities of the two models can be compared; otherwise only features pass.
+  std::string label_space, teacher_label_space;
+  bool same_label_space() const {
+    return teacher_classes == num_classes && teacher_label_space == label_space;
+  }
   torch::Device device = torch::kCPU;
   DataSpec data;  // the input shape, for probing a tapped layer's width
   // The models themselves, to ask for taps (Model::set_taps) of chosen layers; the teacher is

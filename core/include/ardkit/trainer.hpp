@@ -19,6 +19,7 @@ struct TrainSetup {
   const ExperimentConfig* config = nullptr;
   ModelPtr student;
   ModelPtr teacher;  // may be null
+  DataSpec teacher_data;  // the data the teacher was built for (its task); the run's otherwise
   std::shared_ptr<DataSource> data;
   ObjectivePtr objective;
   AttackPtr attack;  // may be null

@@ -15,6 +15,9 @@ struct TeacherRun {
   std::string output;          // the run store both share ([run] output of this experiment)
   std::filesystem::path folder;
   std::filesystem::path checkpoint;  // folder/checkpoints/{best,last}.pt
+  // The teacher experiment's [data]: the teacher is built for its own task's shape and classes
+  // (cross-task distillation), and its label space is compared with the student's.
+  std::optional<PluginTable> data;
 };
 
 struct ARDKIT_API LoadedExperiment {
