@@ -241,6 +241,108 @@ void check_requirements(const TrainSetup& setup) {
   }
 }
 
+namespace {
+
+// Validation at the end of an epoch: clean and [attack] accuracy on held-out training data,
+// into the epoch's metrics line and the hooks' latest values. Returns the selection metric (robust
+// accuracy when there is an attack, else clean): best is chosen on held-out data, never the test
+// set.
+double validate_epoch(TrainSetup& setup, int64_t epoch, nlohmann::json& line,
+                      std::map<std::string, double>& latest) {
+  const ExperimentConfig& config = *setup.config;
+  const Params& tp = config.train;
+  std::vector<NamedAttack> attacks;
+  if (setup.attack)
+    attacks.push_back({"attack", setup.attack});
+  EvalOptions options;
+  options.split = Split::validation;
+  options.points = tp.get_int("validation_points");
+  options.batch_size = tp.get_int("eval_batch_size");
+  options.label = "validate";
+  options.seed = config.run.get_int("seed");
+  const EvalReport report = evaluate(*setup.student, *setup.data, attacks, options);
+  line["val_clean_acc"] = 100 * report.clean_accuracy;
+  latest["val_clean_acc"] = 100 * report.clean_accuracy;
+  double metric = report.clean_accuracy;
+  if (!report.attacks.empty()) {
+    line["val_robust_acc"] = 100 * report.attacks[0].accuracy;
+    latest["val_robust_acc"] = 100 * report.attacks[0].accuracy;
+    metric = report.attacks[0].accuracy;
+  }
+  log_line(fmt::format("epoch {}/{}: validation clean {:.2f}%{}", epoch + 1,
+                       tp.get_int("epochs"), 100 * report.clean_accuracy,
+                       report.attacks.empty()
+                           ? ""
+                           : fmt::format(", robust {:.2f}%", 100 * report.attacks[0].accuracy)));
+  return metric;
+}
+
+// The final evaluation on the test split (last weights, then best when validation chose one)
+// and results.json, written atomically once every number is in.
+void evaluate_and_write_results(TrainSetup& setup, RunDir& run) {
+  const ExperimentConfig& config = *setup.config;
+  const Params& tp = config.train;
+  Model& student = *setup.student;
+  DataSource& data = *setup.data;
+  const int64_t seed = config.run.get_int("seed");
+  EvalOptions options;
+  options.split = Split::test;
+  options.points = tp.get_int("eval_points");
+  options.batch_size = tp.get_int("eval_batch_size");
+  // Random starts are seeded per batch from the run's seed: the same weights always get the same
+  // numbers, whichever checkpoint they came from and whether the run resumed.
+  options.seed = seed;
+  // Each checkpoint's evaluation saves its progress after every batch: a run killed during a long
+  // AutoAttack resumes mid-attack. The run id pins the settings; the digest pins the weights.
+  const auto evaluate_checkpoint = [&](const std::string& which, uint64_t digest) {
+    options.label = "test " + which;
+    options.state_file = run.eval_state_path(which);
+    options.fingerprint = fmt::format("{} {} {:016x}", run.run_id(), which, digest);
+    return evaluate(student, data, setup.evals, options);
+  };
+  std::vector<std::pair<std::string, EvalReport>> rows;
+  const uint64_t last_digest = weights_digest(student);
+  rows.emplace_back("last", evaluate_checkpoint("last", last_digest));
+  const fs::path best = run.checkpoint_path("best");
+  if (fs::exists(best)) {
+    load_weights(student, best);
+    const uint64_t best_digest = weights_digest(student);
+    // Best is often the last epoch: the same weights get the same numbers (evaluation is seeded
+    // per batch), so an AutoAttack evaluation is not paid twice.
+    if (best_digest == last_digest) {
+      log_line("best checkpoint is the last one: its test evaluation is the same");
+      rows.emplace_back("best", rows.front().second);
+    } else {
+      rows.emplace_back("best", evaluate_checkpoint("best", best_digest));
+    }
+  }
+
+  nlohmann::ordered_json results;
+  results["run_id"] = run.run_id();
+  results["name"] = config.name();
+  results["dataset"] = data.spec().name;
+  results["architecture"] = config.student->plugin;
+  results["objective"] = config.objective->plugin;
+  if (setup.attack) {
+    results["threat_model"] = setup.attack->threat().norm == "linf" ? "Linf" : "L2";
+    results["train_eps"] = setup.attack->threat().eps;
+  }
+  for (const auto& e : setup.evals)
+    results["eps"][e.name] = e.attack->threat().eps;
+  for (const auto& [label, report] : rows)
+    results[label] = report_json(report);
+  // RobustBench's model_info keys, filled from the last checkpoint's evaluation.
+  results["clean_acc"] = results["last"]["clean_acc"];
+  if (!setup.evals.empty())
+    results["robust_acc"] = results["last"]["worst_case_acc"];
+  write_file_atomic(run.results_path(), results.dump(2) + "\n");
+  std::error_code ignored;
+  for (const char* which : {"last", "best"})
+    fs::remove(run.eval_state_path(which), ignored);  // results.json now holds their numbers
+}
+
+}  // namespace
+
 TrainOutcome train(TrainSetup& setup, RunDir& run) {
   const ExperimentConfig& config = *setup.config;
   const Params& tp = config.train;
@@ -422,30 +524,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
     bool improved = false;
     if (validate) {
       set_mode(false);
-      std::vector<NamedAttack> attacks;
-      if (setup.attack)
-        attacks.push_back({"attack", setup.attack});
-      EvalOptions options;
-      options.split = Split::validation;
-      options.points = tp.get_int("validation_points");
-      options.batch_size = tp.get_int("eval_batch_size");
-      options.label = "validate";
-      options.seed = seed;
-      const EvalReport report = evaluate(student, data, attacks, options);
-      line["val_clean_acc"] = 100 * report.clean_accuracy;
-      latest["val_clean_acc"] = 100 * report.clean_accuracy;
-      double metric = report.clean_accuracy;
-      if (!report.attacks.empty()) {
-        line["val_robust_acc"] = 100 * report.attacks[0].accuracy;
-        latest["val_robust_acc"] = 100 * report.attacks[0].accuracy;
-        metric =
-            report.attacks[0].accuracy;  // best = most robust on held-out data, never the test set
-      }
-      log_line(fmt::format(
-          "epoch {}/{}: validation clean {:.2f}%{}", epoch + 1, epochs, 100 * report.clean_accuracy,
-          report.attacks.empty()
-              ? ""
-              : fmt::format(", robust {:.2f}%", 100 * report.attacks[0].accuracy)));
+      const double metric = validate_epoch(setup, epoch, line, latest);
       if (metric > position.best_metric) {
         position.best_metric = metric;
         improved = true;
@@ -466,62 +545,8 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
       return TrainOutcome::interrupted;
   }
 
-  // Final evaluation on the test split: last weights, then best (when validation chose one).
   set_mode(false);
-  EvalOptions options;
-  options.split = Split::test;
-  options.points = tp.get_int("eval_points");
-  options.batch_size = tp.get_int("eval_batch_size");
-  // Random starts are seeded per batch from the run's seed: the same weights always get the same
-  // numbers, whichever checkpoint they came from and whether the run resumed.
-  options.seed = seed;
-  // Each checkpoint's evaluation saves its progress after every batch: a run killed during a long
-  // AutoAttack resumes mid-attack. The run id pins the settings; the digest pins the weights.
-  const auto evaluate_checkpoint = [&](const std::string& which, uint64_t digest) {
-    options.label = "test " + which;
-    options.state_file = run.eval_state_path(which);
-    options.fingerprint = fmt::format("{} {} {:016x}", run.run_id(), which, digest);
-    return evaluate(student, data, setup.evals, options);
-  };
-  std::vector<std::pair<std::string, EvalReport>> rows;
-  const uint64_t last_digest = weights_digest(student);
-  rows.emplace_back("last", evaluate_checkpoint("last", last_digest));
-  const fs::path best = run.checkpoint_path("best");
-  if (fs::exists(best)) {
-    load_weights(student, best);
-    const uint64_t best_digest = weights_digest(student);
-    // Best is often the last epoch: the same weights get the same numbers (evaluation is seeded
-    // per batch), so an AutoAttack evaluation is not paid twice.
-    if (best_digest == last_digest) {
-      log_line("best checkpoint is the last one: its test evaluation is the same");
-      rows.emplace_back("best", rows.front().second);
-    } else {
-      rows.emplace_back("best", evaluate_checkpoint("best", best_digest));
-    }
-  }
-
-  nlohmann::ordered_json results;
-  results["run_id"] = run.run_id();
-  results["name"] = config.name();
-  results["dataset"] = data.spec().name;
-  results["architecture"] = config.student->plugin;
-  results["objective"] = config.objective->plugin;
-  if (setup.attack) {
-    results["threat_model"] = setup.attack->threat().norm == "linf" ? "Linf" : "L2";
-    results["train_eps"] = setup.attack->threat().eps;
-  }
-  for (const auto& e : setup.evals)
-    results["eps"][e.name] = e.attack->threat().eps;
-  for (const auto& [label, report] : rows)
-    results[label] = report_json(report);
-  // RobustBench's model_info keys, filled from the last checkpoint's evaluation.
-  results["clean_acc"] = results["last"]["clean_acc"];
-  if (!setup.evals.empty())
-    results["robust_acc"] = results["last"]["worst_case_acc"];
-  write_file_atomic(run.results_path(), results.dump(2) + "\n");
-  std::error_code ignored;
-  for (const char* which : {"last", "best"})
-    fs::remove(run.eval_state_path(which), ignored);  // results.json now holds their numbers
+  evaluate_and_write_results(setup, run);
   return TrainOutcome::completed;
 }
 
