@@ -218,8 +218,11 @@ int analyze_command(const std::vector<std::string>& args) {
   const auto cell = [](const std::optional<double>& v, int width, int precision) {
     return v ? fmt::format("{:>{}.{}f}", *v, width, precision) : fmt::format("{:>{}}", "-", width);
   };
-  std::string table = fmt::format("{:<32} {:>7} {:>7} {:>6} {:>7} {:>6} {:>10} {:>6} {:>6} {:>9}\n",
-                                  "model", "clean", "pgd", "cka", "cka_adv", "struct",
+  size_t width = 5;
+  for (const auto& subject : subjects)
+    width = std::max(width, subject.label.size());
+  std::string table = fmt::format("{:<{}} {:>7} {:>7} {:>6} {:>7} {:>6} {:>10} {:>6} {:>6} {:>9}\n",
+                                  "model", width, "clean", "pgd", "cka", "cka_adv", "struct",
                                   "struct_adv", "shift", "agree", "agree_adv");
   auto rows = nlohmann::ordered_json::array();
   for (size_t m = 0; m < subjects.size(); ++m) {
@@ -250,7 +253,7 @@ int analyze_command(const std::vector<std::string>& args) {
     row["agreement"] = number(agree);
     row["agreement_adv"] = number(agree_adv);
     rows.push_back(row);
-    table += fmt::format("{:<32} {} {} {} {} {} {} {} {} {}\n", subjects[m].label.substr(0, 32),
+    table += fmt::format("{:<{}} {} {} {} {} {} {} {} {} {}\n", subjects[m].label, width,
                          cell(clean, 7, 2), cell(robust, 7, 2), cell(cka, 6, 3),
                          cell(cka_adv, 7, 3), cell(structure, 6, 3), cell(structure_adv, 10, 3),
                          cell(shift, 6, 3), cell(agree, 6, 3), cell(agree_adv, 9, 3));
