@@ -34,9 +34,10 @@ void Model::set_taps(const std::vector<std::string>& names) {
 const torch::Tensor& Model::tapped(const std::string& name) const {
   const auto found = tapped_.find(name);
   if (found == tapped_.end())
-    throw_runtime_error(fmt::format("tap '{}' was not recorded: ask for it with set_taps before "
-                                    "the forward",
-                                    name));
+    throw_runtime_error(
+        fmt::format("tap '{}' was not recorded: ask for it with set_taps before "
+                    "the forward",
+                    name));
   return found->second;
 }
 

@@ -120,7 +120,8 @@ InMemoryData::InMemoryData(DataSpec spec, torch::Tensor train_x, torch::Tensor t
     relabel(train_x, train_y);
     relabel(test_x, test_y);
     spec_.num_classes = *std::max_element(split.class_map.begin(), split.class_map.end()) + 1;
-    spec_.label_space = fmt::format("{} class_map=[{}]", spec_.name, fmt::join(split.class_map, ","));
+    spec_.label_space =
+        fmt::format("{} class_map=[{}]", spec_.name, fmt::join(split.class_map, ","));
     if (spec_.num_classes < 2)
       throw_config_error(split.where + ": class_map keeps fewer than two classes");
   }

@@ -42,9 +42,8 @@ LrSchedule::LrSchedule(const Params& optimizer, const Params& schedule, int64_t 
 }
 
 double LrSchedule::at(int64_t epoch, int64_t step, int64_t steps) const {
-  const double t =
-      static_cast<double>(epoch) + epoch_base_ +
-      (per_batch_ ? static_cast<double>(step + 1) / static_cast<double>(steps) : 0.0);
+  const double t = static_cast<double>(epoch) + epoch_base_ +
+                   (per_batch_ ? static_cast<double>(step + 1) / static_cast<double>(steps) : 0.0);
   double lr = lr_;
   if (type_ == "multistep") {
     for (double b : boundaries_)

@@ -81,8 +81,7 @@ ParamSpec& ParamSpec::one_of(std::vector<std::string> allowed) {
   return *this;
 }
 
-ParamSpec& ParamSpec::default_when(std::string controlling, std::string value_equals,
-                                   Value value) {
+ParamSpec& ParamSpec::default_when(std::string controlling, std::string value_equals, Value value) {
   defaults_when.push_back({std::move(controlling), std::move(value_equals), std::move(value)});
   return *this;
 }
@@ -103,9 +102,10 @@ const Value& ParamSpec::default_for(const std::map<std::string, Value>& values) 
   for (const auto& d : defaults_when) {
     const auto found = values.find(d.key);
     if (found == values.end())
-      throw_plugin_error(fmt::format("parameter '{}' has a default that depends on '{}', which "
-                                     "the table does not hold: declare '{}' in the same schema",
-                                     key, d.key, d.key));
+      throw_plugin_error(
+          fmt::format("parameter '{}' has a default that depends on '{}', which "
+                      "the table does not hold: declare '{}' in the same schema",
+                      key, d.key, d.key));
     const auto* s = std::get_if<std::string>(&found->second);
     if (s && *s == d.equals)
       return d.value;

@@ -47,8 +47,9 @@ torch::Tensor read_tensor(torch::serialize::InputArchive& archive, const std::st
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Params& p,
                                                         std::vector<torch::Tensor> student,
                                                         std::vector<torch::Tensor> extra) {
-  const double extra_decay = p.get_real("extra_weight_decay") < 0 ? p.get_real("weight_decay")
-                                                                   : p.get_real("extra_weight_decay");
+  const double extra_decay = p.get_real("extra_weight_decay") < 0
+                                 ? p.get_real("weight_decay")
+                                 : p.get_real("extra_weight_decay");
   const auto groups = [&](const auto& options) {
     using Options = std::decay_t<decltype(options)>;
     std::vector<torch::optim::OptimizerParamGroup> out;
@@ -269,8 +270,8 @@ double validate_epoch(TrainSetup& setup, int64_t epoch, nlohmann::json& line,
     latest["val_robust_acc"] = 100 * report.attacks[0].accuracy;
     metric = report.attacks[0].accuracy;
   }
-  log_line(fmt::format("epoch {}/{}: validation clean {:.2f}%{}", epoch + 1,
-                       tp.get_int("epochs"), 100 * report.clean_accuracy,
+  log_line(fmt::format("epoch {}/{}: validation clean {:.2f}%{}", epoch + 1, tp.get_int("epochs"),
+                       100 * report.clean_accuracy,
                        report.attacks.empty()
                            ? ""
                            : fmt::format(", robust {:.2f}%", 100 * report.attacks[0].accuracy)));
@@ -368,11 +369,11 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   if (setup.attack)
     knobs.declare("attack.eps", setup.attack->threat().eps);
 
-  const ObjectiveSetup sizes = objective_setup(student, setup.teacher.get(), setup.teacher_data,
-                                               *setup.data, device);
+  const ObjectiveSetup sizes =
+      objective_setup(student, setup.teacher.get(), setup.teacher_data, *setup.data, device);
   if (setup.teacher && setup.objective->needs_same_label_space() && !sizes.same_label_space())
-    refuse_label_spaces(config, sizes.teacher_classes, sizes.teacher_label_space,
-                        sizes.num_classes, sizes.label_space);
+    refuse_label_spaces(config, sizes.teacher_classes, sizes.teacher_label_space, sizes.num_classes,
+                        sizes.label_space);
   torch::manual_seed(static_cast<uint64_t>(seed));  // heads and banks: initialized from the seed
   setup.objective->setup(sizes);
   auto extra = setup.objective->trainable();

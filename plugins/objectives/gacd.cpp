@@ -117,11 +117,11 @@ class Gacd : public ardkit::Objective {
         ardkit::throw_config_error(fmt::format(
             "{}{} {} reads the teacher's class probabilities, but the teacher's labels ({} "
             "classes of '{}') are not the data's ({} of '{}'): set it to {}",
-            origin == where_ ? "" : origin + ": ", where_, what, s.teacher_classes, s.teacher_label_space, s.num_classes,
-            s.label_space,
-            what.rfind("reweight", 0) == 0 ? "\"none\"" : what.rfind("guide", 0) == 0
-                                                              ? "\"contrastive\" or \"ce\""
-                                                              : "0"));
+            origin == where_ ? "" : origin + ": ", where_, what, s.teacher_classes,
+            s.teacher_label_space, s.num_classes, s.label_space,
+            what.rfind("reweight", 0) == 0 ? "\"none\""
+            : what.rfind("guide", 0) == 0  ? "\"contrastive\" or \"ce\""
+                                           : "0"));
       };
       if (reweight_ != "none")
         refuse(reweight_origin_, "reweight = \"" + reweight_ + "\"");
@@ -132,13 +132,12 @@ class Gacd : public ardkit::Objective {
     }
     samples_ = s.train_size;
     int64_t student_width = s.student_features, teacher_width = s.teacher_features;
-    const auto width = [&](ardkit::Model& model, const std::string& key,
-                           const std::string& layer) {
+    const auto width = [&](ardkit::Model& model, const std::string& key, const std::string& layer) {
       try {
         return tapped_width(model, layer, s.data, s.device);
       } catch (const ardkit::Error& e) {  // say which key of which file names the layer
-        ardkit::throw_config_error(fmt::format("{}: {} {}: {}", origins_.at(key), where_, key,
-                                               e.what()));
+        ardkit::throw_config_error(
+            fmt::format("{}: {} {}: {}", origins_.at(key), where_, key, e.what()));
       }
     };
     if (!student_layer_.empty())
@@ -210,8 +209,8 @@ class Gacd : public ardkit::Objective {
     target.bn_mode = bn_mode_;
     target.objective = [&, anchors](const torch::Tensor& x_adv, const torch::Tensor&,
                                     const torch::Tensor& rows) {
-      const auto v = embed(state_->embed_s,
-                           representation(student, student.forward(x_adv), student_layer_));
+      const auto v =
+          embed(state_->embed_s, representation(student, student.forward(x_adv), student_layer_));
       return F::cross_entropy(torch::mm(v, anchors.t()) / tau_, rows,
                               F::CrossEntropyFuncOptions().reduction(torch::kNone));
     };
@@ -257,8 +256,7 @@ class Gacd : public ardkit::Objective {
     const auto idx = index.to(v_s.device()).to(torch::kLong);
     const auto negatives = torch::randint(0, samples_, {b, k}, idx.options());
     const auto all = torch::cat({idx.unsqueeze(1), negatives}, 1).view(-1);
-    const auto scores = [&](const torch::Tensor& memory, const torch::Tensor& v,
-                            torch::Tensor& z) {
+    const auto scores = [&](const torch::Tensor& memory, const torch::Tensor& v, torch::Tensor& z) {
       const auto m = memory.index_select(0, all).view({b, k + 1, dim_});
       auto out = torch::exp(torch::bmm(m, v.unsqueeze(2)).squeeze(2) / tau_);
       if (z.item<double>() < 0) {
@@ -271,8 +269,7 @@ class Gacd : public ardkit::Objective {
     const auto nce = [&](const torch::Tensor& out) {
       const auto pos = out.select(1, 0);
       const auto neg = out.narrow(1, 1, k);
-      return -(torch::log(pos / (pos + mpn + 1e-7)) +
-               torch::log(mpn / (neg + mpn + 1e-7)).sum(1));
+      return -(torch::log(pos / (pos + mpn + 1e-7)) + torch::log(mpn / (neg + mpn + 1e-7)).sum(1));
     };
     // Student anchor against the teacher's memory; teacher anchor against the student's.
     auto l = nce(scores(state_->memory_t, v_s, state_->z_s));

@@ -59,8 +59,8 @@ class Rslad : public ardkit::Objective {
     const auto adv_logits = c.student.logits(x_adv);
     const auto clean_logits = c.student.logits(x);
     const auto kl = [&](const torch::Tensor& logits) {
-      const auto log_q = log_of_softmax_ ? torch::log(torch::softmax(logits, 1))
-                                         : torch::log_softmax(logits, 1);
+      const auto log_q =
+          log_of_softmax_ ? torch::log(torch::softmax(logits, 1)) : torch::log_softmax(logits, 1);
       // The official kl_loss(a, b) = -a*b + log(b + 1e-5)*b; in float32 as one product, so the
       // default path rounds exactly as it always has.
       const auto entries = half_ ? -log_q * teacher_probs + teacher_part

@@ -27,7 +27,8 @@ TEST_CASE("representation measures match NumPy on fixed features") {
   near(a::relative_shift(f.at("a"), f.at("a_moved")), "shift");
   near(a::agreement(f.at("logits_a"), f.at("logits_b")), "agreement");
   // Symmetric, and float32 features give the same numbers (computed in double).
-  CHECK(a::linear_cka(f.at("b"), f.at("a")) == doctest::Approx(a::linear_cka(f.at("a"), f.at("b"))));
+  CHECK(a::linear_cka(f.at("b"), f.at("a")) ==
+        doctest::Approx(a::linear_cka(f.at("a"), f.at("b"))));
   CHECK(a::linear_cka(f.at("a").to(torch::kFloat), f.at("b").to(torch::kFloat)) ==
         doctest::Approx(expected.at("cka_ab").get<double>()).epsilon(1e-5));
   CHECK_THROWS_AS(a::linear_cka(f.at("a"), f.at("a").narrow(0, 0, 10)), ardkit::Error);

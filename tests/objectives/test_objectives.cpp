@@ -284,33 +284,73 @@ TEST_CASE("the official steps are sensitive to what the objectives get right") {
   };
   const auto s = [](const char* v) { return ardkit::Value(std::string(v)); };
   const std::vector<Mistake> mistakes = {
-      {"ARD with batchmean KL", "ard", "ard", {{"alpha", 0.9}, {"kl_reduction", s("batchmean")}},
-       0, {}},
-      {"ARD attacking in eval mode", "ard", "ard", {{"alpha", 0.9}, {"attack_bn_mode", s("eval")}},
-       0, {}},
-      {"Plain_Madry without its clean forward", "pgd_at_adaad", "pgd_at",
-       {{"variant", s("adaad")}, {"clean_forward", false}}, 0, {}},
+      {"ARD with batchmean KL",
+       "ard",
+       "ard",
+       {{"alpha", 0.9}, {"kl_reduction", s("batchmean")}},
+       0,
+       {}},
+      {"ARD attacking in eval mode",
+       "ard",
+       "ard",
+       {{"alpha", 0.9}, {"attack_bn_mode", s("eval")}},
+       0,
+       {}},
+      {"Plain_Madry without its clean forward",
+       "pgd_at_adaad",
+       "pgd_at",
+       {{"variant", s("adaad")}, {"clean_forward", false}},
+       0,
+       {}},
       // Only pixels at 0 or 1 show the clip; a uniform-noise batch has none.
-      {"Plain_Madry without clipping the Gaussian start", "pgd_at_adaad_binary", "pgd_at",
-       {{"variant", s("adaad")}}, 0, {{"clip_start", false}, {"steps", int64_t{1}}},
+      {"Plain_Madry without clipping the Gaussian start",
+       "pgd_at_adaad_binary",
+       "pgd_at",
+       {{"variant", s("adaad")}},
+       0,
+       {{"clip_start", false}, {"steps", int64_t{1}}},
        "batch_binary"},
-      {"IAD-II with IAD-I's begin = 60", "iad2", "iad", {{"variant", s("iad2")},
-       {"begin", int64_t{60}}}, 40, {}},
-      {"IAD-II with IAD-I's alpha = 1", "iad2", "iad", {{"variant", s("iad2")}, {"alpha", 0.75}},
-       40, {}},
-      {"AdaIAD at IAD-I's temperature 1", "adaiad", "iad",
-       {{"variant", s("adaiad")}, {"alpha", 0.9}, {"temperature", 1.0}}, 60, {}},
-      {"AdaIAD attacking in train mode", "adaiad", "iad",
-       {{"variant", s("adaiad")}, {"alpha", 0.9}, {"attack_bn_mode", s("train")}}, 60, {}},
-      {"RSLAD CIFAR-100 without the x10", "rslad_cifar100", "rslad",
-       {{"student_log", s("log_of_softmax")}}, 0, {}},
-      {"AdaAD CIFAR-100 with CIFAR-10's elemmean", "adaad_cifar100", "adaad", {{"alpha", 0.8}},
-       0, {}},
+      {"IAD-II with IAD-I's begin = 60",
+       "iad2",
+       "iad",
+       {{"variant", s("iad2")}, {"begin", int64_t{60}}},
+       40,
+       {}},
+      {"IAD-II with IAD-I's alpha = 1",
+       "iad2",
+       "iad",
+       {{"variant", s("iad2")}, {"alpha", 0.75}},
+       40,
+       {}},
+      {"AdaIAD at IAD-I's temperature 1",
+       "adaiad",
+       "iad",
+       {{"variant", s("adaiad")}, {"alpha", 0.9}, {"temperature", 1.0}},
+       60,
+       {}},
+      {"AdaIAD attacking in train mode",
+       "adaiad",
+       "iad",
+       {{"variant", s("adaiad")}, {"alpha", 0.9}, {"attack_bn_mode", s("train")}},
+       60,
+       {}},
+      {"RSLAD CIFAR-100 without the x10",
+       "rslad_cifar100",
+       "rslad",
+       {{"student_log", s("log_of_softmax")}},
+       0,
+       {}},
+      {"AdaAD CIFAR-100 with CIFAR-10's elemmean",
+       "adaad_cifar100",
+       "adaad",
+       {{"alpha", 0.8}},
+       0,
+       {}},
   };
   for (const auto& m : mistakes) {
     CAPTURE(m.what);
-    CHECK_FALSE(reproduces(run_step(m.objective, m.params, m.epoch, m.attack, m.batch),
-                           m.reference));
+    CHECK_FALSE(
+        reproduces(run_step(m.objective, m.params, m.epoch, m.attack, m.batch), m.reference));
   }
 }
 
@@ -335,8 +375,8 @@ void check_gacd(const std::string& name, const Values& params) {
   Values all = {{"feature_dim", int64_t{6}}, {"negatives", int64_t{5}}};
   all.insert(params.begin(), params.end());
   const auto objective_params = test::params_for(PluginKind::objective, "gacd", all);
-  auto plugin =
-      test::builtin().create<ardkit::Objective>(PluginKind::objective, "gacd", objective_params, {});
+  auto plugin = test::builtin().create<ardkit::Objective>(PluginKind::objective, "gacd",
+                                                          objective_params, {});
   ardkit::ObjectiveSetup sizes;
   sizes.train_size = 16;
   sizes.num_classes = sizes.student_classes = sizes.teacher_classes = 10;
@@ -489,9 +529,8 @@ TEST_CASE("the schedule comparison catches an epoch counted from the wrong end")
     CAPTURE(experiment);
     const auto& entry = schedules.at(experiment);
     const auto official = entry.at("lr").get<std::vector<double>>();
-    const auto ours =
-        ardkit_lrs(experiments_dir() / experiment, entry.at("epochs").get<int64_t>(),
-                   entry.at("steps_per_epoch").get<int64_t>(), overrides);
+    const auto ours = ardkit_lrs(experiments_dir() / experiment, entry.at("epochs").get<int64_t>(),
+                                 entry.at("steps_per_epoch").get<int64_t>(), overrides);
     CHECK(first_difference(ours, official) < official.size());
   }
 }

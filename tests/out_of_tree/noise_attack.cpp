@@ -33,11 +33,9 @@ class CornerMix : public ardkit::Objective {
     return true;
   }
   ardkit::LossTerms compute(ardkit::StepContext& c) override {
-    const auto x_adv =
-        ardkit::distill::attack_student(c, mode_, ardkit::losses::cross_entropy());
+    const auto x_adv = ardkit::distill::attack_student(c, mode_, ardkit::losses::cross_entropy());
     const auto adv = torch::nn::functional::cross_entropy(c.student.logits(x_adv), c.batch.y);
-    const auto clean =
-        torch::nn::functional::cross_entropy(c.student.logits(c.batch.x), c.batch.y);
+    const auto clean = torch::nn::functional::cross_entropy(c.student.logits(c.batch.x), c.batch.y);
     return {0.5 * adv + 0.5 * clean, {{"adv_ce", adv}, {"clean_ce", clean}}};
   }
 

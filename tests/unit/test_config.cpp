@@ -230,4 +230,3 @@ TEST_CASE("a variant's defaults apply unless the user wrote the key") {
   CHECK_THROWS_WITH_AS(ardkit::fill_defaults(broken, q), doctest::Contains("'mode'"),
                        ardkit::Error);
 }
-

@@ -242,8 +242,8 @@ TEST_CASE("an objective is set up with the run's sizes and trains its own module
 TEST_CASE("soft-label objectives refuse a teacher with another label space") {
   // fixed_linear (tests/plugins) stands in for a teacher trained on another task.
   const auto with_teacher = [](int64_t classes) {
-    return std::string(kTiny) + "\n[teacher]\nplugin = \"fixed_linear\"\nclasses = " +
-           std::to_string(classes) + "\n";
+    return std::string(kTiny) +
+           "\n[teacher]\nplugin = \"fixed_linear\"\nclasses = " + std::to_string(classes) + "\n";
   };
   const std::vector<std::string> kd = {"objective.plugin=\"kd\"", "train.epochs=1"};
   TinyRun other(kd, with_teacher(3));
@@ -255,15 +255,13 @@ TEST_CASE("soft-label objectives refuse a teacher with another label space") {
   TinyRun same(kd, with_teacher(10));
   CHECK(same.train() == ardkit::TrainOutcome::completed);
   // An objective that does not read soft labels trains next to the other-task teacher.
-  TinyRun feature({"objective.plugin=\"probe_objective\"", "train.epochs=1"},
-                  with_teacher(3));
+  TinyRun feature({"objective.plugin=\"probe_objective\"", "train.epochs=1"}, with_teacher(3));
   CHECK(feature.train() == ardkit::TrainOutcome::completed);
   // gacd passes features only, but its reweighting reads the teacher's probabilities of y.
   const std::vector<std::string> gacd = {"objective.plugin=\"gacd\"", "objective.negatives=64",
                                          "train.epochs=1"};
   TinyRun reweighted(gacd, with_teacher(3));
-  CHECK_THROWS_WITH_AS(reweighted.train(), doctest::Contains("reweight = \"prob\""),
-                       ardkit::Error);
+  CHECK_THROWS_WITH_AS(reweighted.train(), doctest::Contains("reweight = \"prob\""), ardkit::Error);
   auto plain = gacd;
   plain.push_back("objective.reweight=\"none\"");
   TinyRun cross_task(plain, with_teacher(3));
@@ -286,10 +284,11 @@ TEST_CASE("gacd distills a tapped layer of the student from the teacher's featur
   torch::Tensor weight;
   head.read("weight", weight);
   CHECK(weight.size(1) == 16);
-  TinyRun wrong({"objective.plugin=\"gacd\"", "objective.student_layer=\"layer9\"",
-                 "train.epochs=1"},
-                std::string(kTiny) + "\n[teacher]\nplugin = \"fixed_linear\"\n");
-  CHECK_THROWS_WITH_AS(wrong.train(), doctest::Contains("student_layer: this model has no tap 'layer9'"),
+  TinyRun wrong(
+      {"objective.plugin=\"gacd\"", "objective.student_layer=\"layer9\"", "train.epochs=1"},
+      std::string(kTiny) + "\n[teacher]\nplugin = \"fixed_linear\"\n");
+  CHECK_THROWS_WITH_AS(wrong.train(),
+                       doctest::Contains("student_layer: this model has no tap 'layer9'"),
                        ardkit::Error);
 }
 

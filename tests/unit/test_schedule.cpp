@@ -38,8 +38,8 @@ TEST_CASE("multistep: ARD's effective schedule and RSLAD's three decays, per epo
 
 TEST_CASE("epoch_base = 1 reads milestones as codes that count epochs from 1") {
   // TRADES: `if epoch >= 75: lr = 0.01` over epochs 1..76, so 0-based epoch 74 is already 0.01.
-  const auto trades = schedule("type = \"multistep\"\nepoch_base = 1\nmilestones = [75, 90, 100]",
-                               0.1, 76);
+  const auto trades =
+      schedule("type = \"multistep\"\nepoch_base = 1\nmilestones = [75, 90, 100]", 0.1, 76);
   CHECK(trades.at(73, 390, 391) == doctest::Approx(0.1));
   CHECK(trades.at(74, 0, 391) == doctest::Approx(0.01));
   CHECK(trades.at(75, 390, 391) == doctest::Approx(0.01));

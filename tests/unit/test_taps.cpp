@@ -20,8 +20,8 @@ ardkit::ModelPtr model(const std::string& name, const ardkit::DataSpec& data,
 
 TEST_CASE("models record the taps asked for, with their layers' shapes") {
   ardkit::DataSpec mnist;  // 1x28x28, 10 classes
-  auto cnn = model("small_cnn", mnist, {{"conv1", int64_t{4}}, {"conv2", int64_t{6}},
-                                        {"hidden", int64_t{12}}});
+  auto cnn = model("small_cnn", mnist,
+                   {{"conv1", int64_t{4}}, {"conv2", int64_t{6}}, {"hidden", int64_t{12}}});
   const auto x = torch::rand({2, 1, 28, 28});
   cnn->forward(x);
   CHECK(cnn->tapped().empty());  // nothing is kept unless asked for

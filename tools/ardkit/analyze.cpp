@@ -47,8 +47,8 @@ struct Subject {
 
 // What one model gives on the analysed points.
 struct Views {
-  torch::Tensor features, logits;          // clean
-  torch::Tensor adv_features, adv_logits;  // on its own adversarial inputs
+  torch::Tensor features, logits;                                // clean
+  torch::Tensor adv_features, adv_logits;                        // on its own adversarial inputs
   torch::Tensor teacher_features_on_adv, teacher_logits_on_adv;  // the teacher on those inputs
 };
 
@@ -88,7 +88,8 @@ Subject load_subject(const std::string& target, const std::string& which,
   const fs::path path = fs::path(target).lexically_normal();
   const std::string label =
       fs::is_directory(target)
-          ? fmt::format("{} ({})", (path.has_filename() ? path : path.parent_path()).filename().string(),
+          ? fmt::format("{} ({})",
+                        (path.has_filename() ? path : path.parent_path()).filename().string(),
                         which)
           : path.stem().string();
   return {label, build_evaluation(loaded)};
@@ -129,8 +130,9 @@ int analyze_command(const std::vector<std::string>& args) {
     return 0;
   }
   if (targets.size() < 2)
-    throw_config_error("analyze: give a teacher and at least one student: ardkit analyze "
-                       "TEACHER_RUN STUDENT_RUN...");
+    throw_config_error(
+        "analyze: give a teacher and at least one student: ardkit analyze "
+        "TEACHER_RUN STUDENT_RUN...");
   if (which != "best" && which != "last")
     throw_config_error("--which must be best or last, got '" + which + "'");
   if (points < 2 || steps < 1 || batch_size < 1)
@@ -140,8 +142,9 @@ int analyze_command(const std::vector<std::string>& args) {
     fs::path file;
     eps = first_eval_eps(root_of(targets[0], which, data_plugin, file));
     if (eps < 0)
-      throw_config_error(targets[0] + ": names no attack radius; add --eps 0.1 (in [0,1] pixel "
-                                      "units)");
+      throw_config_error(targets[0] +
+                         ": names no attack radius; add --eps 0.1 (in [0,1] pixel "
+                         "units)");
   }
   const auto plugin_path = to_paths(common.plugin_path);
   std::vector<Subject> subjects;
@@ -178,13 +181,13 @@ int analyze_command(const std::vector<std::string>& args) {
       const auto clean = run_model(model, batch.x);
       const auto adv = run_model(model, x_adv);
       const auto teacher_adv = run_model(*teacher.setup.model, x_adv);
-      for (const auto& [k, t] : std::vector<std::pair<int, torch::Tensor>>{
-               {0, clean.features},
-               {1, clean.logits},
-               {2, adv.features},
-               {3, adv.logits},
-               {4, teacher_adv.features},
-               {5, teacher_adv.logits}})
+      for (const auto& [k, t] :
+           std::vector<std::pair<int, torch::Tensor>>{{0, clean.features},
+                                                      {1, clean.logits},
+                                                      {2, adv.features},
+                                                      {3, adv.logits},
+                                                      {4, teacher_adv.features},
+                                                      {5, teacher_adv.logits}})
         parts[m][k].push_back(t);
       if (interrupt_requested()) {
         progress.finish("interrupted");
@@ -202,8 +205,8 @@ int analyze_command(const std::vector<std::string>& args) {
   const Views& t = views.front();
   const auto accuracy = [&](const torch::Tensor& logits) {
     return logits.size(1) == data.spec().num_classes
-               ? std::optional<double>(100 * logits.argmax(1).eq(y).to(torch::kDouble).mean()
-                                                 .item<double>())
+               ? std::optional<double>(
+                     100 * logits.argmax(1).eq(y).to(torch::kDouble).mean().item<double>())
                : std::nullopt;
   };
 
@@ -232,8 +235,7 @@ int analyze_command(const std::vector<std::string>& args) {
     const std::optional<double> cka = analysis::linear_cka(t.features, v.features);
     const std::optional<double> cka_adv =
         analysis::linear_cka(v.teacher_features_on_adv, v.adv_features);
-    const std::optional<double> structure =
-        analysis::structure_correlation(t.features, v.features);
+    const std::optional<double> structure = analysis::structure_correlation(t.features, v.features);
     const std::optional<double> structure_adv =
         analysis::structure_correlation(v.teacher_features_on_adv, v.adv_features);
     const std::optional<double> shift = analysis::relative_shift(v.features, v.adv_features);
@@ -263,9 +265,10 @@ int analyze_command(const std::vector<std::string>& args) {
   if (!out.parent_path().empty())
     fs::create_directories(out.parent_path());
   write_file_atomic(out, j.dump(2) + "\n");
-  std::cout << fmt::format("{} test points of {}, PGD-{} at eps {}; the teacher row compares the "
-                           "teacher with itself\n",
-                           n, data.spec().name, steps, eps)
+  std::cout << fmt::format(
+                   "{} test points of {}, PGD-{} at eps {}; the teacher row compares the "
+                   "teacher with itself\n",
+                   n, data.spec().name, steps, eps)
             << table << out.string() << "\n";
   return 0;
 }

@@ -54,9 +54,8 @@ int main(int argc, char** argv) {
     if (command == "analyze")
       return ardkit::cli::analyze_command(args);
     std::cerr << "ardkit: unknown command '" << command << "'"
-              << ardkit::did_you_mean(command,
-                                      {"run", "validate", "plugins", "report", "eval", "export",
-                                       "analyze"})
+              << ardkit::did_you_mean(
+                     command, {"run", "validate", "plugins", "report", "eval", "export", "analyze"})
               << "; see ardkit --help\n";
     return 2;
   } catch (const ardkit::Error& e) {

@@ -9,8 +9,8 @@ namespace ardkit {
 // The learning rate as a function of training progress, from the experiment's [optimizer] lr and
 // its [schedule] table. Progress t is measured in epochs: per = "epoch" evaluates at t = epoch + b
 // (the lr is set once at the start of each epoch), per = "batch" at t = epoch + b + (i+1)/S for
-// batch i of S — Rice et al.'s convention (lr_schedule(epoch + (i + 1) / len(loader))). `epoch` is
-// 0-based and b is `epoch_base` (0 or 1): official codes that count epochs from 1 (TRADES decays
+// batch i of S — Rice et al.'s convention (lr_schedule(epoch + (i + 1) / len(loader))). `epoch`
+// is 0-based and b is `epoch_base` (0 or 1): official codes that count epochs from 1 (TRADES decays
 // at `epoch >= 75` of 1..76; IAD's pre_train/AT.py sets lr_schedule(epoch + 1) before every
 // batch) are written with their own numbers and epoch_base = 1, instead of shifting every
 // milestone by hand — a shift that is easy to forget and trains a whole epoch at 10x the lr.

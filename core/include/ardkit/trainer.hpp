@@ -18,7 +18,7 @@ namespace ardkit {
 struct TrainSetup {
   const ExperimentConfig* config = nullptr;
   ModelPtr student;
-  ModelPtr teacher;  // may be null
+  ModelPtr teacher;       // may be null
   DataSpec teacher_data;  // the data the teacher was built for (its task); the run's otherwise
   std::shared_ptr<DataSource> data;
   ObjectivePtr objective;
