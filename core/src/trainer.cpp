@@ -210,8 +210,8 @@ nlohmann::ordered_json report_json(const EvalReport& report) {
   throw_config_error(fmt::format(
       "{}: objective '{}' distills the teacher's class probabilities, but the teacher has {} "
       "classes of '{}' and the student {} of '{}': soft labels need one label space; for a "
-      "teacher from another task use a feature objective (gacd), or train the student alone "
-      "(pgd_at, trades)",
+      "teacher from another task use an objective that distills features, or train the student "
+      "without a teacher",
       config.file.string(), config.objective->plugin, teacher_classes, teacher_space, classes,
       space));
 }

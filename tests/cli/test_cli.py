@@ -434,7 +434,7 @@ class CrossTask(CliCase):
         self.assertEqual(teacher.returncode, 0, teacher.stderr)
         kd = run("run", str(student("kd", "kd", second)), "--output", runs)
         self.assert_error(kd, 2, "objective 'kd' distills the teacher's class probabilities",
-                          "class_map=[0,1,2,3,4,-1,-1,-1,-1,-1]", "use a feature objective",
+                          "class_map=[0,1,2,3,4,-1,-1,-1,-1,-1]", "objective that distills features",
                           runs_allowed=True)
         # gacd's own options are checked when the objective is set up, after the run's first
         # log line: the error is still one line, the last, and nothing is marked completed.
