@@ -83,59 +83,37 @@ class Iad : public ardkit::Objective {
   }
 
   ardkit::LossTerms compute(ardkit::StepContext& c) override {
-    const double t = c.knobs.get("temperature");
-    const auto& x = c.batch.x;
-    const auto& y = c.batch.y;
-    const int64_t b = x.size(0);
     if (adaptive_)
       return adaptive(c);
+    const double t = c.knobs.get("temperature");
+    const auto& x = c.batch.x;
     const auto x_adv = distill::attack_student(c, bn_mode_, ardkit::losses::cross_entropy());
     const auto adv_logits = c.student.logits(x_adv);
-    const bool introspect = c.epoch >= begin_;
-    // w_i: the teacher's probability of the true class on x', to the power beta. T(x') is also
-    // IAD-II's distillation target; the frozen teacher gives the same logits, so one forward.
+    // T(x') gives w and is also IAD-II's distillation target; the frozen teacher gives the same
+    // logits, so one forward.
     const auto teacher_adv_logits = distill::teacher_logits(*c.teacher, x_adv);
-    const auto w =
-        torch::softmax(teacher_adv_logits, 1).gather(1, y.unsqueeze(1)).squeeze(1).pow(beta_);
-    const auto mean = [b](const torch::Tensor& rows) {
-      return rows.sum() / static_cast<double>(b);
-    };
-    const auto self_term = [&] {
-      const auto clean_probs = torch::softmax(c.student.logits(x), 1);  // graph kept, as official
-      return mean(distill::kl_rows(clean_probs, adv_logits) * (1 - w));
-    };
+    const auto w = confidence(teacher_adv_logits, c.batch.y);
     if (!iad2_) {
       c.student.logits(x_adv);  // the official step's unused second S(x') forward
       const auto teacher_probs = torch::softmax(distill::teacher_logits(*c.teacher, x) / t, 1);
-      const auto kl = mean(distill::kl_rows(teacher_probs, adv_logits, t));
-      std::vector<std::pair<std::string, torch::Tensor>> terms = {{"kl_teacher", kl}};
-      auto loss = alpha_ * t * t * kl;
-      if (introspect) {
-        const auto self = self_term();
-        loss = loss + alpha_ * self;
-        terms.emplace_back("kl_self", self);
-      }
-      const auto ce = torch::nn::functional::cross_entropy(c.student.logits(x), y);
-      terms.emplace_back("clean_ce", ce);
-      terms.emplace_back("mean_w", w.mean());
-      return {loss + (1 - alpha_) * ce, terms};
+      return iad1_loss(c, adv_logits, teacher_probs, w, t);
     }
     if (st_teacher_->parameters().size() && st_teacher_->parameters()[0].device() != x.device())
       st_teacher_->to(x.device());
     const auto teacher_probs = torch::softmax(teacher_adv_logits / t, 1);
     const auto st_probs = torch::softmax(distill::teacher_logits(*st_teacher_, x_adv) / t, 1);
-    const auto ce = torch::nn::functional::cross_entropy(adv_logits, y);
+    const auto ce = torch::nn::functional::cross_entropy(adv_logits, c.batch.y);
     const auto kl_rows = distill::kl_rows(teacher_probs, adv_logits, t);
-    const auto kl_st = mean(distill::kl_rows(st_probs, adv_logits, t));
+    const auto kl_st = batch_mean(distill::kl_rows(st_probs, adv_logits, t));
     std::vector<std::pair<std::string, torch::Tensor>> terms = {{"adv_ce", ce}};
     torch::Tensor teacher_part;
-    if (introspect) {
-      const auto kl = mean(kl_rows * w);
-      const auto self = self_term();
+    if (c.epoch >= begin_) {
+      const auto kl = batch_mean(kl_rows * w);
+      const auto self = self_term(c, adv_logits, w);
       teacher_part = kl + self;
       terms.insert(terms.end(), {{"kl_teacher", kl}, {"kl_self", self}});
     } else {
-      teacher_part = mean(kl_rows);
+      teacher_part = batch_mean(kl_rows);
       terms.emplace_back("kl_teacher", teacher_part);
     }
     terms.insert(terms.end(), {{"kl_st_teacher", kl_st}, {"mean_w", w.mean()}});
@@ -144,35 +122,54 @@ class Iad : public ardkit::Objective {
   }
 
  private:
-  // AdaIAD: AdaAD's attack, IAD-I's loss with the teacher on x'.
-  ardkit::LossTerms adaptive(ardkit::StepContext& c) {
-    const double t = c.knobs.get("temperature");
-    const auto& x = c.batch.x;
-    const auto& y = c.batch.y;
-    const double b = static_cast<double>(x.size(0));
-    const auto x_adv = distill::attack_student_and_teacher(c, bn_mode_);
-    {
-      torch::NoGradGuard no_grad;  // the official step's S(x), used only for its accuracy print
-      c.student.logits(x);
-    }
-    const auto adv_logits = c.student.logits(x_adv);
-    const auto teacher_adv_logits = distill::teacher_logits(*c.teacher, x_adv);
-    const auto w =
-        torch::softmax(teacher_adv_logits, 1).gather(1, y.unsqueeze(1)).squeeze(1).pow(beta_);
-    const auto kl =
-        distill::kl_rows(torch::softmax(teacher_adv_logits / t, 1), adv_logits, t).sum() / b;
+  static torch::Tensor batch_mean(const torch::Tensor& rows) {
+    return rows.sum() / static_cast<double>(rows.size(0));
+  }
+
+  // w_i = P_T(y_i | x'_i)^beta from the teacher's logits on x' (no gradient: a frozen teacher).
+  torch::Tensor confidence(const torch::Tensor& teacher_adv_logits, const torch::Tensor& y) const {
+    return torch::softmax(teacher_adv_logits, 1).gather(1, y.unsqueeze(1)).squeeze(1).pow(beta_);
+  }
+
+  // mean_i (1 - w_i) KL(p_S(x_i) || p_S(x'_i)); S(x) runs here, its graph kept, as official.
+  torch::Tensor self_term(ardkit::StepContext& c, const torch::Tensor& adv_logits,
+                          const torch::Tensor& w) const {
+    const auto clean_probs = torch::softmax(c.student.logits(c.batch.x), 1);
+    return batch_mean(distill::kl_rows(clean_probs, adv_logits) * (1 - w));
+  }
+
+  // IAD-I's loss, also AdaIAD's (which takes the teacher's soft labels on x' instead of x):
+  // alpha T^2 KL(teacher || S(x')) [+ alpha * self term from `begin`] + (1 - alpha) CE(S(x), y),
+  // with the student's forwards in the official order (self term's S(x), then CE's S(x)).
+  ardkit::LossTerms iad1_loss(ardkit::StepContext& c, const torch::Tensor& adv_logits,
+                              const torch::Tensor& teacher_probs, const torch::Tensor& w,
+                              double t) const {
+    const auto kl = batch_mean(distill::kl_rows(teacher_probs, adv_logits, t));
     std::vector<std::pair<std::string, torch::Tensor>> terms = {{"kl_teacher", kl}};
     auto loss = alpha_ * t * t * kl;
     if (c.epoch >= begin_) {
-      const auto clean_probs = torch::softmax(c.student.logits(x), 1);  // graph kept, as official
-      const auto self = (distill::kl_rows(clean_probs, adv_logits) * (1 - w)).sum() / b;
+      const auto self = self_term(c, adv_logits, w);
       loss = loss + alpha_ * self;
       terms.emplace_back("kl_self", self);
     }
-    const auto ce = torch::nn::functional::cross_entropy(c.student.logits(x), y);
+    const auto ce = torch::nn::functional::cross_entropy(c.student.logits(c.batch.x), c.batch.y);
     terms.emplace_back("clean_ce", ce);
     terms.emplace_back("mean_w", w.mean());
     return {loss + (1 - alpha_) * ce, terms};
+  }
+
+  // AdaIAD: AdaAD's attack, IAD-I's loss with the teacher on x'.
+  ardkit::LossTerms adaptive(ardkit::StepContext& c) {
+    const double t = c.knobs.get("temperature");
+    const auto x_adv = distill::attack_student_and_teacher(c, bn_mode_);
+    {
+      torch::NoGradGuard no_grad;  // the official step's S(x), used only for its accuracy print
+      c.student.logits(c.batch.x);
+    }
+    const auto adv_logits = c.student.logits(x_adv);
+    const auto teacher_adv_logits = distill::teacher_logits(*c.teacher, x_adv);
+    return iad1_loss(c, adv_logits, torch::softmax(teacher_adv_logits / t, 1),
+                     confidence(teacher_adv_logits, c.batch.y), t);
   }
 
   bool iad2_, adaptive_;
