@@ -206,6 +206,14 @@ torch::Tensor objective_state(const fs::path& checkpoint, const std::string& key
   return t;
 }
 
+// Two runs of one experiment end with bit-identical student weights.
+void check_same_student(const TinyRun& a, const TinyRun& b) {
+  const auto x = a.final_weights(), y = b.final_weights();
+  REQUIRE(x.size() == y.size());
+  for (size_t i = 0; i < x.size(); ++i)
+    CHECK(torch::equal(x[i], y[i]));
+}
+
 }  // namespace
 
 TEST_CASE("an objective is set up with the run's sizes and trains its own module") {
@@ -311,11 +319,7 @@ TEST_CASE("an objective's module and buffers resume bit-exactly") {
     CHECK(torch::equal(objective_state(whole.run->checkpoint_path("last"), key),
                        objective_state(split.run->checkpoint_path("last"), key)));
   }
-  const auto a = whole.final_weights();
-  const auto b = split.final_weights();
-  REQUIRE(a.size() == b.size());
-  for (size_t i = 0; i < a.size(); ++i)
-    CHECK(torch::equal(a[i], b[i]));
+  check_same_student(whole, split);
 }
 
 TEST_CASE("a gacd run resumes bit-exactly: heads, memory banks and their Z") {
@@ -341,10 +345,7 @@ TEST_CASE("a gacd run resumes bit-exactly: heads, memory banks and their Z") {
     if (key[0] == 'z')
       CHECK(value.item<double>() > 0);  // fixed at the first batch, carried across the resume
   }
-  const auto x = whole.final_weights(), y = split.final_weights();
-  REQUIRE(x.size() == y.size());
-  for (size_t i = 0; i < x.size(); ++i)
-    CHECK(torch::equal(x[i], y[i]));
+  check_same_student(whole, split);
 }
 
 TEST_CASE("an interrupted run resumes to the same weights as an uninterrupted one") {
@@ -364,11 +365,7 @@ TEST_CASE("an interrupted run resumes to the same weights as an uninterrupted on
   CHECK_FALSE(fs::exists(split.run->results_path()));
   REQUIRE(split.train() == ardkit::TrainOutcome::completed);
 
-  const auto a = whole.final_weights();
-  const auto b = split.final_weights();
-  REQUIRE(a.size() == b.size());
-  for (size_t i = 0; i < a.size(); ++i)
-    CHECK(torch::equal(a[i], b[i]));
+  check_same_student(whole, split);
 }
 
 TEST_CASE("a loss that becomes NaN stops the run naming the step and the term") {
