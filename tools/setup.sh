@@ -12,6 +12,7 @@ packages=(
   libfmt-dev                # formatting
   nlohmann-json3-dev        # status, metrics and results files
   zlib1g-dev                # gzipped IDX datasets
+  libpng-dev                # grids of synthetic samples (data-free runs)
   doctest-dev               # unit tests
   python3                   # command-line tests
   dataset-fashion-mnist     # the quickstart's data (/usr/share/datasets/fashion-mnist)

@@ -12,6 +12,7 @@
 #include "ardkit/hook.hpp"
 #include "ardkit/knobs.hpp"
 #include "ardkit/model.hpp"
+#include "ardkit/nn/batch_norm.hpp"
 #include "ardkit/objective.hpp"
 #include "ardkit/text.hpp"
 
@@ -20,16 +21,103 @@ namespace ardkit {
 Component::~Component() = default;
 Model::~Model() = default;
 
+std::vector<std::string> Model::batch_norm_taps() {
+  std::vector<std::string> out;
+  for (const auto& item : named_modules("", false))
+    if (dynamic_cast<nn::BatchNorm2dImpl*>(item.value().get()))
+      out.push_back("bn:" + item.key());
+  return out;
+}
+
+std::vector<std::string> Model::available_taps() {
+  auto out = tap_names();
+  for (auto& name : batch_norm_taps())
+    out.push_back(std::move(name));
+  return out;
+}
+
 void Model::set_taps(const std::vector<std::string>& names) {
-  const auto valid = tap_names();
+  wanted_.clear();
+  add_taps(names);
+}
+
+void Model::add_taps(const std::vector<std::string>& names) {
+  const auto valid = available_taps();
   for (const auto& name : names)
     if (std::find(valid.begin(), valid.end(), name) == valid.end())
       throw_config_error(fmt::format("this model has no tap '{}'{}; its taps: {}", name,
                                      did_you_mean(name, valid),
                                      valid.empty() ? "none" : join(valid, ", ")));
-  wanted_ = std::set<std::string>(names.begin(), names.end());
+  wanted_.insert(names.begin(), names.end());
   tapped_.clear();
+  // BatchNorm layers report their input statistics only when asked: an untapped forward is the
+  // plain torch one.
+  for (const auto& item : named_modules("", false))
+    if (auto* bn = dynamic_cast<nn::BatchNorm2dImpl*>(item.value().get())) {
+      const std::string name = "bn:" + item.key();
+      if (wanted_.count(name))
+        bn->record = [this, name](const torch::Tensor& stats) { tapped_[name] = stats; };
+      else
+        bn->record = nullptr;
+    }
 }
+
+namespace nn {
+
+torch::Tensor channel_statistics(const torch::Tensor& input) {
+  const auto mean = input.mean({0, 2, 3});
+  const auto var = input.var({0, 2, 3}, /*unbiased=*/false);
+  return torch::stack({mean, var});
+}
+
+BatchNorm2dImpl::BatchNorm2dImpl(const torch::nn::BatchNorm2dOptions& options) : options(options) {
+  reset();
+}
+
+// As torch::nn::NormImplBase::reset: the same names, shapes and initial values.
+void BatchNorm2dImpl::reset() {
+  const int64_t n = options.num_features();
+  if (options.affine()) {
+    weight = register_parameter("weight", torch::ones({n}));
+    bias = register_parameter("bias", torch::zeros({n}));
+  } else {
+    weight = register_parameter("weight", torch::Tensor(), /*requires_grad=*/false);
+    bias = register_parameter("bias", torch::Tensor(), /*requires_grad=*/false);
+  }
+  if (options.track_running_stats()) {
+    running_mean = register_buffer("running_mean", torch::zeros({n}));
+    running_var = register_buffer("running_var", torch::ones({n}));
+    num_batches_tracked = register_buffer("num_batches_tracked", torch::tensor(0, torch::kLong));
+  } else {
+    running_mean = register_buffer("running_mean", torch::Tensor());
+    running_var = register_buffer("running_var", torch::Tensor());
+    num_batches_tracked = register_buffer("num_batches_tracked", torch::Tensor());
+  }
+}
+
+void BatchNorm2dImpl::pretty_print(std::ostream& stream) const {
+  stream << "ardkit::nn::BatchNorm2d(" << options.num_features() << ", eps=" << options.eps()
+         << ", affine=" << options.affine()
+         << ", track_running_stats=" << options.track_running_stats() << ")";
+}
+
+// As torch::nn::BatchNormImplBase::forward (momentum None = cumulative average).
+torch::Tensor BatchNorm2dImpl::forward(const torch::Tensor& input) {
+  TORCH_CHECK(input.dim() == 4, "expected 4D input (got ", input.dim(), "D input)");
+  if (record)
+    record(channel_statistics(input));
+  double factor = options.momentum().value_or(0.0);
+  if (is_training() && options.track_running_stats() && num_batches_tracked.defined()) {
+    num_batches_tracked += 1;
+    if (!options.momentum().has_value())
+      factor = 1.0 / num_batches_tracked.item<double>();
+  }
+  return torch::batch_norm(input, weight, bias, running_mean, running_var,
+                           is_training() || !options.track_running_stats(), factor, options.eps(),
+                           at::globalContext().userEnabledCuDNN());
+}
+
+}  // namespace nn
 
 const torch::Tensor& Model::tapped(const std::string& name) const {
   const auto found = tapped_.find(name);
@@ -46,6 +134,8 @@ LossTerms Objective::step(StepContext& c) {
     throw_runtime_error("Objective::step needs the run's optimizer in its StepContext");
   c.optimizer->zero_grad();
   LossTerms loss = compute(c);
+  if (c.extra_terms)
+    c.extra_terms(loss);
   if (c.check_finite)
     c.check_finite(loss);
   loss.total.backward();
@@ -79,6 +169,8 @@ const char* kind_name(PluginKind kind) {
       return "objective";
     case PluginKind::hook:
       return "hook";
+    case PluginKind::generator:
+      return "generator";
   }
   return "?";
 }

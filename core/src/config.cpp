@@ -19,7 +19,7 @@ namespace {
 
 const std::vector<std::string> kTopLevel = {"run",       "data",   "teacher",   "student",
                                             "objective", "attack", "optimizer", "schedule",
-                                            "train",     "eval",   "hook"};
+                                            "train",     "eval",   "hook",      "generator"};
 
 std::string position(const std::string& file, const toml::source_region& source) {
   if (source.begin.line == 0)
@@ -581,6 +581,7 @@ ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& fil
   config.student = single("student", PluginKind::model, true, model_host_schema());
   config.teacher = single("teacher", PluginKind::model, false, teacher_host_schema());
   config.objective = single("objective", PluginKind::objective, true, no_host_keys);
+  config.generator = single("generator", PluginKind::generator, false, no_host_keys);
   if (root.get("attack")) {
     toml::table attack = table_or_empty(root, "attack", file);
     add_attack_defaults(attack, *config.objective, lookup, file);
@@ -606,7 +607,7 @@ toml::table ExperimentConfig::resolved() const {
   out.insert("train", to_toml(train));
   out.insert("optimizer", to_toml(optimizer));
   out.insert("schedule", to_toml(schedule));
-  for (const auto* t : {&data, &student, &teacher, &objective, &attack})
+  for (const auto* t : {&data, &student, &teacher, &objective, &attack, &generator})
     if (*t)
       out.insert((*t)->table, with_plugin(**t));
   for (const auto& [key, list] : {std::pair{"eval", &evals}, std::pair{"hook", &hooks}}) {

@@ -100,7 +100,11 @@ torch::Tensor subset_of(const torch::Tensor& positions, const torch::Tensor& lab
 InMemoryData::InMemoryData(DataSpec spec, torch::Tensor train_x, torch::Tensor train_y,
                            torch::Tensor test_x, torch::Tensor test_y, const SplitOptions& split,
                            const AugmentOptions& augment)
-    : spec_(std::move(spec)), augment_(augment) {
+    : spec_(std::move(spec)), augment_(augment), withheld_(!train_x.defined()) {
+  if (withheld_) {  // built for a data-free run: an empty training split
+    train_x = test_x.narrow(0, 0, 0);
+    train_y = test_y.narrow(0, 0, 0);
+  }
   train_y = train_y.to(torch::kLong);
   test_y = test_y.to(torch::kLong);
   if (!split.class_map.empty()) {
@@ -126,17 +130,18 @@ InMemoryData::InMemoryData(DataSpec spec, torch::Tensor train_x, torch::Tensor t
       throw_config_error(split.where + ": class_map keeps fewer than two classes");
   }
   const int64_t n = train_x.size(0);
-  if (split.validation >= n)
+  const int64_t validation = withheld_ ? 0 : split.validation;
+  if (validation > 0 && validation >= n)
     throw_config_error(
         fmt::format("[data] validation = {} leaves no training samples (the training set has {}); "
                     "use a smaller validation",
-                    split.validation, n));
+                    validation, n));
   auto generator =
       at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(split.split_seed) + 7919ull);
   const auto order = torch::randperm(n, generator, torch::TensorOptions().dtype(torch::kLong));
-  auto val_idx = std::get<0>(order.slice(0, 0, split.validation).sort());
+  auto val_idx = std::get<0>(order.slice(0, 0, validation).sort());
   auto train_idx =
-      std::get<0>(order.slice(0, split.validation, n).sort());  // keep file order within a split
+      std::get<0>(order.slice(0, validation, n).sort());  // keep file order within a split
   train_idx =
       subset_of(train_idx, train_y, split.train_subset, split.stratified, spec_.num_classes);
   const auto test_idx = subset_of(torch::arange(test_x.size(0), torch::kLong), test_y,
@@ -154,6 +159,12 @@ int64_t InMemoryData::size(Split split) const {
 }
 
 Batch InMemoryData::get(Split split, const torch::Tensor& indices, Augmentation augmentation) {
+  if (withheld_ && split != Split::test)
+    throw_runtime_error(fmt::format(
+        "[data] {} split requested, but this data source was built without its training files "
+        "(a data-free run reads no training-set image; set [generator] real_validation = true "
+        "to select checkpoints on real data)",
+        split_name(split)));
   const int s = static_cast<int>(split);
   auto x = x_[s].index_select(0, indices);
   x = x.scalar_type() == torch::kByte ? x.to(torch::kFloat).div_(255.0) : x.to(torch::kFloat);

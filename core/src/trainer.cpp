@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <optional>
 
+#include "ardkit/data_free.hpp"
 #include "ardkit/error.hpp"
 #include "ardkit/interrupt.hpp"
 #include "ardkit/lr_schedule.hpp"
@@ -85,7 +87,7 @@ void set_lr(torch::optim::Optimizer& optimizer, double lr, double extra_factor) 
 // What the objective learns before training: sizes from one eval-mode, no-grad forward of each
 // model on a zero batch (eval mode: BatchNorm statistics stay as they are).
 ObjectiveSetup objective_setup(Model& student, Model* teacher, const DataSpec& teacher_data,
-                               DataSource& data, torch::Device device) {
+                               DataSource& data, int64_t train_size, torch::Device device) {
   ObjectiveSetup out;
   const DataSpec spec = data.spec();
   out.data = spec;
@@ -93,7 +95,7 @@ ObjectiveSetup objective_setup(Model& student, Model* teacher, const DataSpec& t
   out.teacher_label_space = teacher ? label_space_of(teacher_data) : "";
   out.student = &student;
   out.teacher = teacher;
-  out.train_size = data.size(Split::train);
+  out.train_size = train_size;
   out.num_classes = spec.num_classes;
   out.device = device;
   const auto x = torch::zeros({1, spec.channels, spec.height, spec.width}, device);
@@ -120,8 +122,13 @@ torch::Tensor epoch_order(int64_t seed, int64_t epoch, int64_t n) {
 class Checkpointer {
  public:
   Checkpointer(Model& student, Objective& objective, torch::optim::Optimizer& optimizer,
-               Knobs& knobs)
-      : student_(student), objective_(objective), optimizer_(optimizer), knobs_(knobs) {}
+               Knobs& knobs, DataFree* data_free, std::vector<std::shared_ptr<Hook>>& hooks)
+      : student_(student),
+        objective_(objective),
+        optimizer_(optimizer),
+        knobs_(knobs),
+        data_free_(data_free),
+        hooks_(hooks) {}
 
   void save(const fs::path& path, const Position& position) const {
     torch::serialize::OutputArchive archive;
@@ -134,6 +141,17 @@ class Checkpointer {
     }
     optimizer_.save(optimizer_archive);
     archive.write("optimizer", optimizer_archive);
+    if (data_free_) {
+      torch::serialize::OutputArchive generator_archive;
+      data_free_->save(generator_archive);
+      archive.write("generator", generator_archive);
+    }
+    for (size_t i = 0; i < hooks_.size(); ++i)
+      if (hooks_[i]->has_state()) {
+        torch::serialize::OutputArchive hook_archive;
+        hooks_[i]->save_state(hook_archive);
+        archive.write(fmt::format("hook{}", i), hook_archive);
+      }
     for (const auto& [name, value] : knobs_.all())
       knob_archive.write(name, torch::tensor(value, torch::kDouble));
     archive.write("knobs", knob_archive);
@@ -162,6 +180,17 @@ class Checkpointer {
       }
       archive.read("optimizer", optimizer_archive);
       optimizer_.load(optimizer_archive);
+      if (data_free_) {
+        torch::serialize::InputArchive generator_archive;
+        archive.read("generator", generator_archive);
+        data_free_->load(generator_archive);
+      }
+      for (size_t i = 0; i < hooks_.size(); ++i)
+        if (hooks_[i]->has_state()) {
+          torch::serialize::InputArchive hook_archive;
+          archive.read(fmt::format("hook{}", i), hook_archive);
+          hooks_[i]->load_state(hook_archive);
+        }
       archive.read("knobs", knob_archive);
       for (const auto& [name, value] : knobs_.all())
         knobs_.set(name, read_tensor(knob_archive, name).item<double>());
@@ -185,6 +214,8 @@ class Checkpointer {
   Objective& objective_;
   torch::optim::Optimizer& optimizer_;
   Knobs& knobs_;
+  DataFree* data_free_;
+  std::vector<std::shared_ptr<Hook>>& hooks_;
 };
 
 // Ordered: attacks appear in results.json in the order of the experiment's [[eval]] tables.
@@ -220,6 +251,12 @@ nlohmann::ordered_json report_json(const EvalReport& report) {
 
 void check_requirements(const TrainSetup& setup) {
   const ExperimentConfig& config = *setup.config;
+  if (setup.generator && !setup.teacher)
+    throw_config_error(
+        fmt::format("{}: [generator] synthesises training data from a teacher, but the "
+                    "experiment has no [teacher] table: add one with plugin and checkpoint "
+                    "(or experiment)",
+                    config.file.string()));
   if (setup.objective->needs_teacher() && !setup.teacher)
     throw_config_error(
         fmt::format("{}: objective '{}' distills from a teacher but the experiment has no "
@@ -330,6 +367,14 @@ void evaluate_and_write_results(TrainSetup& setup, RunDir& run) {
   }
   for (const auto& e : setup.evals)
     results["eps"][e.name] = e.attack->threat().eps;
+  if (setup.generator) {
+    // What a reader of a data-free result must know: which generator made the training data,
+    // and whether any real training-set image was read (only for checkpoint selection).
+    const bool real = setup.generator->options().real_validation;
+    results["data_free"] = {{"generator", config.generator->plugin},
+                            {"training_images_read", real},
+                            {"selection", real ? "real validation split" : "none"}};
+  }
   for (const auto& [label, report] : rows)
     results[label] = report_json(report);
   // RobustBench's model_info keys, filled from the last checkpoint's evaluation.
@@ -369,8 +414,16 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   if (setup.attack)
     knobs.declare("attack.eps", setup.attack->threat().eps);
 
-  const ObjectiveSetup sizes =
-      objective_setup(student, setup.teacher.get(), setup.teacher_data, *setup.data, device);
+  // A data-free epoch's samples take the place of the training set: per-sample objectives
+  // (memory banks) get one slot per synthetic sample of an epoch.
+  const int64_t train_size = setup.generator
+                                 ? setup.generator->options().iterations *
+                                       setup.generator->options().student_steps * batch_size
+                                 : data.size(Split::train);
+  if (train_size == 0)
+    throw_config_error(config.file.string() + ": [data] the training split is empty");
+  const ObjectiveSetup sizes = objective_setup(student, setup.teacher.get(), setup.teacher_data,
+                                               *setup.data, train_size, device);
   if (setup.teacher && setup.objective->needs_same_label_space() && !sizes.same_label_space())
     refuse_label_spaces(config, sizes.teacher_classes, sizes.teacher_label_space, sizes.num_classes,
                         sizes.label_space);
@@ -384,7 +437,12 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   }
   const double extra_lr_factor = config.optimizer.get_real("extra_lr_factor");
   auto optimizer = make_optimizer(config.optimizer, student.parameters(), extra_parameters);
-  Checkpointer checkpointer(student, *setup.objective, *optimizer, knobs);
+  std::unique_ptr<DataFree> data_free;
+  if (setup.generator)
+    data_free = std::make_unique<DataFree>(*setup.generator, *setup.teacher, student, knobs,
+                                           data.spec(), batch_size, device);
+  Checkpointer checkpointer(student, *setup.objective, *optimizer, knobs, data_free.get(),
+                            setup.hooks);
   // The objective's module follows the student: train mode for steps, eval mode otherwise.
   const auto set_mode = [&](bool training) {
     student.train(training);
@@ -401,10 +459,8 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
                          position.epoch + 1, position.step_in_epoch, position.global_step));
   }
 
-  const int64_t train_size = data.size(Split::train);
-  if (train_size == 0)
-    throw_config_error(config.file.string() + ": [data] the training split is empty");
-  const int64_t steps_per_epoch = (train_size + batch_size - 1) / batch_size;
+  const int64_t steps_per_epoch =
+      data_free ? data_free->steps_per_epoch() : (train_size + batch_size - 1) / batch_size;
   const LrSchedule schedule(config.optimizer, config.schedule, epochs);
   const int64_t validate_every = tp.get_int("validate_every");
   const int64_t log_every = tp.get_int("log_every");
@@ -413,8 +469,31 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   auto last_checkpoint = Clock::now();
 
   std::map<std::string, double> latest;  // latest metric values, read by hooks
+  // What hooks may measure: the models and a batch of training inputs (synthetic in a data-free
+  // run; real ones otherwise, in an order seeded by the step, so drawing moves nothing else).
+  const auto draw = [&](int64_t n) {
+    if (data_free)
+      return data_free->draw(n);
+    const auto order = epoch_order(seed + 7919, position.global_step, train_size);
+    Batch batch =
+        data.get(Split::train, order.narrow(0, 0, std::min(n, train_size)), Augmentation::none());
+    batch.x = batch.x.to(device);
+    batch.y = batch.y.to(device);
+    return batch;
+  };
+  const auto hook_event = [&](int64_t epoch, std::map<std::string, double>* report, bool can_draw) {
+    HookEvent event{epoch, position.global_step, epochs, steps_per_epoch, latest};
+    event.student = &student;
+    event.teacher = setup.teacher.get();
+    event.attack = setup.attack.get();
+    if (can_draw)
+      event.draw = draw;
+    event.report = report;
+    return event;
+  };
   {
-    HookEvent event{position.epoch, position.global_step, epochs, steps_per_epoch, latest};
+    std::map<std::string, double> report;
+    const HookEvent event = hook_event(position.epoch, &report, true);
     for (auto& hook : setup.hooks)
       hook->on_train_start(event, knobs);
   }
@@ -422,7 +501,17 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
     const int64_t epoch = position.epoch;
     double lr = schedule.at(epoch, position.step_in_epoch, steps_per_epoch);
     set_lr(*optimizer, lr, extra_lr_factor);
-    const auto order = epoch_order(seed, epoch, train_size);
+    const double base_lr = config.optimizer.get_real("lr");
+    if (data_free) {
+      data_free->set_lr_scale(lr / base_lr);
+      if (position.step_in_epoch == 0) {
+        set_mode(true);
+        if (!data_free->prepare_epoch(epoch)) {
+          checkpointer.save(last, position);
+          return TrainOutcome::interrupted;
+        }
+      }
+    }
     Progress progress(fmt::format("epoch {}/{}", epoch + 1, epochs), steps_per_epoch);
     std::map<std::string, double> sums;
     int64_t counted = 0, images = 0;
@@ -430,23 +519,32 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
     auto window_start = Clock::now();
     int64_t window_images = 0;
 
-    BatchPrefetcher batches(data, order, batch_size, position.step_in_epoch,
-                            static_cast<uint64_t>(seed), epoch);
+    // A data-free run never opens the training split: its batches come from the generator.
+    std::optional<BatchPrefetcher> batches;
+    if (!data_free)
+      batches.emplace(data, epoch_order(seed, epoch, train_size), batch_size,
+                      position.step_in_epoch, static_cast<uint64_t>(seed), epoch);
     for (int64_t s = position.step_in_epoch; s < steps_per_epoch; ++s) {
-      Batch batch = batches.next();
-      batch.x = batch.x.to(device);
-      batch.y = batch.y.to(device);
       set_mode(true);
-      if (setup.attack)
-        setup.attack->set_eps(knobs.get("attack.eps"));
       if (schedule.per_batch()) {
         lr = schedule.at(epoch, s, steps_per_epoch);
         set_lr(*optimizer, lr, extra_lr_factor);
+        if (data_free)
+          data_free->set_lr_scale(lr / base_lr);
       }
+      Batch batch = data_free ? data_free->next_batch(epoch, s) : batches->next();
+      batch.x = batch.x.to(device);
+      batch.y = batch.y.to(device);
+      if (setup.attack)
+        setup.attack->set_eps(knobs.get("attack.eps"));
       StepContext context{
           student, setup.teacher.get(), setup.attack.get(), batch, epoch, position.global_step,
           knobs};
       context.optimizer = optimizer.get();
+      if (data_free)
+        context.extra_terms = [&](LossTerms& loss) {
+          data_free->add_student_terms(loss, batch, epoch);
+        };
       std::vector<std::pair<std::string, double>> values;
       context.check_finite = [&](const LossTerms& loss) {
         values = {{"loss", loss.total.item<double>()}};
@@ -467,6 +565,11 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
             config.objective->plugin));
       if (values.empty())  // a custom step that did not call check_finite: check after the fact
         context.check_finite(loss);
+      if (data_free) {
+        data_free->after_step(epoch, s);
+        for (const auto& [name, value] : data_free->latest())
+          values.emplace_back(name, value);
+      }
 
       ++position.global_step;
       position.step_in_epoch = s + 1;
@@ -493,7 +596,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
         window_start = Clock::now();
         window_images = 0;
       }
-      HookEvent event{epoch, position.global_step, epochs, steps_per_epoch, latest};
+      const HookEvent event = hook_event(epoch, nullptr, false);
       for (auto& hook : setup.hooks)
         hook->on_step_end(event, knobs);
       progress.update(s + 1, fmt::format("loss {:.4f}", sums["loss"] / counted));
@@ -520,8 +623,10 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
       line["train_" + name] = counted ? sum / counted : 0.0;
     for (const auto& [name, value] : knobs.all())
       line["knob." + name] = value;
-    const bool validate =
-        validate_every > 0 && (epoch + 1) % validate_every == 0 && data.size(Split::validation) > 0;
+    // A data-free run selects no best checkpoint unless told to use the real validation split.
+    const bool validate = validate_every > 0 && (epoch + 1) % validate_every == 0 &&
+                          (!data_free || data_free->options().real_validation) &&
+                          data.size(Split::validation) > 0;
     bool improved = false;
     if (validate) {
       set_mode(false);
@@ -531,10 +636,20 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
         improved = true;
       }
     }
+    {
+      set_mode(false);
+      std::map<std::string, double> report;
+      const HookEvent event = hook_event(epoch, &report, true);
+      for (auto& hook : setup.hooks)
+        hook->on_epoch_end(event, knobs);
+      for (const auto& [name, value] : report) {
+        line["hook." + name] = value;
+        latest["hook." + name] = value;
+      }
+    }
     run.append_metrics(line.dump());
-    HookEvent event{epoch, position.global_step, epochs, steps_per_epoch, latest};
-    for (auto& hook : setup.hooks)
-      hook->on_epoch_end(event, knobs);
+    if (data_free && data_free->options().sample_grid)
+      data_free->write_grid(run.root() / "samples" / fmt::format("epoch_{:03d}.png", epoch + 1));
 
     position.epoch = epoch + 1;
     position.step_in_epoch = 0;

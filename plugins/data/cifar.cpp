@@ -82,9 +82,12 @@ std::pair<torch::Tensor, torch::Tensor> read_records(const Params& p, const Form
   return {torch::cat(images), torch::cat(labels)};
 }
 
-std::shared_ptr<ardkit::Component> make(const Params& p, const ardkit::BuildContext&) {
+std::shared_ptr<ardkit::Component> make(const Params& p, const ardkit::BuildContext& c) {
   const Format f = format_of(p);
-  auto [train_x, train_y] = read_records(p, f, f.train_files);
+  // A data-free run opens no training file at all.
+  torch::Tensor train_x, train_y;
+  if (c.train_split)
+    std::tie(train_x, train_y) = read_records(p, f, f.train_files);
   auto [test_x, test_y] = read_records(p, f, f.test_files);
   ardkit::DataSpec spec;
   spec.channels = 3;

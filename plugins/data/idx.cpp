@@ -90,30 +90,39 @@ fs::path locate(const Params& p, const std::string& key) {
       " to where the IDX files are");
 }
 
-std::shared_ptr<ardkit::Component> make(const Params& p, const ardkit::BuildContext&) {
-  auto train_x = read_idx(locate(p, "train_images"), 3);
-  auto train_y = read_idx(locate(p, "train_labels"), 1);
+std::shared_ptr<ardkit::Component> make(const Params& p, const ardkit::BuildContext& c) {
+  // A data-free run opens no training file at all.
+  torch::Tensor train_x, train_y;
+  if (c.train_split) {
+    train_x = read_idx(locate(p, "train_images"), 3);
+    train_y = read_idx(locate(p, "train_labels"), 1);
+  }
   auto test_x = read_idx(locate(p, "test_images"), 3);
   auto test_y = read_idx(locate(p, "test_labels"), 1);
+  if (!c.train_split) {
+    train_x = test_x.narrow(0, 0, 0);
+    train_y = test_y.narrow(0, 0, 0);
+  }
   if (train_x.size(0) != train_y.size(0) || test_x.size(0) != test_y.size(0))
     ardkit::throw_runtime_error(
         p.where() + ": image and label files disagree on the number of samples (" +
         std::to_string(train_x.size(0)) + " vs " + std::to_string(train_y.size(0)) +
         "); check that they belong together");
   const int64_t classes = p.get_int("num_classes");
-  if (train_y.max().item<int64_t>() >= classes || test_y.max().item<int64_t>() >= classes)
-    ardkit::throw_config_error(
-        p.origin("num_classes") + ": [data] labels go up to " +
-        std::to_string(std::max(train_y.max().item<int64_t>(), test_y.max().item<int64_t>())) +
-        " but num_classes = " + std::to_string(classes));
+  const int64_t top = torch::cat({train_y, test_y}).max().item<int64_t>();
+  if (top >= classes)
+    ardkit::throw_config_error(p.origin("num_classes") + ": [data] labels go up to " +
+                               std::to_string(top) +
+                               " but num_classes = " + std::to_string(classes));
   ardkit::DataSpec spec;
   spec.channels = 1;
-  spec.height = train_x.size(1);
-  spec.width = train_x.size(2);
+  spec.height = test_x.size(1);
+  spec.width = test_x.size(2);
   spec.num_classes = classes;
   spec.name = p.get_string("name");
   return std::make_shared<ardkit::InMemoryData>(
-      spec, train_x.unsqueeze(1), train_y.to(torch::kLong), test_x.unsqueeze(1),
+      spec, c.train_split ? train_x.unsqueeze(1) : torch::Tensor(),
+      c.train_split ? train_y.to(torch::kLong) : torch::Tensor(), test_x.unsqueeze(1),
       test_y.to(torch::kLong), ardkit::split_options_from(p), ardkit::augment_options_from(p));
 }
 

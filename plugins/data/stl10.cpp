@@ -48,8 +48,11 @@ std::pair<torch::Tensor, torch::Tensor> read_split(const Params& p, const std::s
   return {x, y};
 }
 
-std::shared_ptr<ardkit::Component> make(const Params& p, const ardkit::BuildContext&) {
-  auto [train_x, train_y] = read_split(p, "train");
+std::shared_ptr<ardkit::Component> make(const Params& p, const ardkit::BuildContext& c) {
+  // A data-free run opens no training file at all.
+  torch::Tensor train_x, train_y;
+  if (c.train_split)
+    std::tie(train_x, train_y) = read_split(p, "train");
   auto [test_x, test_y] = read_split(p, "test");
   ardkit::DataSpec spec;
   spec.channels = 3;

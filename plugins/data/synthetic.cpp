@@ -17,7 +17,7 @@ std::pair<torch::Tensor, torch::Tensor> draw(const torch::Tensor& prototypes, in
   return {x, y};
 }
 
-std::shared_ptr<ardkit::Component> make(const Params& p, const ardkit::BuildContext&) {
+std::shared_ptr<ardkit::Component> make(const Params& p, const ardkit::BuildContext& c) {
   auto generator =
       at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(p.get_int("seed")));
   ardkit::DataSpec spec;
@@ -37,6 +37,10 @@ std::shared_ptr<ardkit::Component> make(const Params& p, const ardkit::BuildCont
   const double noise = p.get_real("noise");
   auto [train_x, train_y] = draw(prototypes, p.get_int("train_size"), noise, generator);
   auto [test_x, test_y] = draw(prototypes, p.get_int("test_size"), noise, generator);
+  // The training set is drawn either way (the test set's draws follow it), but a data-free run's
+  // source does not hold it.
+  if (!c.train_split)
+    train_x = train_y = torch::Tensor();
   return std::make_shared<ardkit::InMemoryData>(spec, train_x, train_y, test_x, test_y,
                                                 ardkit::split_options_from(p),
                                                 ardkit::augment_options_from(p));

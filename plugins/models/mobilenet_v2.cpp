@@ -17,14 +17,14 @@ class InvertedResidualImpl : public nn::Module {
       : stride_(stride) {
     const int64_t planes = expansion * in;
     conv1_ = register_module("conv1", conv_no_bias(in, planes, 1, 1));
-    bn1_ = register_module("bn1", nn::BatchNorm2d(planes));
+    bn1_ = register_module("bn1", ardkit::nn::BatchNorm2d(planes));
     conv2_ = register_module("conv2", conv_no_bias(planes, planes, 3, stride, planes));
-    bn2_ = register_module("bn2", nn::BatchNorm2d(planes));
+    bn2_ = register_module("bn2", ardkit::nn::BatchNorm2d(planes));
     conv3_ = register_module("conv3", conv_no_bias(planes, out, 1, 1));
-    bn3_ = register_module("bn3", nn::BatchNorm2d(out));
+    bn3_ = register_module("bn3", ardkit::nn::BatchNorm2d(out));
     if (stride == 1 && in != out)
       shortcut_ = register_module(
-          "shortcut", nn::Sequential(conv_no_bias(in, out, 1, 1), nn::BatchNorm2d(out)));
+          "shortcut", nn::Sequential(conv_no_bias(in, out, 1, 1), ardkit::nn::BatchNorm2d(out)));
   }
   torch::Tensor forward(const torch::Tensor& x) {
     auto out = torch::relu(bn1_(conv1_(x)));
@@ -38,7 +38,7 @@ class InvertedResidualImpl : public nn::Module {
  private:
   int64_t stride_;
   nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, conv3_{nullptr};
-  nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, bn3_{nullptr};
+  ardkit::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, bn3_{nullptr};
   nn::Sequential shortcut_{nullptr};
 };
 TORCH_MODULE(InvertedResidual);
@@ -51,7 +51,7 @@ class MobileNetV2 : public ardkit::Model {
     const int64_t cfg[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 1},  {6, 32, 3, 2}, {6, 64, 4, 2},
                                {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
     conv1_ = register_module("conv1", conv_no_bias(channels, 32, 3, 1));
-    bn1_ = register_module("bn1", nn::BatchNorm2d(32));
+    bn1_ = register_module("bn1", ardkit::nn::BatchNorm2d(32));
     nn::Sequential layers;
     int64_t in = 32;
     for (const auto& c : cfg)
@@ -61,7 +61,7 @@ class MobileNetV2 : public ardkit::Model {
       }
     layers_ = register_module("layers", layers);
     conv2_ = register_module("conv2", conv_no_bias(320, 1280, 1, 1));
-    bn2_ = register_module("bn2", nn::BatchNorm2d(1280));
+    bn2_ = register_module("bn2", ardkit::nn::BatchNorm2d(1280));
     linear_ = register_module("linear", nn::Linear(1280, classes));
   }
 
@@ -80,7 +80,7 @@ class MobileNetV2 : public ardkit::Model {
  private:
   ardkit::nn::InputNormalization normalize_;
   nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
-  nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
+  ardkit::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
   nn::Sequential layers_{nullptr};
   nn::Linear linear_{nullptr};
 };

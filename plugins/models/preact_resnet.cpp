@@ -14,9 +14,9 @@ using ardkit::nn::conv_no_bias;
 class PreActBlockImpl : public nn::Module {
  public:
   PreActBlockImpl(int64_t in, int64_t planes, int64_t stride)
-      : bn1_(register_module("bn1", nn::BatchNorm2d(in))),
+      : bn1_(register_module("bn1", ardkit::nn::BatchNorm2d(in))),
         conv1_(register_module("conv1", conv_no_bias(in, planes, 3, stride))),
-        bn2_(register_module("bn2", nn::BatchNorm2d(planes))),
+        bn2_(register_module("bn2", ardkit::nn::BatchNorm2d(planes))),
         conv2_(register_module("conv2", conv_no_bias(planes, planes, 3, 1))) {
     if (stride != 1 || in != planes)
       shortcut_ = register_module("shortcut", nn::Sequential(conv_no_bias(in, planes, 1, stride)));
@@ -31,9 +31,9 @@ class PreActBlockImpl : public nn::Module {
   }
 
  private:
-  nn::BatchNorm2d bn1_;
+  ardkit::nn::BatchNorm2d bn1_;
   nn::Conv2d conv1_;
-  nn::BatchNorm2d bn2_;
+  ardkit::nn::BatchNorm2d bn2_;
   nn::Conv2d conv2_;
   nn::Sequential shortcut_{nullptr};
 };
@@ -58,7 +58,7 @@ class PreActResNet : public ardkit::Model {
       layers_.push_back(register_module("layer" + std::to_string(stage + 1), layer));
     }
     if (final_bn)
-      bn_ = register_module("bn", nn::BatchNorm2d(512));
+      bn_ = register_module("bn", ardkit::nn::BatchNorm2d(512));
     linear_ = register_module("linear", nn::Linear(512, classes));
   }
 
@@ -85,7 +85,7 @@ class PreActResNet : public ardkit::Model {
   ardkit::nn::InputNormalization normalize_;
   nn::Conv2d conv1_;
   std::vector<nn::Sequential> layers_;
-  nn::BatchNorm2d bn_{nullptr};
+  ardkit::nn::BatchNorm2d bn_{nullptr};
   nn::Linear linear_{nullptr};
 };
 

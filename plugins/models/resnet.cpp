@@ -14,13 +14,13 @@ class BasicBlockImpl : public nn::Module {
  public:
   BasicBlockImpl(int64_t in, int64_t planes, int64_t stride)
       : conv1_(register_module("conv1", conv_no_bias(in, planes, 3, stride))),
-        bn1_(register_module("bn1", nn::BatchNorm2d(planes))),
+        bn1_(register_module("bn1", ardkit::nn::BatchNorm2d(planes))),
         conv2_(register_module("conv2", conv_no_bias(planes, planes, 3, 1))),
-        bn2_(register_module("bn2", nn::BatchNorm2d(planes))) {
+        bn2_(register_module("bn2", ardkit::nn::BatchNorm2d(planes))) {
     // The reference registers an empty Sequential otherwise; it has no weights either way.
     if (stride != 1 || in != planes)
-      shortcut_ = register_module(
-          "shortcut", nn::Sequential(conv_no_bias(in, planes, 1, stride), nn::BatchNorm2d(planes)));
+      shortcut_ = register_module("shortcut", nn::Sequential(conv_no_bias(in, planes, 1, stride),
+                                                             ardkit::nn::BatchNorm2d(planes)));
   }
   torch::Tensor forward(const torch::Tensor& x) {
     auto out = torch::relu(bn1_(conv1_(x)));
@@ -30,9 +30,9 @@ class BasicBlockImpl : public nn::Module {
 
  private:
   nn::Conv2d conv1_;
-  nn::BatchNorm2d bn1_;
+  ardkit::nn::BatchNorm2d bn1_;
   nn::Conv2d conv2_;
-  nn::BatchNorm2d bn2_;
+  ardkit::nn::BatchNorm2d bn2_;
   nn::Sequential shortcut_{nullptr};
 };
 TORCH_MODULE(BasicBlock);
@@ -45,7 +45,7 @@ class ResNet : public ardkit::Model {
          ardkit::nn::InputNormalization normalize)
       : normalize_(std::move(normalize)),
         conv1_(register_module("conv1", conv_no_bias(channels, 64, 3, 1))),
-        bn1_(register_module("bn1", nn::BatchNorm2d(64))) {
+        bn1_(register_module("bn1", ardkit::nn::BatchNorm2d(64))) {
     int64_t in = 64;
     const int64_t widths[] = {64, 128, 256, 512};
     for (size_t stage = 0; stage < 4; ++stage) {
@@ -81,7 +81,7 @@ class ResNet : public ardkit::Model {
  private:
   ardkit::nn::InputNormalization normalize_;
   nn::Conv2d conv1_;
-  nn::BatchNorm2d bn1_;
+  ardkit::nn::BatchNorm2d bn1_;
   std::vector<nn::Sequential> layers_;
   nn::Linear linear_{nullptr};
 };

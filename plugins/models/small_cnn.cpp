@@ -28,8 +28,8 @@ class SmallCnn : public ardkit::Model {
             "fc1", torch::nn::Linear(o.conv2 * (o.height / 4) * (o.width / 4), o.hidden))),
         fc2_(register_module("fc2", torch::nn::Linear(o.hidden, o.classes))) {
     if (o.batch_norm) {
-      bn1_ = register_module("bn1", torch::nn::BatchNorm2d(o.conv1));
-      bn2_ = register_module("bn2", torch::nn::BatchNorm2d(o.conv2));
+      bn1_ = register_module("bn1", ardkit::nn::BatchNorm2d(o.conv1));
+      bn2_ = register_module("bn2", ardkit::nn::BatchNorm2d(o.conv2));
     }
   }
 
@@ -62,7 +62,7 @@ class SmallCnn : public ardkit::Model {
   torch::nn::Conv2d conv2_;
   torch::nn::Linear fc1_;
   torch::nn::Linear fc2_;
-  torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
+  ardkit::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
 };
 
 // TRADES' classifier head: fc1 -> relu -> dropout -> fc2 -> relu (the features) -> fc3.

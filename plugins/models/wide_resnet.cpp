@@ -14,9 +14,9 @@ using ardkit::nn::conv_no_bias;
 class WideBlockImpl : public nn::Module {
  public:
   WideBlockImpl(int64_t in, int64_t out, int64_t stride, double dropout)
-      : bn1_(register_module("bn1", nn::BatchNorm2d(in))),
+      : bn1_(register_module("bn1", ardkit::nn::BatchNorm2d(in))),
         conv1_(register_module("conv1", conv_no_bias(in, out, 3, stride))),
-        bn2_(register_module("bn2", nn::BatchNorm2d(out))),
+        bn2_(register_module("bn2", ardkit::nn::BatchNorm2d(out))),
         conv2_(register_module("conv2", conv_no_bias(out, out, 3, 1))),
         dropout_(dropout) {
     if (in != out)
@@ -34,9 +34,9 @@ class WideBlockImpl : public nn::Module {
   }
 
  private:
-  nn::BatchNorm2d bn1_;
+  ardkit::nn::BatchNorm2d bn1_;
   nn::Conv2d conv1_;
-  nn::BatchNorm2d bn2_;
+  ardkit::nn::BatchNorm2d bn2_;
   nn::Conv2d conv2_;
   nn::Conv2d shortcut_{nullptr};
   double dropout_;
@@ -79,7 +79,7 @@ class WideResNet : public ardkit::Model {
       register_module("sub_block1", NetworkBlock(n, w[0], w[1], 1, o.dropout));
     block2_ = register_module("block2", NetworkBlock(n, w[1], w[2], 2, o.dropout));
     block3_ = register_module("block3", NetworkBlock(n, w[2], w[3], 2, o.dropout));
-    bn1_ = register_module("bn1", nn::BatchNorm2d(w[3]));
+    bn1_ = register_module("bn1", ardkit::nn::BatchNorm2d(w[3]));
     fc_ = register_module("fc", nn::Linear(w[3], o.classes));
   }
 
@@ -108,7 +108,7 @@ class WideResNet : public ardkit::Model {
   int64_t width_;
   nn::Conv2d conv1_{nullptr};
   NetworkBlock block1_{nullptr}, block2_{nullptr}, block3_{nullptr};
-  nn::BatchNorm2d bn1_{nullptr};
+  ardkit::nn::BatchNorm2d bn1_{nullptr};
   nn::Linear fc_{nullptr};
 };
 

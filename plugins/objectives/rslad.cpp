@@ -15,6 +15,9 @@
 // the KL, log(b + 1e-5) * b, are float16 tensors. ardkit rounds each of those results to float16
 // as a CUDA half tensor holds them; the teacher network itself still computes in float32 (CPU
 // LibTorch has no float16 convolutions or softmax), so the rounding inside it is not reproduced.
+// `temperature` T (a knob, default 1 = the official loss) softens both distributions of the outer
+// KL terms, scaled by T^2 as in Hinton's KD, so a temperature strategy (DFARD's ITA hook) can drive
+// RSLAD; the attack keeps the official T = 1 soft labels.
 // Checked against zibojia/RSLAD@c40e04f6 (rslad_loss.py and both training loops) run as is
 // (tests/objectives/official_reference, cases rslad, rslad_cifar100).
 #include <ardkit/distill.hpp>
@@ -34,7 +37,12 @@ class Rslad : public ardkit::Objective {
         reduction_(p.get_string("kl_reduction")),
         bn_mode_(distill::bn_mode(p)),
         half_(p.get_string("teacher_precision") == "half"),
-        log_of_softmax_(p.get_string("student_log") == "log_of_softmax") {}
+        log_of_softmax_(p.get_string("student_log") == "log_of_softmax"),
+        temperature_(p.get_real("temperature")) {}
+
+  void declare_knobs(ardkit::Knobs& knobs) override {
+    knobs.declare("temperature", temperature_);
+  }
 
   bool needs_teacher() const override {
     return true;
@@ -52,20 +60,24 @@ class Rslad : public ardkit::Objective {
     const auto r = [this](const torch::Tensor& t) {
       return half_ ? t.to(torch::kHalf).to(torch::kFloat) : t;
     };
-    const auto teacher_probs = r(torch::softmax(r(distill::teacher_logits(*c.teacher, x)), 1));
+    const double t = c.knobs.get("temperature");
+    const auto teacher_z = distill::teacher_logits(*c.teacher, x);
+    const auto attack_probs = r(torch::softmax(r(teacher_z), 1));
+    const auto teacher_probs = t == 1.0 ? attack_probs : r(torch::softmax(r(teacher_z / t), 1));
     const auto teacher_part =
         half_ ? r(r(torch::log(r(teacher_probs + log_eps_))) * teacher_probs) : torch::Tensor();
-    const auto x_adv = distill::attack_student(c, bn_mode_, ardkit::losses::kl_to(teacher_probs));
+    const auto x_adv = distill::attack_student(c, bn_mode_, ardkit::losses::kl_to(attack_probs));
     const auto adv_logits = c.student.logits(x_adv);
     const auto clean_logits = c.student.logits(x);
-    const auto kl = [&](const torch::Tensor& logits) {
+    const auto kl = [&](const torch::Tensor& student_z) {
+      const auto logits = t == 1.0 ? student_z : student_z / t;
       const auto log_q =
           log_of_softmax_ ? torch::log(torch::softmax(logits, 1)) : torch::log_softmax(logits, 1);
       // The official kl_loss(a, b) = -a*b + log(b + 1e-5)*b; in float32 as one product, so the
       // default path rounds exactly as it always has.
       const auto entries = half_ ? -log_q * teacher_probs + teacher_part
                                  : teacher_probs * (torch::log(teacher_probs + log_eps_) - log_q);
-      return scale_ * distill::reduce(entries, reduction_, x.size(0), logits.size(1));
+      return t * t * scale_ * distill::reduce(entries, reduction_, x.size(0), logits.size(1));
     };
     const auto kl_adv = kl(adv_logits);
     const auto kl_clean = kl(clean_logits);
@@ -78,6 +90,7 @@ class Rslad : public ardkit::Objective {
   std::string reduction_;
   ardkit::BnMode bn_mode_;
   bool half_, log_of_softmax_;
+  double temperature_;
 };
 
 ardkit::ParamSchema schema() {
@@ -97,6 +110,10 @@ ardkit::ParamSchema schema() {
           .one_of({"log_softmax", "log_of_softmax"})
           .help("the student's log-probabilities: log_softmax(z), or log(softmax(z)) as the "
                 "CIFAR-100 scripts"),
+      real("temperature", 1.0)
+          .greater_than(0)
+          .help("softmax temperature T of the outer KL terms (scaled by T^2; 1 = official); "
+                "the knob a temperature hook moves"),
   };
 }
 

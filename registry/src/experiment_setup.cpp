@@ -138,6 +138,9 @@ TrainSetup build_components(const LoadedExperiment& experiment, bool load_teache
   BuildContext context;
   context.device = c.run.get_string("device");
   context.seed = c.run.get_int("seed");
+  // A data-free run reads no training-set file (unless it selects checkpoints on the real
+  // validation split, which is carved out of the training set).
+  context.train_split = !c.generator || c.generator->params.get_bool("real_validation");
   setup.data = r.create<DataSource>(PluginKind::data, c.data->plugin, c.data->params, context);
   context.data = setup.data->spec();
   setup.student = r.create<Model>(PluginKind::model, c.student->plugin, c.student->params, context);
@@ -148,10 +151,13 @@ TrainSetup build_components(const LoadedExperiment& experiment, bool load_teache
     // A teacher from another experiment is built for that experiment's data (its classes may
     // differ: cross-task distillation); any other teacher for this experiment's.
     BuildContext teacher_context = context;
-    if (const auto& run = experiment.teacher_run; run && run->data)
+    if (const auto& run = experiment.teacher_run; run && run->data) {
+      BuildContext spec_only = context;  // only the shape and classes are needed
+      spec_only.train_split = false;
       teacher_context.data =
-          r.create<DataSource>(PluginKind::data, run->data->plugin, run->data->params, context)
+          r.create<DataSource>(PluginKind::data, run->data->plugin, run->data->params, spec_only)
               ->spec();
+    }
     setup.teacher_data = teacher_context.data;
     setup.teacher =
         r.create<Model>(PluginKind::model, c.teacher->plugin, c.teacher->params, teacher_context);
@@ -177,6 +183,9 @@ TrainSetup build_components(const LoadedExperiment& experiment, bool load_teache
   setup.evals = build_named_attacks(r, c.evals, c.file, context);
   for (const auto& h : c.hooks)
     setup.hooks.push_back(r.create<Hook>(PluginKind::hook, h.plugin, h.params, context));
+  if (c.generator)
+    setup.generator = r.create<Generator>(PluginKind::generator, c.generator->plugin,
+                                          c.generator->params, context);
   check_requirements(setup);
   return setup;
 }

@@ -59,6 +59,83 @@ class FixedLinear : public ardkit::Model {
   torch::nn::Linear fc_;
 };
 
+// `train_forbidden`: 16x16 test images whose training (and validation) split must never be
+// touched: building it with its training split, or asking for either split's size or samples,
+// throws. A data-free run must train on it without noticing.
+class TrainForbidden : public ardkit::DataSource {
+ public:
+  explicit TrainForbidden(const ardkit::BuildContext& context) {
+    if (context.train_split)
+      throw std::runtime_error("train_forbidden was built to serve its training split");
+    auto generator = at::detail::createCPUGenerator(11);
+    x_ = at::rand({64, 1, 16, 16}, generator);
+    y_ = at::randint(10, {64}, generator);
+  }
+  ardkit::DataSpec spec() const override {
+    ardkit::DataSpec spec;
+    spec.channels = 1;
+    spec.height = spec.width = 16;
+    spec.num_classes = 10;
+    spec.name = "train_forbidden";
+    return spec;
+  }
+  int64_t size(ardkit::Split split) const override {
+    forbid(split);
+    return x_.size(0);
+  }
+  ardkit::Batch get(ardkit::Split split, const torch::Tensor& indices,
+                    ardkit::Augmentation) override {
+    forbid(split);
+    return {x_.index_select(0, indices), y_.index_select(0, indices), indices};
+  }
+
+ private:
+  static void forbid(ardkit::Split split) {
+    if (split != ardkit::Split::test)
+      throw std::runtime_error(std::string("train_forbidden: the ") + ardkit::split_name(split) +
+                               " split was accessed");
+  }
+  torch::Tensor x_, y_;
+};
+
+// `bn_teacher`: a fixed conv (ardkit BatchNorm, running statistics set away from 0/1) -> pool ->
+// linear classifier, a pretrained-looking teacher with BatchNorm taps for the data-free tests.
+class BnTeacher : public ardkit::Model {
+ public:
+  explicit BnTeacher(const ardkit::DataSpec& d)
+      : conv_(register_module(
+            "conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(d.channels, 8, 3).padding(1)))),
+        bn_(register_module("bn", ardkit::nn::BatchNorm2d(8))),
+        fc_(register_module("fc", torch::nn::Linear(8 * (d.height / 4) * (d.width / 4), 10))) {
+    torch::NoGradGuard no_grad;
+    auto generator = at::detail::createCPUGenerator(5);
+    for (auto& p : parameters())
+      p.copy_(at::normal(0.0, 0.3, p.sizes(), generator));
+    bn_->running_mean.copy_(at::normal(0.0, 0.2, {8}, generator));
+    bn_->running_var.copy_(at::rand({8}, generator) + 0.5);
+  }
+  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+    auto h = torch::avg_pool2d(torch::relu(bn_(conv_(x))), 2);
+    tap("block", h);
+    h = torch::avg_pool2d(h, 2).flatten(1);
+    return {fc_(h), h};
+  }
+  int64_t feature_dim() const override {
+    return fc_->weight.size(1);
+  }
+  std::vector<std::string> tap_names() const override {
+    return {"block"};
+  }
+  bool pretrained() const override {
+    return true;
+  }
+
+ private:
+  torch::nn::Conv2d conv_;
+  ardkit::nn::BatchNorm2d bn_;
+  torch::nn::Linear fc_;
+};
+
 // `probe_objective`: cross-entropy on the student's logits and on a head over its features,
 // `updates_per_batch` optimizer steps per batch. Its terms report what the engine told it.
 class ProbeObjective : public ardkit::Objective {
@@ -115,6 +192,16 @@ ARDKIT_PLUGIN_LIBRARY(manifest) {
                {ardkit::param::integer("classes", 10).at_least(1)},
                [](const ardkit::Params& p, const ardkit::BuildContext& context) {
                  return std::make_shared<FixedLinear>(context.data, p.get_int("classes"));
+               });
+  manifest.add(ardkit::PluginKind::data, "train_forbidden", "0",
+               "test images only: any access to the training split throws", {},
+               [](const ardkit::Params&, const ardkit::BuildContext& context) {
+                 return std::make_shared<TrainForbidden>(context);
+               });
+  manifest.add(ardkit::PluginKind::model, "bn_teacher", "0",
+               "a fixed conv-BatchNorm-linear classifier (BatchNorm taps)", {},
+               [](const ardkit::Params&, const ardkit::BuildContext& context) {
+                 return std::make_shared<BnTeacher>(context.data);
                });
   manifest.add(ardkit::PluginKind::objective, "probe_objective", "0",
                "CE on logits and on a head over the features; reports what setup() saw",

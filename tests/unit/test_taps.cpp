@@ -51,3 +51,75 @@ TEST_CASE("models record the taps asked for, with their layers' shapes") {
   CHECK_THROWS_WITH_AS(lenet->set_taps({"features"}), doctest::Contains("its taps: none"),
                        ardkit::Error);
 }
+
+TEST_CASE("BatchNorm taps record each layer's input mean and variance, for every BN model") {
+  ardkit::DataSpec mnist;
+  auto cnn = model("small_cnn", mnist,
+                   {{"conv1", int64_t{4}}, {"conv2", int64_t{6}}, {"batch_norm", true}});
+  const auto taps = cnn->available_taps();
+  CHECK(std::count(taps.begin(), taps.end(), "bn:bn1") == 1);
+  CHECK(std::count(taps.begin(), taps.end(), "bn:bn2") == 1);
+  cnn->set_taps({"bn:bn1"});
+  cnn->train();
+  const auto x = torch::rand({8, 1, 28, 28}).requires_grad_();
+  cnn->forward(x);
+  const auto& stats = cnn->tapped("bn:bn1");
+  REQUIRE(stats.sizes() == torch::IntArrayRef({2, 4}));
+  CHECK(stats.requires_grad());  // generators differentiate through it
+  // A train-mode BatchNorm moved its running statistics by momentum 0.1 from (0, 1) toward the
+  // batch's: mean exactly, variance unbiased (n / (n - 1)), so the tap saw the layer's input.
+  const auto buffers = cnn->named_buffers();
+  const double n = 8 * 28 * 28;
+  CHECK(torch::allclose(buffers["bn1.running_mean"], 0.1 * stats[0].detach(), 1e-5, 1e-6));
+  CHECK(torch::allclose(buffers["bn1.running_var"], 0.9 + 0.1 * stats[1].detach() * n / (n - 1),
+                        1e-5, 1e-6));
+  CHECK(cnn->tapped().count("bn:bn2") == 0);
+  // add_taps keeps what was asked before (an objective's layer and a generator's statistics).
+  cnn->add_taps({"block2"});
+  cnn->forward(x);
+  CHECK(cnn->tapped().count("bn:bn1") == 1);
+  CHECK(cnn->tapped().count("block2") == 1);
+  // Every model plugin with BatchNorm lists its layers.
+  ardkit::DataSpec cifar{3, 32, 32, 10, "cifar10"};
+  for (const std::string name : {"resnet", "preact_resnet18", "wide_resnet", "mobilenet_v2"}) {
+    CAPTURE(name);
+    const auto bn = model(name, cifar)->batch_norm_taps();
+    CHECK(bn.size() > 5);
+  }
+  CHECK(model("lenet5", mnist)->batch_norm_taps().empty());
+}
+
+TEST_CASE("ardkit's BatchNorm2d computes what torch's does, in both modes") {
+  torch::manual_seed(3);
+  ardkit::nn::BatchNorm2d ours(5);
+  torch::nn::BatchNorm2d theirs(5);
+  {
+    torch::NoGradGuard no_grad;
+    ours->weight.copy_(torch::rand({5}));
+    ours->bias.copy_(torch::rand({5}));
+    theirs->weight.copy_(ours->weight);
+    theirs->bias.copy_(ours->bias);
+  }
+  for (int i = 0; i < 3; ++i) {
+    const auto x = torch::randn({4, 5, 6, 6}) * 2 + 1;
+    CHECK(torch::allclose(ours(x), theirs(x)));
+  }
+  CHECK(torch::allclose(ours->running_mean, theirs->running_mean));
+  CHECK(torch::allclose(ours->running_var, theirs->running_var));
+  CHECK(ours->num_batches_tracked.item<int64_t>() == 3);
+  ours->eval();
+  theirs->eval();
+  const auto x = torch::randn({2, 5, 3, 3});
+  CHECK(torch::allclose(ours(x), theirs(x)));
+  // The same state dict keys as torch's.
+  std::vector<std::string> a, b;
+  for (const auto& p : ours->named_parameters())
+    a.push_back(p.key());
+  for (const auto& p : ours->named_buffers())
+    a.push_back(p.key());
+  for (const auto& p : theirs->named_parameters())
+    b.push_back(p.key());
+  for (const auto& p : theirs->named_buffers())
+    b.push_back(p.key());
+  CHECK(a == b);
+}

@@ -11,6 +11,7 @@
 #include "ardkit/knobs.hpp"
 #include "ardkit/losses.hpp"
 #include "ardkit/model.hpp"
+#include "ardkit/nn/batch_norm.hpp"
 #include "ardkit/nn/input_normalization.hpp"
 #include "ardkit/objective.hpp"
 #include "ardkit/params.hpp"

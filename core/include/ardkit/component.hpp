@@ -5,7 +5,7 @@
 
 namespace ardkit {
 
-enum class PluginKind { model, data, attack, objective, hook };
+enum class PluginKind { model, data, attack, objective, hook, generator };
 
 ARDKIT_API const char* kind_name(PluginKind kind);
 

@@ -40,6 +40,8 @@ struct ARDKIT_API ExperimentConfig {
   std::filesystem::path file;
   Params run, train, optimizer, schedule;
   std::optional<PluginTable> data, student, teacher, objective, attack;
+  // [generator]: present in a data-free run (the student trains on its synthetic batches).
+  std::optional<PluginTable> generator;
   std::vector<PluginTable> evals, hooks;
 
   // The resolved configuration: what config.toml in the run folder holds.

@@ -1,25 +1,122 @@
 #pragma once
-#include <map>
+// Data-free distillation: a generator plugin synthesises the student's training batches from the
+// teacher (DAFL, DFAD, ZSKT, DeepInversion-style BatchNorm matching). A plugin says what the
+// network is and which loss terms drive it; the engine (data_free.hpp) owns everything the
+// methods share: the optimizer and its schedule, the alternation of generator and student steps,
+// the balance of the loss terms (fixed or adaptive), the pool of synthetic batches, checkpoints.
 #include <string>
+#include <vector>
 
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include "ardkit/component.hpp"
 #include "ardkit/data.hpp"
 #include "ardkit/knobs.hpp"
 #include "ardkit/model.hpp"
+#include "ardkit/params.hpp"
 
 namespace ardkit {
 
-// A learned data source for data-free distillation (DFARD, DFAD, ZSKT): it synthesizes batches
-// and updates itself, with its own optimizer, from the teacher and student it is given each step.
-// This is the interface such data plugins implement. The engine does not drive generators yet:
-// that arrives with the data-free distillation work, which will train the student on `sample`
-// batches after each `update` and checkpoint `state`.
-class ARDKIT_API Generator : public DataSource {
- public:
-  virtual Batch sample(int64_t batch_size) = 0;
-  // One generator update; returns named loss terms for the logs.
-  virtual std::map<std::string, double> update(Model& teacher, Model& student, Knobs& knobs) = 0;
-  // Generator weights and optimizer state to checkpoint.
-  virtual std::shared_ptr<torch::nn::Module> state() = 0;
+// One loss term of a generator update before balancing: the value carries the graph back to
+// the generator, `weight` is its weight when the balance is "fixed" (the method's own weights).
+struct GeneratorTerm {
+  std::string name;
+  torch::Tensor value;
+  double weight = 1.0;
 };
+
+struct GeneratorSetup {
+  DataSpec data;  // the shape to synthesise and the number of classes
+  torch::Device device = torch::kCPU;
+  int64_t batch_size = 0;    // images per synthetic batch ([train] batch_size)
+  Model* teacher = nullptr;  // frozen, eval mode; ask it for taps (set_taps) here
+  Model* student = nullptr;
+};
+
+// What a generator's loss sees: the teacher is frozen in eval mode; the student is in train mode,
+// as the official codes leave it during generator steps (its BatchNorm statistics see the
+// synthetic batch too).
+struct GeneratorContext {
+  Model& teacher;
+  Model& student;
+  Knobs& knobs;
+  int64_t epoch = 0;
+};
+
+// How the engine drives a generator: the keys every generator plugin's schema carries
+// (add_generator_params), with the plugin's own defaults (its official code's).
+struct GeneratorOptions {
+  // Adam on the network (group 0) and on an optimized latent (group 1, latent_lr).
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, latent_lr = 0.0, grad_clip = 0.0;
+  std::string lr_schedule = "constant";  // "constant" | "follow" (the student's [schedule] shape)
+  // Per epoch: `iterations` x (generator_steps updates, student_steps student steps).
+  int64_t iterations = 50, generator_steps = 1, student_steps = 1;
+  std::string order = "generator_first";  // | "student_first"
+  // Per epoch, before the first student step: re-initialise ("epoch") or not ("never"), then
+  // synthesis_steps generator updates whose last batch joins the pool.
+  std::string reinitialize = "never";
+  int64_t synthesis_steps = 0;
+  // What a student step trains on: "fresh" (a new latent each step), "update_batch" (the images
+  // of the last generator update, detached), "update_latent" (the last update's latent through
+  // the updated generator), "pool" (a random batch of the pool of synthesised batches).
+  std::string student_batch = "fresh";
+  int64_t pool_size = 0;  // batches kept in the pool (oldest dropped first)
+  // "fixed": each term's own weight; "adaptive" (AGB, see loss_balance.hpp).
+  std::string balance = "fixed";
+  double balance_momentum = 0.9, balance_min = 0.1, balance_max = 10.0;
+  bool sample_grid = true;  // a PNG grid of synthetic samples per epoch in the run folder
+  int64_t grid_images = 64;
+  // Best-checkpoint selection on the real validation split; off by default, because a data-free
+  // run reads no training-set image (results.json records the choice).
+  bool real_validation = false;
+};
+
+// The defaults a plugin gives the shared keys.
+ARDKIT_API void add_generator_params(ParamSchema& schema, const GeneratorOptions& defaults);
+ARDKIT_API GeneratorOptions generator_options_from(const Params& params);
+
+class ARDKIT_API Generator : public Component {
+ public:
+  explicit Generator(const Params& params) : options_(generator_options_from(params)) {}
+  const GeneratorOptions& options() const {
+    return options_;
+  }
+
+  // Builds the network (on setup.device) and asks the models for the taps its losses read.
+  virtual void setup(const GeneratorSetup& setup) = 0;
+  // The network: its parameters are optimized and its weights and buffers checkpointed. An
+  // optimized latent (latent_parameters) is registered in it too.
+  virtual torch::nn::Module& network() = 0;
+  // The latent code of `n` images: fresh noise, or the optimized latent (then n must be its size).
+  virtual torch::Tensor latent(int64_t n) = 0;
+  // Images in [0,1] from a latent batch, differentiable with respect to the network (and latent).
+  virtual torch::Tensor synthesize(const torch::Tensor& z) = 0;
+  // The terms of one generator update on images it just made.
+  virtual std::vector<GeneratorTerm> losses(const torch::Tensor& x, GeneratorContext& context) = 0;
+  // Terms added to the student's loss on a synthetic batch (ZSKT's attention transfer); empty by
+  // default. Weighted by `weight`, never balanced.
+  virtual std::vector<GeneratorTerm> student_terms(const torch::Tensor& x,
+                                                   GeneratorContext& context) {
+    return {};
+  }
+  // Draws fresh initial weights (and latent): the per-epoch re-initialisation.
+  virtual void reinitialize() = 0;
+  // Parameters of `network()` that form an optimized latent (their own lr, latent_lr).
+  virtual std::vector<torch::Tensor> latent_parameters() {
+    return {};
+  }
+
+ private:
+  GeneratorOptions options_;
+};
+
+using GeneratorPtr = std::shared_ptr<Generator>;
+
+// Pixels in [0,1] from a generator's normalized output: the DAFL/DFAD/ZSKT networks end in a
+// BatchNorm, so their images live in the teacher's normalized input space; `mean` and `std` per
+// channel map them back (clamped to [0,1], where attacks and models work).
+ARDKIT_API torch::Tensor to_pixels(const torch::Tensor& normalized, const std::vector<double>& mean,
+                                   const std::vector<double>& std);
 
 }  // namespace ardkit

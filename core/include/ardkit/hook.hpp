@@ -1,9 +1,15 @@
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 
+#include <torch/serialize/archive.h>
+
+#include "ardkit/attack.hpp"
 #include "ardkit/component.hpp"
+#include "ardkit/data.hpp"
 #include "ardkit/knobs.hpp"
+#include "ardkit/model.hpp"
 
 namespace ardkit {
 
@@ -14,6 +20,17 @@ struct HookEvent {
   int64_t steps_per_epoch = 0;
   const std::map<std::string, double>&
       metrics;  // the latest logged values (loss terms, accuracies)
+  // The run's models and training attack, for hooks that measure them (the teacher and attack
+  // are null when the experiment has none). Evaluate under NoGradGuard and BnModeGuard(eval):
+  // a hook must not change the student.
+  Model* student = nullptr;
+  Model* teacher = nullptr;
+  Attack* attack = nullptr;
+  // A batch of n training inputs: synthetic (with the teacher's labels) in a data-free run, real
+  // training samples otherwise. Empty in events where drawing is not allowed (on_step_end).
+  std::function<Batch(int64_t n)> draw;
+  // Values a hook adds here go into the current metrics line ("hook.NAME") and the logs.
+  std::map<std::string, double>* report = nullptr;
 };
 
 // A plug-and-play adjuster: reads metrics, changes knobs (temperature, eps, loss weights) at step
@@ -26,6 +43,12 @@ class ARDKIT_API Hook : public Component {
   virtual void on_train_start(const HookEvent& event, Knobs& knobs) {}
   virtual void on_step_end(const HookEvent& event, Knobs& knobs) {}
   virtual void on_epoch_end(const HookEvent& event, Knobs& knobs) {}
+  // State a hook carries across a resume besides the knobs (which are checkpointed anyway).
+  virtual bool has_state() {
+    return false;
+  }
+  virtual void save_state(torch::serialize::OutputArchive& archive) {}
+  virtual void load_state(torch::serialize::InputArchive& archive) {}
 };
 
 }  // namespace ardkit

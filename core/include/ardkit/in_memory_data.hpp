@@ -40,7 +40,9 @@ ARDKIT_API torch::Tensor augment(const torch::Tensor& x, const AugmentOptions& o
 // A dataset held in memory: images as uint8 (scaled to [0,1] on the way out) or float in [0,1],
 // NCHW; labels int64. Plugins that read a file format build one of these; class remapping,
 // the validation split and subsets happen here, the same for every format. `spec.num_classes`
-// is the file's number of classes (the remapped count is what spec() reports).
+// is the file's number of classes (the remapped count is what spec() reports). Undefined
+// training tensors (BuildContext::train_split false) make an empty training split and no
+// validation split; asking for either is then an error.
 class ARDKIT_API InMemoryData : public DataSource {
  public:
   InMemoryData(DataSpec spec, torch::Tensor train_x, torch::Tensor train_y, torch::Tensor test_x,
@@ -55,6 +57,7 @@ class ARDKIT_API InMemoryData : public DataSource {
   const torch::Tensor& images(Split split) const;
   DataSpec spec_;
   AugmentOptions augment_;
+  bool withheld_ = false;
   torch::Tensor x_[3], y_[3];
 };
 

@@ -40,9 +40,19 @@ class ARDKIT_API Model : public Component, public torch::nn::Module {
   virtual std::vector<std::string> tap_names() const {
     return {};
   }
+  // Every tap a caller may ask for: tap_names() and, for each BatchNorm layer built with
+  // ardkit::nn::BatchNorm2d, "bn:PATH" (PATH its module path, e.g. "layer1.0.bn1"). A BatchNorm
+  // tap's value is [2, C]: the mean and biased variance of the layer's input per channel, with
+  // their graph; compare them with the buffers PATH.running_mean and PATH.running_var.
+  std::vector<std::string> available_taps();
+  // The BatchNorm taps alone, in forward order of registration.
+  std::vector<std::string> batch_norm_taps();
   // Asks for these names (an unknown one is a config error listing the model's names); an empty
   // list stops tapping.
   void set_taps(const std::vector<std::string>& names);
+  // Adds names to those already asked for (components that share a model: an objective's layer
+  // and a generator's BatchNorm statistics).
+  void add_taps(const std::vector<std::string>& names);
   const std::map<std::string, torch::Tensor>& tapped() const {
     return tapped_;
   }

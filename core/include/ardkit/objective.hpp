@@ -42,6 +42,10 @@ struct StepContext {
   // Throws, naming the term, when a loss term is NaN or infinite; the engine's default step
   // calls it before backward, so a blow-up never reaches the weights. A custom step should too.
   std::function<void(const LossTerms&)> check_finite;
+  // Terms the run adds to the objective's loss on this batch (in a data-free run, a generator's
+  // student terms such as ZSKT's attention transfer); empty when there are none. The default step
+  // calls it after compute(); a custom step should too, before check_finite.
+  std::function<void(LossTerms&)> extra_terms;
 };
 
 // What an objective learns about the run before the optimizer exists and before a resume loads

@@ -24,7 +24,7 @@
 
 // Bumped whenever a type that crosses the plugin boundary changes layout or meaning.
 #ifndef ARDKIT_ABI_VERSION
-#define ARDKIT_ABI_VERSION 6
+#define ARDKIT_ABI_VERSION 7
 #endif
 
 namespace ardkit {
@@ -39,6 +39,9 @@ struct BuildContext {
   DataSpec data;               // the experiment's data shape (models size themselves from it)
   std::string device = "cpu";  // where the run places tensors
   int64_t seed = 0;            // the run's seed
+  // False in a data-free run: a data plugin must not read (or even open) its training files;
+  // the run only evaluates on the test split. Plugins that load eagerly check it.
+  bool train_split = true;
   // Plugins made of plugins (autoattack runs apgd, fab and square) build their parts through
   // the registry with this, so a part is the same plugin a user would name, shadowing included.
   // Set by the registry; valid only while the factory runs.

@@ -6,6 +6,7 @@
 #include "ardkit/config.hpp"
 #include "ardkit/data.hpp"
 #include "ardkit/evaluator.hpp"
+#include "ardkit/generator.hpp"
 #include "ardkit/hook.hpp"
 #include "ardkit/model.hpp"
 #include "ardkit/objective.hpp"
@@ -25,6 +26,9 @@ struct TrainSetup {
   AttackPtr attack;  // may be null
   std::vector<NamedAttack> evals;
   std::vector<std::shared_ptr<Hook>> hooks;
+  // Set in a data-free run: the student trains on its batches and `data` serves the test split
+  // (and the validation split only with [generator] real_validation).
+  GeneratorPtr generator;
 };
 
 // What the objective needs that the experiment must provide (a teacher, an [attack]); config
@@ -33,8 +37,9 @@ ARDKIT_API void check_requirements(const TrainSetup& setup);
 
 enum class TrainOutcome { completed, interrupted };
 
-// Trains, validates and checkpoints, resuming from the run's last checkpoint when there is one,
-// then evaluates last (and best) on the test split and writes results.json.
+// Trains (on the data's training split, or on a generator's batches), validates and checkpoints,
+// resuming from the run's last checkpoint when there is one, then evaluates last (and best) on the
+// test split and writes results.json.
 ARDKIT_API TrainOutcome train(TrainSetup& setup, RunDir& run);
 
 }  // namespace ardkit

@@ -1,0 +1,347 @@
+// The data-free path of the engine: no training image is read, generator state is checkpointed
+// and resumes bit-exactly, sample grids are written, and the adaptive balance, the ITA hook and
+// the BatchNorm taps follow their documented rules.
+#include <torch/torch.h>
+
+#include <ardkit/data_free.hpp>
+#include <ardkit/experiment_setup.hpp>
+#include <ardkit/image_grid.hpp>
+#include <ardkit/interrupt.hpp>
+#include <ardkit/loss_balance.hpp>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "test_util.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// 16x16 test images only (train_forbidden throws on any training access), a fixed BatchNorm
+// teacher, ARD on the generator's batches.
+const char* kDataFree = R"(
+[run]
+seed = 5
+deterministic = true
+[data]
+plugin = "train_forbidden"
+[teacher]
+plugin = "bn_teacher"
+[student]
+plugin = "small_cnn"
+conv1 = 8
+conv2 = 8
+hidden = 32
+batch_norm = true
+[generator]
+plugin = "dfad"
+latent_dim = 16
+width = 8
+iterations = 3
+student_steps = 2
+[objective]
+plugin = "ard"
+temperature = 4
+[attack]
+plugin = "pgd"
+eps = 0.1
+steps = 2
+[optimizer]
+lr = 0.05
+[train]
+epochs = 2
+batch_size = 16
+log_every = 1
+eval_points = 32
+[[eval]]
+plugin = "pgd"
+name = "pgd3"
+eps = 0.1
+steps = 3
+)";
+
+struct Run {
+  test::TempDir dir;
+  ardkit::LoadedExperiment experiment;
+  std::unique_ptr<ardkit::RunDir> run;
+
+  explicit Run(const std::vector<std::string>& overrides, const std::string& extra = "") {
+    test::write_text(dir / "df.toml", std::string(kDataFree) + extra);
+    experiment =
+        ardkit::load_experiment(dir / "df.toml", overrides, {ARDKIT_TEST_PLUGIN_DIR "/good"});
+    run = std::make_unique<ardkit::RunDir>(dir / "run", experiment.config.run_id(), "df.toml");
+  }
+  ardkit::TrainOutcome train() {
+    ardkit::TrainSetup setup = ardkit::build_components(experiment);
+    return ardkit::train(setup, *run);
+  }
+  nlohmann::json results() const {
+    std::ifstream in(run->results_path());
+    return nlohmann::json::parse(in);
+  }
+  std::vector<nlohmann::json> lines(const std::string& type) const {
+    std::vector<nlohmann::json> out;
+    std::ifstream metrics(run->metrics_path());
+    for (std::string line; std::getline(metrics, line);)
+      if (auto j = nlohmann::json::parse(line); j["type"] == type)
+        out.push_back(j);
+    return out;
+  }
+};
+
+// Every tensor of a checkpoint's sub-archive, recursively, by dotted name. Optimizer state is
+// keyed by parameter addresses ("0x55..."), which differ between processes: each address is
+// replaced by its order of first appearance.
+void collect(torch::serialize::InputArchive& archive, const std::string& prefix,
+             std::map<std::string, torch::Tensor>& out, std::map<std::string, std::string>& ids) {
+  for (auto key : archive.keys()) {
+    torch::Tensor t;
+    torch::serialize::InputArchive sub;
+    std::string name = key;
+    if (name.rfind("0x", 0) == 0) {
+      if (!ids.count(name))
+        ids[name] = "#" + std::to_string(ids.size());
+      name = ids[name];
+    }
+    if (archive.try_read(key, t))
+      out[prefix + name] = t;
+    else if (archive.try_read(key, sub))
+      collect(sub, prefix + name + ".", out, ids);
+  }
+}
+
+std::map<std::string, torch::Tensor> checkpoint(const fs::path& file, const std::string& part) {
+  torch::serialize::InputArchive archive, sub;
+  archive.load_from(file.string());
+  archive.read(part, sub);
+  std::map<std::string, torch::Tensor> out;
+  std::map<std::string, std::string> ids;
+  collect(sub, "", out, ids);
+  return out;
+}
+
+// Equal tensors under equal names; optimizer state (whose keys are parameter addresses, in no
+// stable order) as equal collections of tensors.
+void check_same(const std::map<std::string, torch::Tensor>& a,
+                const std::map<std::string, torch::Tensor>& b) {
+  REQUIRE(a.size() == b.size());
+  std::vector<torch::Tensor> state_a, state_b;
+  for (const auto& [key, value] : a) {
+    CAPTURE(key);
+    REQUIRE(b.count(key));
+    if (key.find('#') != std::string::npos) {
+      state_a.push_back(value);
+      state_b.push_back(b.at(key));
+    } else {
+      CHECK(torch::equal(value, b.at(key)));
+    }
+  }
+  const auto order = [](std::vector<torch::Tensor>& v) {
+    std::sort(v.begin(), v.end(), [](const torch::Tensor& x, const torch::Tensor& y) {
+      return std::make_pair(x.numel(), x.to(torch::kDouble).sum().item<double>()) <
+             std::make_pair(y.numel(), y.to(torch::kDouble).sum().item<double>());
+    });
+  };
+  order(state_a);
+  order(state_b);
+  for (size_t i = 0; i < state_a.size(); ++i)
+    CHECK(torch::equal(state_a[i], state_b[i]));
+}
+
+// PNG width and height from the IHDR chunk.
+std::pair<uint32_t, uint32_t> png_size(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::vector<unsigned char> head(24);
+  in.read(reinterpret_cast<char*>(head.data()), 24);
+  REQUIRE(in.gcount() == 24);
+  REQUIRE(head[1] == 'P');
+  REQUIRE(head[2] == 'N');
+  REQUIRE(head[3] == 'G');
+  const auto be = [&](int at) {
+    return (uint32_t(head[at]) << 24) | (uint32_t(head[at + 1]) << 16) |
+           (uint32_t(head[at + 2]) << 8) | uint32_t(head[at + 3]);
+  };
+  return {be(16), be(20)};
+}
+
+}  // namespace
+
+TEST_CASE("a data-free run trains and evaluates without touching the training split") {
+  Run r({});
+  REQUIRE(r.train() == ardkit::TrainOutcome::completed);
+  const auto results = r.results();
+  CHECK(results["data_free"]["generator"] == "dfad");
+  CHECK(results["data_free"]["training_images_read"] == false);
+  CHECK(results["data_free"]["selection"] == "none");
+  CHECK_FALSE(results.contains("best"));  // nothing selected a best checkpoint
+  const auto steps = r.lines("step");
+  REQUIRE(steps.size() == 12);  // 2 epochs x 3 iterations x 2 student steps
+  for (const char* key : {"gen.discrepancy", "gen.loss", "syn.mean", "syn.std",
+                          "syn.teacher_confidence", "syn.class_entropy", "kl_adv"}) {
+    CAPTURE(key);
+    CHECK(steps.back().contains(key));
+  }
+  CHECK(steps.back()["gen.discrepancy"].get<double>() <= 0);  // -L1: maximized discrepancy
+  // 16 images of 16x16 in a 4-wide grid with one-pixel gaps: 4 * 17 + 1 = 69 square.
+  for (const char* grid : {"epoch_001.png", "epoch_002.png"}) {
+    CAPTURE(grid);
+    const auto size = png_size(r.run->root() / "samples" / grid);
+    CHECK(size.first == 69);
+    CHECK(size.second == 69);
+  }
+  // Asking for real validation reaches the data plugin: this one refuses to load training data.
+  Run real({"generator.real_validation=true"});
+  CHECK_THROWS_WITH(real.train(), doctest::Contains("built to serve its training split"));
+}
+
+TEST_CASE("a data-free run without a teacher is a config error naming [generator]") {
+  test::TempDir dir;
+  std::string text = kDataFree;
+  text.replace(text.find("[teacher]\nplugin = \"bn_teacher\"\n"),
+               std::string("[teacher]\nplugin = \"bn_teacher\"\n").size(), "");
+  const std::string ard = "plugin = \"ard\"\ntemperature = 4\n";
+  text.replace(text.find(ard), ard.size(), "plugin = \"pgd_at\"\n");
+  test::write_text(dir / "df.toml", text);
+  auto experiment = ardkit::load_experiment(dir / "df.toml", {}, {ARDKIT_TEST_PLUGIN_DIR "/good"});
+  CHECK_THROWS_WITH(ardkit::build_components(experiment),
+                    doctest::Contains("[generator] synthesises training data from a teacher"));
+}
+
+TEST_CASE("data-free runs resume bit-exactly: generator, optimizer, pool and student") {
+  struct Variant {
+    const char* name;
+    std::vector<std::string> overrides;
+    int64_t interrupt_at;
+  };
+  const std::vector<Variant> variants = {
+      // student_first, fresh samples; interrupted between the two student steps of an iteration
+      {"dfad", {}, 3},
+      // re-initialised every epoch, latent optimized, a pool of synthesised batches; adaptive
+      // balance (its running magnitudes are state too); interrupted in epoch 2
+      {"bn_stats",
+       {"generator.plugin=\"bn_stats\"", "generator.synthesis_steps=3", "generator.iterations=4",
+        "generator.student_steps=1", "generator.balance=\"adaptive\""},
+       5},
+      // the last update's latent regenerated, attention transfer added to the student's loss
+      {"zskt",
+       {"generator.plugin=\"zskt\"", "generator.student_steps=2", "generator.iterations=3",
+        "generator.student_taps=[\"block1\"]"},
+       3},
+  };
+  for (const auto& v : variants) {
+    CAPTURE(v.name);
+    auto overrides = v.overrides;
+    if (std::string(v.name) != "dfad")
+      overrides.push_back("generator.latent_dim=16");
+    Run whole(overrides);
+    REQUIRE(whole.train() == ardkit::TrainOutcome::completed);
+    Run split(overrides, "\n[[hook]]\nplugin = \"interrupt_after\"\nstep = " +
+                             std::to_string(v.interrupt_at) + "\n");
+    ardkit::install_interrupt_handlers();
+    REQUIRE(split.train() == ardkit::TrainOutcome::interrupted);
+    ardkit::clear_interrupt();
+    CHECK_FALSE(fs::exists(split.run->results_path()));
+    // The generator's state is in the checkpoint: network, optimizer, pool, last batch.
+    const auto state = checkpoint(split.run->checkpoint_path("last"), "generator");
+    CHECK(state.count("synthesis_epoch"));
+    CHECK(std::any_of(state.begin(), state.end(),
+                      [](const auto& kv) { return kv.first.rfind("network.", 0) == 0; }));
+    CHECK(std::any_of(state.begin(), state.end(),
+                      [](const auto& kv) { return kv.first.rfind("optimizer.", 0) == 0; }));
+    REQUIRE(split.train() == ardkit::TrainOutcome::completed);
+    const auto a = whole.run->checkpoint_path("last"), b = split.run->checkpoint_path("last");
+    check_same(checkpoint(a, "student"), checkpoint(b, "student"));
+    check_same(checkpoint(a, "generator"), checkpoint(b, "generator"));
+    if (std::string(v.name) == "bn_stats") {
+      // One synthesised batch per epoch joined the pool; the generator was re-drawn each epoch.
+      CHECK(checkpoint(a, "generator").at("pool").size(0) == 2);
+      const auto step = whole.lines("step").back();
+      CHECK(step.contains("gen.w.bn"));
+      CHECK(step.contains("gen.bn"));
+    }
+    if (std::string(v.name) == "zskt")
+      CHECK(whole.lines("step").back().contains("gen_attention"));
+  }
+}
+
+TEST_CASE("ita moves the temperature knob by the documented rule, in a run and on crafted input") {
+  // In a data-free run: measured on synthetic samples after every epoch, logged, checkpointed.
+  Run r({}, "\n[[hook]]\nplugin = \"ita\"\nsignal = \"clean_agreement\"\nsamples = 32\n");
+  REQUIRE(r.train() == ardkit::TrainOutcome::completed);
+  const auto epochs = r.lines("epoch");
+  REQUIRE(epochs.size() == 2);
+  double tau = 4.0;  // the objective's starting temperature
+  for (const auto& e : epochs) {
+    const double s = e["hook.ita.signal"].get<double>();
+    CHECK(s >= 0);
+    CHECK(s <= 1);
+    // tau <- tau + 0.5 * (1 + 7 s - tau), clamped to [1, 8]
+    tau = std::clamp(tau + 0.5 * (1.0 + 7.0 * s - tau), 1.0, 8.0);
+    CHECK(e["hook.ita.temperature"].get<double>() == doctest::Approx(tau));
+  }
+  // The adjusted value is what the next epoch's steps ran with.
+  CHECK(r.lines("step").back()["knob.temperature"].get<double>() ==
+        doctest::Approx(epochs[0]["hook.ita.temperature"].get<double>()));
+
+  // On crafted input: a student that is the teacher agrees everywhere (s = 1).
+  auto hook = test::make<ardkit::Hook>(ardkit::PluginKind::hook, "ita",
+                                       {{"signal", std::string("clean_agreement")},
+                                        {"tau_min", 2.0},
+                                        {"tau_max", 6.0},
+                                        {"rate", 0.25}});
+  ardkit::DataSpec spec;
+  spec.channels = 1;
+  spec.height = spec.width = 16;
+  ardkit::BuildContext context;
+  context.data = spec;
+  auto teacher = test::builtin().create<ardkit::Model>(
+      ardkit::PluginKind::model, "small_cnn",
+      test::params_for(ardkit::PluginKind::model, "small_cnn"), context);
+  ardkit::Knobs knobs;
+  knobs.declare("temperature", 3.0);
+  std::map<std::string, double> metrics, report;
+  ardkit::HookEvent event{0, 10, 2, 5, metrics};
+  event.student = teacher.get();
+  event.teacher = teacher.get();
+  event.draw = [](int64_t n) {
+    return ardkit::Batch{torch::rand({n, 1, 16, 16}), torch::zeros({n}, torch::kLong), {}};
+  };
+  event.report = &report;
+  hook->on_train_start(event, knobs);
+  hook->on_epoch_end(event, knobs);
+  CHECK(report.at("ita.signal") == 1.0);
+  CHECK(knobs.get("temperature") == doctest::Approx(3.0 + 0.25 * (6.0 - 3.0)));
+  // A knob the objective does not declare is refused before training.
+  ardkit::Knobs none;
+  CHECK_THROWS_WITH(hook->on_train_start(event, none), doctest::Contains("does not declare"));
+}
+
+TEST_CASE("the adaptive balance gives each term its base share of the mean magnitude") {
+  ardkit::LossBalance fixed(false, 0.9, 0.1, 10.0);
+  CHECK(fixed.weights({"a", "b"}, {2.0, 1.0}, {10.0, 1.0}) == std::vector<double>{2.0, 1.0});
+  ardkit::LossBalance balance(true, 0.9, 0.1, 10.0);
+  // First call: m = (10, 1); M = (1*10 + 1*1) / 2 = 5.5; w = (0.55, 5.5).
+  auto w = balance.weights({"a", "b"}, {1.0, 1.0}, {-10.0, 1.0});
+  CHECK(w[0] == doctest::Approx(0.55));
+  CHECK(w[1] == doctest::Approx(5.5));
+  // Second: m_a = 0.9 * 10 + 0.1 * 20 = 11, m_b = 1; M = 6; w = (6/11, 6).
+  w = balance.weights({"a", "b"}, {1.0, 1.0}, {20.0, 1.0});
+  CHECK(w[0] == doctest::Approx(6.0 / 11.0));
+  CHECK(w[1] == doctest::Approx(6.0));
+  // Base weights set the shares; factors are clamped (a vanished term does not explode).
+  ardkit::LossBalance clamped(true, 0.0, 0.1, 10.0);
+  w = clamped.weights({"a", "b"}, {3.0, 1.0}, {1.0, 0.0});
+  CHECK(w[0] == doctest::Approx(3.0 * 0.75));
+  CHECK(w[1] == doctest::Approx(10.0));
+}
+
+TEST_CASE("image grids are PNGs of the grid's size, written whole") {
+  test::TempDir dir;
+  ardkit::write_image_grid(torch::rand({10, 3, 5, 7}), dir / "grid.png", 4);
+  const auto size = png_size(dir / "grid.png");
+  CHECK(size.first == 4 * 8 + 1);   // 4 columns of 7 + gap
+  CHECK(size.second == 3 * 6 + 1);  // 3 rows of 5 + gap
+  CHECK_FALSE(fs::exists(dir / "grid.png.tmp"));
+  CHECK_THROWS_WITH(ardkit::write_image_grid(torch::rand({2, 2, 5, 5}), dir / "bad.png"),
+                    doctest::Contains("1 or 3"));
+}
