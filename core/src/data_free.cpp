@@ -81,6 +81,12 @@ void DataFree::reset_optimizer() {
   set_lr_scale(lr_scale_);
 }
 
+void DataFree::reinitialize() {
+  generator_.reinitialize();
+  generator_.network().to(device_);
+  reset_optimizer();
+}
+
 void DataFree::set_lr_scale(double scale) {
   lr_scale_ = options_.lr_schedule == "follow" ? scale : 1.0;
   auto& groups = optimizer_->param_groups();
@@ -143,6 +149,8 @@ void DataFree::add_to_pool() {
 }
 
 void DataFree::updates(int64_t epoch, int64_t count) {
+  if (count > 0 && options_.reinitialize == "round")
+    reinitialize();
   for (int64_t i = 0; i < count; ++i)
     update(epoch);
   if (count > 0)
@@ -157,11 +165,9 @@ bool DataFree::prepare_epoch(int64_t epoch) {
   if (synthesis_epoch_ != epoch) {
     synthesis_epoch_ = epoch;
     synthesis_done_ = 0;
-    if (options_.reinitialize == "epoch") {
-      generator_.reinitialize();
-      generator_.network().to(device_);
-      reset_optimizer();
-    }
+    if (options_.reinitialize == "epoch" ||
+        (options_.reinitialize == "round" && options_.synthesis_steps > 0))
+      reinitialize();
   }
   while (synthesis_done_ < options_.synthesis_steps) {
     update(epoch);

@@ -34,8 +34,9 @@ void add_generator_params(ParamSchema& s, const GeneratorOptions& d) {
                   .one_of({"generator_first", "student_first"})
                   .help("within an iteration, which updates come first"));
   s.push_back(string("reinitialize", d.reinitialize)
-                  .one_of({"never", "epoch"})
-                  .help("draw fresh generator weights (and latent) at the start of every epoch"));
+                  .one_of({"never", "epoch", "round"})
+                  .help("draw fresh generator weights (and latent) at the start of every epoch, "
+                        "or of every round of updates (the synthesis, each iteration's)"));
   s.push_back(integer("synthesis_steps", d.synthesis_steps)
                   .at_least(0)
                   .help("generator updates at the start of each epoch, before any student step "

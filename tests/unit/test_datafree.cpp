@@ -216,11 +216,12 @@ TEST_CASE("data-free runs resume bit-exactly: generator, optimizer, pool and stu
   const std::vector<Variant> variants = {
       // student_first, fresh samples; interrupted between the two student steps of an iteration
       {"dfad", {}, 3},
-      // re-initialised every epoch, latent optimized, a pool of synthesised batches; adaptive
-      // balance (its running magnitudes are state too); interrupted in epoch 2
+      // re-initialised before every round of updates, latent optimized, a pool of synthesised
+      // batches; adaptive balance (its running magnitudes are state too); interrupted in epoch 2
       {"bn_stats",
-       {"generator.plugin=\"bn_stats\"", "generator.synthesis_steps=3", "generator.iterations=4",
-        "generator.student_steps=1", "generator.balance=\"adaptive\""},
+       {"generator.plugin=\"bn_stats\"", "generator.synthesis_steps=3",
+        "generator.reinitialize=\"round\"", "generator.generator_steps=2",
+        "generator.iterations=2", "generator.student_steps=2", "generator.balance=\"adaptive\""},
        5},
       // the last update's latent regenerated, attention transfer added to the student's loss
       {"zskt",
@@ -253,8 +254,8 @@ TEST_CASE("data-free runs resume bit-exactly: generator, optimizer, pool and stu
     check_same(checkpoint(a, "student"), checkpoint(b, "student"));
     check_same(checkpoint(a, "generator"), checkpoint(b, "generator"));
     if (std::string(v.name) == "bn_stats") {
-      // One synthesised batch per epoch joined the pool; the generator was re-drawn each epoch.
-      CHECK(checkpoint(a, "generator").at("pool").size(0) == 2);
+      // Each round (an epoch's synthesis, each iteration's updates) left a batch in the pool.
+      CHECK(checkpoint(a, "generator").at("pool").size(0) == 2 * (1 + 2));
       const auto step = whole.lines("step").back();
       CHECK(step.contains("gen.w.bn"));
       CHECK(step.contains("gen.bn"));

@@ -67,6 +67,7 @@ class ARDKIT_API DataFree {
   void updates(int64_t epoch, int64_t count);
   void add_to_pool();
   void reset_optimizer();
+  void reinitialize();
   Batch label(torch::Tensor x, int64_t first_index);
   torch::Tensor from_pool(int64_t n);
 

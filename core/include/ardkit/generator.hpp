@@ -54,7 +54,9 @@ struct GeneratorOptions {
   int64_t iterations = 50, generator_steps = 1, student_steps = 1;
   std::string order = "generator_first";  // | "student_first"
   // Per epoch, before the first student step: re-initialise ("epoch") or not ("never"), then
-  // synthesis_steps generator updates whose last batch joins the pool.
+  // synthesis_steps generator updates whose last batch joins the pool. "round" re-initialises
+  // before every round of updates (the synthesis and each iteration's generator_steps): each
+  // pooled batch then comes from its own fresh generator and latent.
   std::string reinitialize = "never";
   int64_t synthesis_steps = 0;
   // What a student step trains on: "fresh" (a new latent each step), "update_batch" (the images
