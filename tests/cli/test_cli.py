@@ -615,6 +615,13 @@ points = 40
             self.assertGreaterEqual(len(files), 1 if variant == "stl10" else 7)
             for f in files:
                 self.assert_error(run("validate", str(f), cwd=self.dir), 2, missing)
+        # Data-free CIFAR files: the only file they look for is the test split (no training file is
+        # opened in a data-free run).
+        for variant, missing in (("cifar10", "test_batch.bin not found"), ("cifar100", "test.bin not found")):
+            files = sorted((root / variant / "datafree").glob("*.toml"))
+            self.assertGreaterEqual(len(files), 9)
+            for f in files:
+                self.assert_error(run("validate", str(f), cwd=self.dir), 2, missing)
 
     def test_example_evaluation_files_are_valid(self):
         # Every key checks out; the only complaint is the CIFAR-10 data, which is not here.
