@@ -599,7 +599,12 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
       const HookEvent event = hook_event(epoch, nullptr, false);
       for (auto& hook : setup.hooks)
         hook->on_step_end(event, knobs);
-      progress.update(s + 1, fmt::format("loss {:.4f}", sums["loss"] / counted));
+      // A data-free run also shows its generator's loss and the diversity of what it makes.
+      progress.update(s + 1, fmt::format("loss {:.4f}", sums["loss"] / counted) +
+                                 (data_free && latest.count("gen.loss")
+                                      ? fmt::format(" gen {:.4f} class entropy {:.2f}",
+                                                    latest["gen.loss"], latest["syn.class_entropy"])
+                                      : ""));
 
       if (interrupt_requested()) {
         checkpointer.save(last, position);
