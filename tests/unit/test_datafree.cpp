@@ -207,6 +207,21 @@ TEST_CASE("a data-free run without a teacher is a config error naming [generator
                     doctest::Contains("[generator] synthesises training data from a teacher"));
 }
 
+TEST_CASE("generators refuse teachers and layers they cannot use, before any step") {
+  // BatchNorm matching needs a teacher with BatchNorm layers.
+  Run no_bn({"generator.plugin=\"bn_stats\"", "generator.latent_dim=16",
+             "teacher.plugin=\"fixed_linear\""});
+  CHECK_THROWS_WITH(no_bn.train(), doctest::Contains("has no BatchNorm layer"));
+  CHECK_FALSE(fs::exists(no_bn.run->checkpoint_path("last")));
+  // Attention transfer pairs layers one to one.
+  Run unpaired({"generator.plugin=\"zskt\"", "generator.latent_dim=16"});
+  CHECK_THROWS_WITH(unpaired.train(), doctest::Contains("give the same number of layers"));
+  // A latent-optimizing generator has no fresh samples to give.
+  Run fresh({"generator.plugin=\"bn_stats\"", "generator.latent_dim=16",
+             "generator.student_batch=\"fresh\""});
+  CHECK_THROWS_WITH(fresh.train(), doctest::Contains("set student_batch = \"pool\""));
+}
+
 TEST_CASE("data-free runs resume bit-exactly: generator, optimizer, pool and student") {
   struct Variant {
     const char* name;
@@ -220,8 +235,8 @@ TEST_CASE("data-free runs resume bit-exactly: generator, optimizer, pool and stu
       // batches; adaptive balance (its running magnitudes are state too); interrupted in epoch 2
       {"bn_stats",
        {"generator.plugin=\"bn_stats\"", "generator.synthesis_steps=3",
-        "generator.reinitialize=\"round\"", "generator.generator_steps=2",
-        "generator.iterations=2", "generator.student_steps=2", "generator.balance=\"adaptive\""},
+        "generator.reinitialize=\"round\"", "generator.generator_steps=2", "generator.iterations=2",
+        "generator.student_steps=2", "generator.balance=\"adaptive\""},
        5},
       // the last update's latent regenerated, attention transfer added to the student's loss
       {"zskt",
