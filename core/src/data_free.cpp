@@ -185,9 +185,16 @@ bool DataFree::prepare_epoch(int64_t epoch) {
 torch::Tensor DataFree::from_pool(int64_t n) {
   if (pool_.empty())
     throw_runtime_error("[generator] the pool of synthetic batches is empty");
-  const auto all = torch::cat(pool_);
-  const auto pick = torch::randint(all.size(0), {n}, torch::TensorOptions().dtype(torch::kLong));
-  return all.index_select(0, pick.to(all.device()));
+  // Every pooled batch has batch_size_ images: pick k is row k % B of batch k / B. Gathered row
+  // by row rather than by concatenating the pool, which on CIFAR's budget grows to gigabytes.
+  const int64_t total = static_cast<int64_t>(pool_.size()) * batch_size_;
+  const auto pick = torch::randint(total, {n}, torch::TensorOptions().dtype(torch::kLong));
+  const auto* p = pick.data_ptr<int64_t>();
+  std::vector<torch::Tensor> rows;
+  rows.reserve(n);
+  for (int64_t k = 0; k < n; ++k)
+    rows.push_back(pool_[p[k] / batch_size_][p[k] % batch_size_]);
+  return torch::stack(rows);
 }
 
 Batch DataFree::label(torch::Tensor x, int64_t first_index) {
