@@ -8,6 +8,7 @@
 #include <ardkit/image_grid.hpp>
 #include <ardkit/interrupt.hpp>
 #include <ardkit/loss_balance.hpp>
+#include <csignal>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -278,6 +279,26 @@ TEST_CASE("data-free runs resume bit-exactly: generator, optimizer, pool and stu
     if (std::string(v.name) == "zskt")
       CHECK(whole.lines("step").back().contains("gen_attention"));
   }
+}
+
+TEST_CASE("an interrupt during an epoch's synthesis resumes it where it stopped") {
+  const std::vector<std::string> synthesis = {
+      "generator.plugin=\"bn_stats\"", "generator.latent_dim=16",   "generator.synthesis_steps=4",
+      "generator.iterations=2",        "generator.student_steps=2", "train.epochs=1"};
+  Run whole(synthesis);
+  REQUIRE(whole.train() == ardkit::TrainOutcome::completed);
+  Run split(synthesis);
+  ardkit::install_interrupt_handlers();
+  std::raise(SIGINT);  // pending before the first synthesis update: it stops after that one
+  REQUIRE(split.train() == ardkit::TrainOutcome::interrupted);
+  ardkit::clear_interrupt();
+  const auto state = checkpoint(split.run->checkpoint_path("last"), "generator");
+  CHECK(state.at("synthesis_done").item<int64_t>() == 1);
+  CHECK(state.at("pool").numel() == 0);
+  REQUIRE(split.train() == ardkit::TrainOutcome::completed);
+  const auto a = whole.run->checkpoint_path("last"), b = split.run->checkpoint_path("last");
+  check_same(checkpoint(a, "student"), checkpoint(b, "student"));
+  check_same(checkpoint(a, "generator"), checkpoint(b, "generator"));
 }
 
 TEST_CASE("ita moves the temperature knob by the documented rule, in a run and on crafted input") {
