@@ -96,6 +96,22 @@ void DataFree::set_lr_scale(double scale) {
 
 void DataFree::update(int64_t epoch) {
   generator_.network().train();
+  // The generator's loss runs through the student, but only the generator learns from it: the
+  // student's parameters stop asking for gradients for the update (its activations still pass
+  // them on to the images), so backward computes no weight gradients nobody uses.
+  std::vector<torch::Tensor> frozen;
+  for (auto& p : student_.parameters())
+    if (p.requires_grad()) {
+      p.set_requires_grad(false);
+      frozen.push_back(p);
+    }
+  struct Restore {
+    std::vector<torch::Tensor>& parameters;
+    ~Restore() {
+      for (auto& p : parameters)
+        p.set_requires_grad(true);
+    }
+  } restore{frozen};
   const torch::Tensor z = generator_.latent(batch_size_);
   const torch::Tensor x = generator_.synthesize(z);
   GeneratorContext context{teacher_, student_, knobs_, epoch};
@@ -126,8 +142,6 @@ void DataFree::update(int64_t epoch) {
     torch::nn::utils::clip_grad_norm_(params, options_.grad_clip);
   }
   optimizer_->step();
-  // The student's gradients from this loss are not the student's business: its own step
-  // zeroes them first (Objective::step), so nothing leaks into its update.
   last_x_ = x.detach();
   last_z_ = z.detach();
   latest_["gen.loss"] = total.item<double>();
