@@ -12,6 +12,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "experiment_run.hpp"
 #include "test_util.hpp"
 
 namespace fs = std::filesystem;
@@ -61,33 +62,9 @@ eps = 0.1
 steps = 3
 )";
 
-struct Run {
-  test::TempDir dir;
-  ardkit::LoadedExperiment experiment;
-  std::unique_ptr<ardkit::RunDir> run;
-
-  explicit Run(const std::vector<std::string>& overrides, const std::string& extra = "") {
-    test::write_text(dir / "df.toml", std::string(kDataFree) + extra);
-    experiment =
-        ardkit::load_experiment(dir / "df.toml", overrides, {ARDKIT_TEST_PLUGIN_DIR "/good"});
-    run = std::make_unique<ardkit::RunDir>(dir / "run", experiment.config.run_id(), "df.toml");
-  }
-  ardkit::TrainOutcome train() {
-    ardkit::TrainSetup setup = ardkit::build_components(experiment);
-    return ardkit::train(setup, *run);
-  }
-  nlohmann::json results() const {
-    std::ifstream in(run->results_path());
-    return nlohmann::json::parse(in);
-  }
-  std::vector<nlohmann::json> lines(const std::string& type) const {
-    std::vector<nlohmann::json> out;
-    std::ifstream metrics(run->metrics_path());
-    for (std::string line; std::getline(metrics, line);)
-      if (auto j = nlohmann::json::parse(line); j["type"] == type)
-        out.push_back(j);
-    return out;
-  }
+struct Run : test::ExperimentRun {
+  explicit Run(const std::vector<std::string>& overrides, const std::string& extra = "")
+      : ExperimentRun(std::string(kDataFree) + extra, overrides, "df.toml") {}
 };
 
 // Every tensor of a checkpoint's sub-archive, recursively, by dotted name. Optimizer state is

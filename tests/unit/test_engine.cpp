@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "experiment_run.hpp"
 #include "test_util.hpp"
 
 namespace fs = std::filesystem;
@@ -51,22 +52,9 @@ eps = 0.1
 steps = 5
 )";
 
-struct TinyRun {
-  test::TempDir dir;
-  ardkit::LoadedExperiment experiment;
-  std::unique_ptr<ardkit::RunDir> run;
-
-  explicit TinyRun(const std::vector<std::string>& overrides = {},
-                   const std::string& text = kTiny) {
-    test::write_text(dir / "tiny.toml", text);
-    experiment =
-        ardkit::load_experiment(dir / "tiny.toml", overrides, {ARDKIT_TEST_PLUGIN_DIR "/good"});
-    run = std::make_unique<ardkit::RunDir>(dir / "run", experiment.config.run_id(), "tiny.toml");
-  }
-  ardkit::TrainOutcome train() {
-    ardkit::TrainSetup setup = ardkit::build_components(experiment);
-    return ardkit::train(setup, *run);
-  }
+struct TinyRun : test::ExperimentRun {
+  explicit TinyRun(const std::vector<std::string>& overrides = {}, const std::string& text = kTiny)
+      : ExperimentRun(text, overrides, "tiny.toml") {}
   std::vector<torch::Tensor> final_weights() const {
     auto data = test::make<ardkit::DataSource>(ardkit::PluginKind::data, "synthetic");
     ardkit::BuildContext context;
@@ -178,14 +166,7 @@ const std::vector<std::string> kProbe = {"objective.plugin=\"probe_objective\"",
                                          "train.log_every=1", "train.validate_every=0"};
 
 std::vector<nlohmann::json> step_lines(const TinyRun& r) {
-  std::vector<nlohmann::json> out;
-  std::ifstream metrics(r.run->metrics_path());
-  for (std::string line; std::getline(metrics, line);) {
-    auto j = nlohmann::json::parse(line);
-    if (j["type"] == "step")
-      out.push_back(j);
-  }
-  return out;
+  return r.lines("step");
 }
 
 // A tensor of the objective's state in a checkpoint (its trainable() module's names).
