@@ -26,6 +26,9 @@ void on_signal(int signal_number) {
 void install_interrupt_handlers() {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  // What `sbatch --signal=USR1@SECONDS` sends before a job's time limit: checkpoint and stop, so
+  // the requeued job resumes. Left at its default, SIGUSR1 would kill the run mid-write.
+  std::signal(SIGUSR1, on_signal);
 }
 
 bool interrupt_requested() {

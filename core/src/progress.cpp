@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <mutex>
 
@@ -29,8 +31,16 @@ void log_line(const std::string& line, bool echo) {
   std::lock_guard<std::mutex> lock(log_mutex);
   if (echo)
     std::fprintf(stderr, "%s\n", line.c_str());
-  if (log_file().is_open())
-    log_file() << line << '\n' << std::flush;
+  if (log_file().is_open()) {
+    // The file keeps when each line happened (UTC), for reading a long run after the fact; the
+    // terminal already has its own clock.
+    const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ ", &tm);
+    log_file() << stamp << line << '\n' << std::flush;
+  }
 }
 
 Progress::Progress(std::string label, int64_t total)

@@ -12,8 +12,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "ardkit/error.hpp"
+#include "ardkit/interrupt.hpp"
 #include "ardkit/version.hpp"
 
 namespace fs = std::filesystem;
@@ -63,21 +65,37 @@ RunDir::~RunDir() {
     ::close(lock_fd_);  // closing releases the flock
 }
 
-void RunDir::lock() {
+void RunDir::lock(double wait_seconds,
+                  const std::function<void(const std::string& holder)>& on_wait) {
   if (lock_fd_ >= 0)
     return;
   const fs::path path = root_ / ".lock";
   lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
   if (lock_fd_ < 0)
     throw_runtime_error("cannot create " + path.string() + ": " + std::strerror(errno));
-  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+  const auto holder = [&] {
     char pid[32] = {0};
     [[maybe_unused]] auto n = ::pread(lock_fd_, pid, sizeof pid - 1, 0);
-    ::close(lock_fd_);
-    lock_fd_ = -1;
-    throw_runtime_error(
-        fmt::format("run {} is already running (process {}); wait for it or stop it first",
-                    root_.string(), std::string(pid).empty() ? "?" : std::string(pid)));
+    return std::string(pid).empty() ? std::string("?") : std::string(pid);
+  };
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(int64_t(wait_seconds * 1000));
+  bool announced = false;
+  while (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    const std::string pid = holder();
+    if (std::chrono::steady_clock::now() >= deadline || interrupt_requested()) {
+      ::close(lock_fd_);
+      lock_fd_ = -1;
+      if (interrupt_requested())
+        throw Interrupted();
+      throw_runtime_error(fmt::format(
+          "run {} is already running (process {}){}; wait for it or stop it first", root_.string(),
+          pid, wait_seconds > 0 ? fmt::format(" after waiting {:.0f} s", wait_seconds) : ""));
+    }
+    if (!announced && on_wait)
+      on_wait(pid);
+    announced = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   const std::string me = std::to_string(::getpid());
   [[maybe_unused]] auto t = ::ftruncate(lock_fd_, 0);

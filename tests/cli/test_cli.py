@@ -95,6 +95,9 @@ class Help(CliCase):
             self.assertEqual(result.returncode, 0, command)
             self.assertIn("usage: ardkit " + command, result.stdout)
         self.assertIn("--set", run("run", "--help").stdout)
+        version = run("--version")
+        self.assertEqual(version.returncode, 0, version.stderr)
+        self.assertRegex(version.stdout, r"^ardkit \d+\.\d+\.\d+ \(commit \w+, LibTorch [\d.]+, plugin ABI \d+\)")
         result = run("rnu")
         self.assertEqual(result.returncode, 2)
         self.assertIn("did you mean 'run'?", result.stderr)
@@ -272,6 +275,21 @@ class Runs(CliCase):
         self.assertNotIn("from epoch 1 step 0", resumed.stderr)
         self.assertEqual(json.loads((folder / "status.json").read_text())["state"], "completed")
 
+    def test_sigusr1_before_a_time_limit_checkpoints_like_sigterm(self):
+        # `sbatch --signal=USR1@90` sends SIGUSR1 before the job's time limit.
+        exp, cmd, proc = self.start_long_run()
+        metrics = lambda: list((self.dir / "runs").glob("*/metrics.jsonl"))
+        self.wait_for(lambda: metrics() and metrics()[0].read_text().count("\n") >= 1, proc)
+        proc.send_signal(signal.SIGUSR1)
+        _, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 130, err)
+        [folder] = [m.parent for m in metrics()]
+        self.assertEqual(json.loads((folder / "status.json").read_text())["state"], "interrupted")
+        self.assertTrue((folder / "checkpoints/last.pt").exists())
+        # log.txt lines carry UTC timestamps.
+        first = (folder / "log.txt").read_text().splitlines()[0]
+        self.assertRegex(first, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ run ")
+
     def test_sigkill_resumes_from_last_checkpoint(self):
         exp, cmd, proc = self.start_long_run()
         checkpoints = lambda: list((self.dir / "runs").glob("*/checkpoints/last.pt"))
@@ -380,6 +398,29 @@ class Runs(CliCase):
         self.assertEqual(second.returncode, 0, second.stderr)
         self.assertNotIn("training its teacher first", second.stderr)
         self.assertEqual(len(self.completed_runs()), 3)
+        # Two students started together on a teacher neither finds trained (every Slurm array):
+        # one trains it, the other waits for it and then reuses it.
+        slow = TINY.replace('name = "tiny"', 'name = "slow-teacher"').replace(
+            "train_size = 256", "train_size = 4096")
+        self.write("slow.toml", slow)
+        procs = []
+        for name in ("s1", "s2"):
+            text = student.replace('name = "student"', 'name = "%s"' % name).replace(
+                "teacher.toml", "slow.toml")
+            path = self.write(name + ".toml", text)
+            procs.append(subprocess.Popen([ARDKIT, "run", str(path), "--output", str(self.dir / "runs"),
+                                           "--threads", "1"], stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.PIPE, text=True))
+        errs = [p.communicate(timeout=300)[1] for p in procs]
+        for p, err in zip(procs, errs):
+            self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(sum("waiting up to" in e for e in errs), 1, errs)
+        self.assertEqual(sum("was completed by another process; reusing it" in e for e in errs), 1, errs)
+        [slow_run] = list((self.dir / "runs").glob("slow-teacher-*"))
+        log = (slow_run / "log.txt").read_text()
+        self.assertEqual(log.count(" run slow-teacher-"), 1, log)  # trained once
+        for name in ("s1", "s2"):
+            self.assertEqual(len(list((self.dir / "runs").glob(name + "-*/results.json"))), 1)
         # `ardkit analyze`: the teacher against itself and its two students.
         runs = {p.name.split("-")[0]: p for p in self.completed_runs()}
         out = self.dir / "analysis.json"

@@ -96,8 +96,12 @@ options)";
 
 // Trains and evaluates one experiment, or reports its completed run; a teacher given as another
 // experiment runs first, in the same run store, unless its run is already complete.
+// `teacher_wait`: how long to wait for a teacher run that another process holds (several students
+// of one teacher started together, as a Slurm array does); `lock_wait`: the same for this run.
 static int run_file(const std::string& file, const std::vector<std::string>& overrides,
-                    const std::vector<fs::path>& plugin_path) {
+                    const std::vector<fs::path>& plugin_path, double teacher_wait,
+                    double lock_wait = 0) {
+  install_interrupt_handlers();
   LoadedExperiment experiment = load_experiment(file, overrides, plugin_path);
   if (const auto& teacher = experiment.teacher_run; teacher && !run_completed(teacher->folder)) {
     log_line(fmt::format("{}: training its teacher first: {} in {}", file, teacher->file.string(),
@@ -107,7 +111,8 @@ static int run_file(const std::string& file, const std::vector<std::string>& ove
     for (const auto& o : overrides)
       if (o.rfind("run.threads=", 0) == 0)
         teacher_overrides.push_back(o);
-    if (const int code = run_file(teacher->file.string(), teacher_overrides, plugin_path))
+    if (const int code = run_file(teacher->file.string(), teacher_overrides, plugin_path,
+                                  teacher_wait, teacher_wait))
       return code;
   }
   const ExperimentConfig& config = experiment.config;
@@ -132,13 +137,27 @@ static int run_file(const std::string& file, const std::vector<std::string>& ove
   // nothing behind.
   TrainSetup setup = build_components(experiment);
   RunDir run(folder, config.run_id(), file);
-  run.lock();
+  try {
+    run.lock(lock_wait, [&](const std::string& holder) {
+      log_line(
+          fmt::format("{}: run {} is being trained by process {}; waiting up to {:.0f} s for "
+                      "it to finish (--teacher-wait)",
+                      file, folder.string(), holder, lock_wait));
+    });
+  } catch (const Interrupted&) {
+    log_line("interrupted while waiting for another process's run");
+    return 130;
+  }
+  if (run_completed(folder)) {  // the process we waited for finished it
+    log_line(fmt::format("run {} was completed by another process; reusing it", folder.string()));
+    std::cout << format_report_table(rows_of(folder / "results.json")) << folder.string() << "\n";
+    return 0;
+  }
   run.write_config(config.resolved());
   set_log_file(run.log_path().string());
   log_line(fmt::format("run {} ({} threads) in {}", config.run_id(), torch::get_num_threads(),
                        folder.string()));
   run.set_state("running");
-  install_interrupt_handlers();
   try {
     if (train(setup, run) == TrainOutcome::interrupted) {
       run.set_state("interrupted");
@@ -202,19 +221,22 @@ int run_command(const std::vector<std::string>& args) {
   ExperimentArgs a;
   std::string output;
   int64_t threads = -1;
+  double teacher_wait = 2 * 24 * 3600;
   po::options_description d(kRunHelp);
   add_experiment_args(d, a);
   d.add_options()("output,o", po::value(&output),
                   "folder for run folders (overrides [run] output)")(
       "threads", po::value(&threads),
-      "LibTorch threads (overrides [run] threads; 0 = one per core)");
+      "LibTorch threads (overrides [run] threads; 0 = one per core)")(
+      "teacher-wait", po::value(&teacher_wait)->default_value(teacher_wait),
+      "seconds to wait for a teacher run that another process is training, then reuse it");
   if (!parse_experiment_args(args, d, a, "run"))
     return 0;
   if (!output.empty())
     a.overrides.push_back("run.output=" + nlohmann::json(output).dump());
   if (threads >= 0)
     a.overrides.push_back("run.threads=" + std::to_string(threads));
-  return run_file(a.file, a.overrides, to_paths(a.common.plugin_path));
+  return run_file(a.file, a.overrides, to_paths(a.common.plugin_path), teacher_wait);
 }
 
 int validate_command(const std::vector<std::string>& args) {

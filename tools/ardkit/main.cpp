@@ -6,7 +6,9 @@
 #include <iostream>
 
 #include <ardkit/error.hpp>
+#include <ardkit/plugin.hpp>
 #include <ardkit/text.hpp>
+#include <ardkit/version.hpp>
 
 #include "commands.hpp"
 
@@ -25,7 +27,7 @@ commands:
   report PATH...            one table of the results of completed runs
   analyze TEACHER STUDENT...  how much of a teacher's representation students took over
 
-`ardkit COMMAND --help` describes each command's options.
+`ardkit COMMAND --help` describes each command's options; `ardkit --version` prints the version.
 )";
 
 }  // namespace
@@ -35,6 +37,11 @@ int main(int argc, char** argv) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::cout << kHelp;
     return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version" || args[0] == "-V" || args[0] == "version") {
+    std::cout << "ardkit " << ardkit::kVersion << " (commit " << ardkit::kGitCommit << ", LibTorch "
+              << TORCH_VERSION << ", plugin ABI " << ARDKIT_ABI_VERSION << ")\n";
+    return 0;
   }
   const std::string command = args[0];
   args.erase(args.begin());

@@ -3,7 +3,7 @@
 
 namespace ardkit {
 
-// SIGINT/SIGTERM set a flag that long loops poll at safe points (after an optimizer step, between
+// SIGINT/SIGTERM/SIGUSR1 set a flag that long loops poll at safe points (after an optimizer step, between
 // evaluation batches) to checkpoint and stop; a second signal exits at once.
 ARDKIT_API void install_interrupt_handlers();
 ARDKIT_API bool interrupt_requested();

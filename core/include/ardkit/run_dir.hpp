@@ -1,5 +1,6 @@
 #pragma once
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include <toml++/toml.h>
@@ -43,9 +44,13 @@ class ARDKIT_API RunDir {
   void set_state(const std::string& state, const std::string& detail = {}) const;
   // Appends one JSON object (already serialized) to metrics.jsonl.
   void append_metrics(const std::string& json_line) const;
-  // Takes the folder's lock for the life of this object, so two processes never write one run;
-  // a second `ardkit run` of the same experiment fails with the other process's id instead.
-  void lock();
+  // Takes the folder's lock for the life of this object, so two processes never write one run.
+  // When another process holds it, waits up to `wait_seconds` (calling `on_wait` once with that
+  // process's id, for a message) and then fails naming it; 0 fails at once. Waiting is what two
+  // students sharing one teacher need: the second waits for the first to train it, then reuses it.
+  // Interrupts stop the wait (ardkit::Interrupted).
+  void lock(double wait_seconds = 0,
+            const std::function<void(const std::string& holder)>& on_wait = {});
   ~RunDir();
   RunDir(const RunDir&) = delete;
   RunDir& operator=(const RunDir&) = delete;
