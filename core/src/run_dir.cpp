@@ -133,6 +133,15 @@ bool run_completed(const fs::path& folder) {
   return run_state(folder) == "completed" && fs::exists(folder / "results.json");
 }
 
+bool run_locked(const fs::path& folder) {
+  const int fd = ::open((folder / ".lock").c_str(), O_RDONLY);
+  if (fd < 0)
+    return false;
+  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0;
+  ::close(fd);
+  return held;
+}
+
 std::string RunDir::state() const {
   return run_state(root_);
 }

@@ -13,5 +13,6 @@ int report_command(const std::vector<std::string>& args);
 int eval_command(const std::vector<std::string>& args);
 int export_command(const std::vector<std::string>& args);
 int analyze_command(const std::vector<std::string>& args);
+int grid_command(const std::vector<std::string>& args);
 
 }  // namespace ardkit::cli

@@ -24,6 +24,7 @@ commands:
   plugins [list|show NAME]  list plugins, or show one plugin's parameters
   eval TARGET               clean and robust accuracy of a model (evaluation file or run folder)
   export TARGET -o OUT.pt   a model's weights as a PyTorch state dict (torch.load-able)
+  grid [status] GRID.toml   run an ablation grid here or on Slurm, or show where it stands
   report PATH...            one table of the results of completed runs
   analyze TEACHER STUDENT...  how much of a teacher's representation students took over
 
@@ -60,9 +61,11 @@ int main(int argc, char** argv) {
       return ardkit::cli::export_command(args);
     if (command == "analyze")
       return ardkit::cli::analyze_command(args);
+    if (command == "grid")
+      return ardkit::cli::grid_command(args);
     std::cerr << "ardkit: unknown command '" << command << "'"
-              << ardkit::did_you_mean(
-                     command, {"run", "validate", "plugins", "report", "eval", "export", "analyze"})
+              << ardkit::did_you_mean(command, {"run", "validate", "plugins", "report", "eval",
+                                                "export", "analyze", "grid"})
               << "; see ardkit --help\n";
     return 2;
   } catch (const ardkit::Error& e) {

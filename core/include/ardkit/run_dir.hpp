@@ -17,6 +17,9 @@ ARDKIT_API void write_file_atomic(const std::filesystem::path& path, const std::
 // run there completed with its results written; both read only, creating nothing.
 ARDKIT_API std::string run_state(const std::filesystem::path& folder);
 ARDKIT_API bool run_completed(const std::filesystem::path& folder);
+// Whether a live process holds FOLDER's run lock: tells a running run from one whose process
+// died with status.json still saying "running".
+ARDKIT_API bool run_locked(const std::filesystem::path& folder);
 
 // A run's folder: config.toml (resolved), status.json, metrics.jsonl, log.txt, checkpoints/,
 // results.json. Status states: running, completed, failed, interrupted.
