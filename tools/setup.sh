@@ -13,12 +13,16 @@ packages=(
   nlohmann-json3-dev        # status, metrics and results files
   zlib1g-dev                # gzipped IDX datasets
   libpng-dev                # grids of synthetic samples (data-free runs)
+  libsqlitecpp-dev          # the results index of `ardkit report` (SQLite)
+  libjs-chart.js            # charts inlined into `ardkit report --html` pages
   doctest-dev               # unit tests
   python3                   # command-line tests
   dataset-fashion-mnist     # the quickstart's data (/usr/share/datasets/fashion-mnist)
 )
 if [[ "${1:-}" == "--tests" ]]; then
   packages+=(python3-torch)  # PyTorch: the reference side of the interop differential tests
+  packages+=(slurm-wlm munge)  # a real one-node Slurm cluster for the grid's Slurm backend test
+  packages+=(chromium)       # headless browser: the HTML report renders without errors
 fi
 missing=()
 for p in "${packages[@]}"; do

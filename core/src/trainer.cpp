@@ -365,8 +365,11 @@ void evaluate_and_write_results(TrainSetup& setup, RunDir& run) {
     results["threat_model"] = setup.attack->threat().norm == "linf" ? "Linf" : "L2";
     results["train_eps"] = setup.attack->threat().eps;
   }
-  for (const auto& e : setup.evals)
+  // Each attack's threat model beside the numbers: reports plot robustness against eps from it.
+  for (const auto& e : setup.evals) {
     results["eps"][e.name] = e.attack->threat().eps;
+    results["norm"][e.name] = e.attack->threat().norm;
+  }
   if (setup.generator) {
     // What a reader of a data-free result must know: which generator made the training data,
     // and whether any real training-set image was read (only for checkpoint selection).

@@ -27,6 +27,8 @@ std::vector<fs::path> to_paths(const std::vector<std::string>& items);
 void set_threads(int64_t configured);
 
 toml::table parse_toml(const fs::path& file);
+// A whole text file ("" when it cannot be read).
+std::string read_text(const fs::path& file);
 // The evaluation file of a run folder: its student at checkpoints/WHICH.pt on its [data], with
 // its [[eval]] attacks.
 toml::table evaluation_of_run(const fs::path& run, const std::string& which);

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include <ardkit/interrupt.hpp>
@@ -32,6 +33,13 @@ po::variables_map parse(const std::vector<std::string>& args,
   po::store(po::command_line_parser(args).options(visible).positional(positional).run(), vm);
   po::notify(vm);
   return vm;
+}
+
+std::string read_text(const fs::path& file) {
+  std::ifstream in(file);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
 
 std::vector<fs::path> to_paths(const std::vector<std::string>& items) {
@@ -345,47 +353,6 @@ int plugins_command(const std::vector<std::string>& args) {
     return 0;
   }
   throw_config_error("plugins: expected `list` or `show NAME`; see ardkit plugins --help");
-}
-
-int report_command(const std::vector<std::string>& args) {
-  bool help = false;
-  std::vector<std::string> paths;
-  po::options_description d(
-      "usage: ardkit report PATH...\n\nPrints one table of the results of completed runs. PATH is "
-      "a run folder or "
-      "a folder holding run folders.\n\noptions");
-  d.add_options()("help,h", po::bool_switch(&help), "show this help")("paths", po::value(&paths),
-                                                                      "run folders");
-  po::positional_options_description positional;
-  positional.add("paths", -1);
-  parse(args, d, positional);
-  if (help || paths.empty()) {
-    std::cout << d << "\n";
-    return help ? 0 : 2;
-  }
-  std::vector<fs::path> results;
-  for (const auto& p : paths) {
-    if (fs::exists(fs::path(p) / "results.json")) {
-      results.push_back(fs::path(p) / "results.json");
-      continue;
-    }
-    if (!fs::is_directory(p))
-      throw_config_error("report: " + p + " is neither a run folder nor a folder of runs");
-    std::vector<fs::path> found;
-    for (const auto& item : fs::directory_iterator(p))
-      if (fs::exists(item.path() / "results.json"))
-        found.push_back(item.path() / "results.json");
-    std::sort(found.begin(), found.end());
-    results.insert(results.end(), found.begin(), found.end());
-  }
-  if (results.empty())
-    throw_runtime_error("report: no completed runs (results.json) under the given paths");
-  std::vector<std::pair<std::string, EvalReport>> rows;
-  for (const auto& r : results)
-    for (auto& row : rows_of(r))
-      rows.push_back(std::move(row));
-  std::cout << format_report_table(rows);
-  return 0;
 }
 
 }  // namespace ardkit::cli

@@ -31,11 +31,10 @@ std::string task_lines(const GridPlan& plan, const std::vector<const GridTask*>&
   for (const auto* t : tasks) {
     std::vector<std::string> words = {
         shell_quote(fs::absolute(plan.folder / "logs" / t->log_name).string()),
-        shell_quote(self.string()),
-        "run",
-        shell_quote(fs::absolute(t->experiment).string()),
-        "--threads",
-        std::to_string(plan.spec.slurm.cpus)};
+        shell_quote(self.string()), "run",
+        // The experiment path exactly as the plan has it (relative to --chdir, the submission
+        // folder): a teacher's path is part of its students' run ids.
+        shell_quote(t->experiment.string()), "--threads", std::to_string(plan.spec.slurm.cpus)};
     for (const auto& o : t->overrides)
       words.insert(words.end(), {"--set", shell_quote(o)});
     for (const auto& p : plugin_path)

@@ -1,0 +1,247 @@
+#include "results_index.hpp"
+
+#include "cli_common.hpp"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include <ardkit/error.hpp>
+#include <ardkit/run_dir.hpp>
+
+namespace ardkit::cli {
+
+namespace {
+
+// Bumped when the tables change: an index of another version is rebuilt from the folders.
+constexpr int kIndexVersion = 1;
+
+const char* kSchema = R"(
+CREATE TABLE IF NOT EXISTS runs(
+  folder TEXT PRIMARY KEY, run_id TEXT, name TEXT, stamp TEXT,
+  config TEXT, results TEXT, evals TEXT);
+CREATE TABLE IF NOT EXISTS accuracy(
+  folder TEXT, source TEXT, metric TEXT, value REAL, norm TEXT, eps REAL);
+CREATE INDEX IF NOT EXISTS accuracy_folder ON accuracy(folder);
+CREATE TABLE IF NOT EXISTS coordinates(
+  grid TEXT, cell INTEGER, run_id TEXT, key TEXT, value TEXT);
+CREATE TABLE IF NOT EXISTS manifests(file TEXT PRIMARY KEY, stamp TEXT);
+)";
+
+// Size and modification time of each file: what says an entry is out of date.
+std::string stamp_of(const std::vector<fs::path>& files) {
+  std::string out;
+  std::error_code ec;
+  for (const auto& f : files) {
+    const auto t = fs::last_write_time(f, ec);
+    const auto size = fs::file_size(f, ec);
+    out += fmt::format("{}:{}:{};", f.filename().string(),
+                       ec ? 0 : int64_t(t.time_since_epoch().count()), ec ? 0 : int64_t(size));
+  }
+  return out;
+}
+
+std::vector<fs::path> eval_files(const fs::path& folder) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  if (fs::is_directory(folder / "evals", ec))
+    for (const auto& e : fs::directory_iterator(folder / "evals"))
+      if (e.path().extension() == ".json" &&
+          e.path().string().find(".state.json") == std::string::npos)
+        out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+nlohmann::ordered_json parse_json(const fs::path& file) {
+  try {
+    return nlohmann::ordered_json::parse(read_text(file));
+  } catch (const std::exception& e) {
+    throw_runtime_error(
+        fmt::format("{}: unreadable JSON ({}); re-run what wrote it", file.string(), e.what()));
+  }
+}
+
+nlohmann::ordered_json config_json(const fs::path& file) {
+  try {
+    std::ostringstream text;
+    text << toml::json_formatter(toml::parse_file(file.string()));
+    return nlohmann::ordered_json::parse(text.str());
+  } catch (const std::exception& e) {
+    throw_runtime_error(
+        fmt::format("{}: unreadable run configuration ({})", file.string(), e.what()));
+  }
+}
+
+}  // namespace
+
+struct ResultsIndex::Impl {
+  fs::path file;
+  SQLite::Database db;
+  explicit Impl(const fs::path& f)
+      : file(f), db(f.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 30000) {}
+};
+
+std::vector<fs::path> completed_runs_in(const fs::path& store) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  if (!fs::is_directory(store, ec))
+    return out;
+  for (const auto& e : fs::directory_iterator(store))
+    if (e.is_directory() && run_completed(e.path()))
+      out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+ResultsIndex::ResultsIndex(const fs::path& store, bool rebuild) {
+  const fs::path file = store / "index.sqlite";
+  try {
+    impl_ = new Impl(file);
+    auto& db = impl_->db;
+    const int version = db.execAndGet("PRAGMA user_version").getInt();
+    if (rebuild || version != kIndexVersion) {
+      db.exec(
+          "DROP TABLE IF EXISTS runs; DROP TABLE IF EXISTS accuracy; "
+          "DROP TABLE IF EXISTS coordinates; DROP TABLE IF EXISTS manifests;");
+      db.exec(fmt::format("PRAGMA user_version = {}", kIndexVersion));
+    }
+    db.exec(kSchema);
+  } catch (const SQLite::Exception& e) {
+    delete impl_;
+    throw_runtime_error(
+        fmt::format("{}: cannot open the results index ({}); delete it and it is "
+                    "rebuilt from the run folders",
+                    file.string(), e.what()));
+  }
+}
+
+ResultsIndex::~ResultsIndex() {
+  delete impl_;
+}
+
+const fs::path& ResultsIndex::file() const {
+  return impl_->file;
+}
+
+std::vector<IndexedRun> ResultsIndex::update(const std::vector<fs::path>& folders) {
+  auto& db = impl_->db;
+  std::vector<IndexedRun> out;
+  try {
+    SQLite::Transaction transaction(db);
+    for (const auto& folder : folders) {
+      if (!run_completed(folder))
+        continue;
+      std::vector<fs::path> files = {folder / "results.json", folder / "config.toml"};
+      const auto evals = eval_files(folder);
+      files.insert(files.end(), evals.begin(), evals.end());
+      const std::string stamp = stamp_of(files);
+      const std::string key = fs::absolute(folder).lexically_normal().string();
+      SQLite::Statement find(db, "SELECT stamp, config, results, evals FROM runs WHERE folder = ?");
+      find.bind(1, key);
+      IndexedRun run;
+      run.folder = folder;
+      if (find.executeStep() && find.getColumn(0).getString() == stamp) {
+        run.config = nlohmann::ordered_json::parse(find.getColumn(1).getString());
+        run.results = nlohmann::ordered_json::parse(find.getColumn(2).getString());
+        const auto evals_json = nlohmann::ordered_json::parse(find.getColumn(3).getString());
+        for (const auto& [k, v] : evals_json.items())
+          run.evals.emplace_back(k, v);
+      } else {
+        run.results = parse_json(folder / "results.json");
+        run.config = config_json(folder / "config.toml");
+        nlohmann::ordered_json evals_json = nlohmann::ordered_json::object();
+        for (const auto& e : evals) {
+          run.evals.emplace_back(e.stem().string(), parse_json(e));
+          evals_json[e.stem().string()] = run.evals.back().second;
+        }
+        SQLite::Statement put(db, "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)");
+        put.bind(1, key);
+        put.bind(2, run.results.value("run_id", folder.filename().string()));
+        put.bind(3, run.results.value("name", ""));
+        put.bind(4, stamp);
+        put.bind(5, run.config.dump());
+        put.bind(6, run.results.dump());
+        put.bind(7, evals_json.dump());
+        put.exec();
+        // The figures as rows, for SQL: one per (source, metric).
+        SQLite::Statement clear(db, "DELETE FROM accuracy WHERE folder = ?");
+        clear.bind(1, key);
+        clear.exec();
+        const auto add = [&](const std::string& source, const nlohmann::ordered_json& r) {
+          const auto row = [&](const std::string& metric, double value, const std::string& norm,
+                               double eps) {
+            SQLite::Statement a(db, "INSERT INTO accuracy VALUES (?, ?, ?, ?, ?, ?)");
+            a.bind(1, key);
+            a.bind(2, source);
+            a.bind(3, metric);
+            a.bind(4, value);
+            a.bind(5, norm);
+            a.bind(6, eps);
+            a.exec();
+          };
+          row("clean", r.value("clean_acc", 0.0), "", 0.0);
+          if (r.contains("attacks"))
+            for (const auto& [name, v] : r["attacks"].items())
+              row(name, v.value("robust_acc", 0.0), v.value("norm", ""), v.value("eps", 0.0));
+          if (r.contains("worst_case_acc"))
+            row("worst_case", r.value("worst_case_acc", 0.0), "", 0.0);
+        };
+        for (const char* which : {"last", "best"})
+          if (run.results.contains(which))
+            add(which, run.results[which]);
+        for (const auto& [stem, e] : run.evals)
+          add("eval:" + stem, e);
+      }
+      run.run_id = run.results.value("run_id", folder.filename().string());
+      run.name = run.results.value("name", run.run_id);
+      out.push_back(std::move(run));
+    }
+    // Grid manifests: which run is which cell.
+    std::error_code ec;
+    const fs::path grids = impl_->file.parent_path() / "grids";
+    if (fs::is_directory(grids, ec))
+      for (const auto& g : fs::directory_iterator(grids)) {
+        const fs::path manifest = g.path() / "cells.json";
+        if (!fs::exists(manifest, ec))
+          continue;
+        const std::string stamp = stamp_of({manifest});
+        SQLite::Statement find(db, "SELECT stamp FROM manifests WHERE file = ?");
+        find.bind(1, manifest.string());
+        if (find.executeStep() && find.getColumn(0).getString() == stamp)
+          continue;
+        const auto j = parse_json(manifest);
+        const std::string grid = j.value("grid", "");
+        SQLite::Statement clear(db, "DELETE FROM coordinates WHERE grid = ?");
+        clear.bind(1, grid);
+        clear.exec();
+        for (const auto& cell : j["cells"])
+          for (const auto& [k, v] : cell["coordinates"].items()) {
+            SQLite::Statement put(db, "INSERT INTO coordinates VALUES (?, ?, ?, ?, ?)");
+            put.bind(1, grid);
+            put.bind(2, cell.value("index", 0));
+            put.bind(3, cell.value("run_id", ""));
+            put.bind(4, k);
+            put.bind(5, v.get<std::string>());
+            put.exec();
+          }
+        SQLite::Statement put(db, "INSERT OR REPLACE INTO manifests VALUES (?, ?)");
+        put.bind(1, manifest.string());
+        put.bind(2, stamp);
+        put.exec();
+      }
+    transaction.commit();
+  } catch (const SQLite::Exception& e) {
+    throw_runtime_error(
+        fmt::format("{}: results index error ({}); delete the file and it is "
+                    "rebuilt from the run folders",
+                    impl_->file.string(), e.what()));
+  }
+  return out;
+}
+
+}  // namespace ardkit::cli
