@@ -30,6 +30,10 @@ struct Position {
   int64_t step_in_epoch = 0;  // batches of that epoch already trained on
   int64_t global_step = 0;
   double best_metric = -1.0;  // validation accuracy of the best checkpoint so far
+  // Running totals of the epoch in progress: a run resumed mid-epoch reports the same epoch
+  // averages as one that was never stopped.
+  std::map<std::string, double> epoch_sums;
+  int64_t epoch_counted = 0, epoch_images = 0;
 };
 
 // A handle sharing the default CPU generator (the accessor returns it const).
@@ -159,6 +163,12 @@ class Checkpointer {
     archive.write("step_in_epoch", torch::tensor(position.step_in_epoch));
     archive.write("global_step", torch::tensor(position.global_step));
     archive.write("best_metric", torch::tensor(position.best_metric, torch::kDouble));
+    torch::serialize::OutputArchive sums_archive;
+    for (const auto& [name, sum] : position.epoch_sums)
+      sums_archive.write(name, torch::tensor(sum, torch::kDouble));
+    archive.write("epoch_sums", sums_archive);
+    archive.write("epoch_counted", torch::tensor(position.epoch_counted));
+    archive.write("epoch_images", torch::tensor(position.epoch_images));
     archive.write("rng", default_generator().get_state());
     // Temporary file, then rename: a crash mid-write never replaces a good checkpoint.
     const fs::path tmp = path.string() + ".tmp";
@@ -199,6 +209,17 @@ class Checkpointer {
       position.step_in_epoch = read_tensor(archive, "step_in_epoch").item<int64_t>();
       position.global_step = read_tensor(archive, "global_step").item<int64_t>();
       position.best_metric = read_tensor(archive, "best_metric").item<double>();
+      // Checkpoints from before the epoch totals were kept lack them: the epoch's averages
+      // then cover the steps after the resume, as they used to.
+      torch::serialize::InputArchive sums_archive;
+      torch::Tensor count;
+      if (archive.try_read("epoch_sums", sums_archive) &&
+          archive.try_read("epoch_counted", count)) {
+        position.epoch_counted = count.item<int64_t>();
+        position.epoch_images = read_tensor(archive, "epoch_images").item<int64_t>();
+        for (const auto& name : sums_archive.keys())
+          position.epoch_sums[name] = read_tensor(sums_archive, name).item<double>();
+      }
       default_generator().set_state(read_tensor(archive, "rng"));
       return position;
     } catch (const c10::Error& e) {
@@ -516,8 +537,13 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
       }
     }
     Progress progress(fmt::format("epoch {}/{}", epoch + 1, epochs), steps_per_epoch);
-    std::map<std::string, double> sums;
-    int64_t counted = 0, images = 0;
+    if (position.step_in_epoch == 0) {
+      position.epoch_sums.clear();
+      position.epoch_counted = position.epoch_images = 0;
+    }
+    std::map<std::string, double>& sums = position.epoch_sums;
+    int64_t& counted = position.epoch_counted;
+    int64_t& images = position.epoch_images;
     const auto epoch_start = Clock::now();
     auto window_start = Clock::now();
     int64_t window_images = 0;

@@ -337,6 +337,10 @@ class Runs(CliCase):
         last = lambda f: json.loads((f / "results.json").read_text())["last"]
         self.assertEqual(last(a)["clean_acc"], last(b)["clean_acc"])
         self.assertEqual(last(a)["attacks"]["pgd10"], last(b)["attacks"]["pgd10"] | {"seconds": last(a)["attacks"]["pgd10"]["seconds"]})
+        # The epoch averages too: the interrupted epoch's running totals were in the checkpoint.
+        epochs = lambda f: [(e["epoch"], e["train_loss"]) for e in map(json.loads, (f / "metrics.jsonl").read_text().splitlines())
+                            if e["type"] == "epoch"]
+        self.assertEqual(epochs(a), epochs(b))
 
     def test_run_interrupted_in_final_evaluation_resumes_mid_attack(self):
         # Tiny attack batches and a long PGD keep the final test evaluation busy for seconds

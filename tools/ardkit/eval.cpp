@@ -13,6 +13,7 @@
 #include <ardkit/progress.hpp>
 #include <ardkit/run_dir.hpp>
 #include <ardkit/suites.hpp>
+#include <ardkit/text.hpp>
 #include <ardkit/version.hpp>
 
 #include "cli_common.hpp"
@@ -140,6 +141,17 @@ void use_suite(toml::table& root, const std::string& suite, double eps, const st
                         toml::array{toml::table{{"suite", suite}, {"eps", eps}, {"norm", norm}}});
 }
 
+// "0.02,0.05" -> {"0.02", "0.05"}, spaces trimmed.
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  for (auto item : split(text, ',')) {
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    out.push_back(item);
+  }
+  return out;
+}
+
 nlohmann::ordered_json toml_to_json(const toml::table& table) {
   std::ostringstream text;
   text << toml::json_formatter(table);
@@ -153,7 +165,7 @@ int eval_command(const std::vector<std::string>& args) {
   std::string target, which = "best", output;
   std::vector<std::string> overrides;
   int64_t threads = -1, points = -1, batch_size = -1, seed = -1;
-  double eps = -1;
+  std::string eps_list;
   std::string split, suite, norm = "linf", model_plugin, data_plugin;
   po::options_description d(kEvalHelp);
   add_common(d, common);
@@ -164,7 +176,9 @@ int eval_command(const std::vector<std::string>& args) {
       "batch-size", po::value(&batch_size), "evaluation batch size")(
       "seed", po::value(&seed), "seed of the attacks' random starts")(
       "suite", po::value(&suite), "quick | standard: attack with a named suite instead")(
-      "eps", po::value(&eps), "--suite: radius in [0,1] pixel units (default: the first attack's)")(
+      "eps", po::value(&eps_list),
+      "radius in [0,1] pixel units, or several: --eps 0.02,0.05,0.1 evaluates every attack at "
+      "each (named ATTACK@EPS); with --suite the default is the first attack's")(
       "norm", po::value(&norm), "--suite: linf | l2 (default linf)")(
       "model", po::value(&model_plugin), "model files: the model plugin of a checkpoint")(
       "data", po::value(&data_plugin), "model files: the data plugin to evaluate on")(
@@ -204,10 +218,58 @@ int eval_command(const std::vector<std::string>& args) {
     set("run.threads", std::to_string(threads));
   if (!output.empty())
     set("evaluation.output", nlohmann::json(output).dump());
+  std::vector<double> radii;
+  for (const auto& item : eps_list.empty() ? std::vector<std::string>{} : split_list(eps_list)) {
+    size_t used = 0;
+    double r = -1;
+    try {
+      r = std::stod(item, &used);
+    } catch (const std::exception&) {
+    }
+    if (used != item.size() || r < 0 || r > 1)
+      throw_config_error(fmt::format(
+          "eval: --eps '{}': expected radii in [0,1] pixel units, e.g. --eps 0.02,0.05,0.1", item));
+    radii.push_back(r);
+  }
   // The suite first, expanded, so that --set can tune its attacks (--set eval.3.queries=1000).
-  if (!suite.empty())
-    use_suite(root, suite, eps, norm, file);
-  expand_suites(root, file.string());
+  if (radii.size() > 1) {
+    // Several radii: every attack (or the suite, built at each radius so its step sizes follow)
+    // once per radius, named ATTACK@EPS; results keep each entry's eps for robustness curves.
+    toml::array combined;
+    for (double r : radii) {
+      toml::table copy = root;
+      if (!suite.empty())
+        use_suite(copy, suite, r, norm, file);
+      expand_suites(copy, file.string());
+      if (const auto* evals = copy.get_as<toml::array>("eval"))
+        for (const auto& node : *evals) {
+          toml::table entry = *node.as_table();
+          if (suite.empty())
+            entry.insert_or_assign("eps", r);
+          std::string base =
+              entry.contains("name") ? entry.get("name")->value_or(std::string()) : "";
+          if (base.empty())
+            base = entry.contains("plugin") ? entry.get("plugin")->value_or(std::string("attack"))
+                                            : "attack";
+          entry.insert_or_assign("name", fmt::format("{}@{}", base, r));
+          combined.push_back(std::move(entry));
+        }
+    }
+    if (combined.empty())
+      throw_config_error(fmt::format(
+          "{}: --eps {} names radii but there is no attack to run at them; add --suite standard",
+          file.string(), eps_list));
+    root.insert_or_assign("eval", std::move(combined));
+  } else {
+    if (!suite.empty())
+      use_suite(root, suite, radii.empty() ? -1 : radii[0], norm, file);
+    expand_suites(root, file.string());
+    if (suite.empty() && radii.size() == 1)
+      if (auto* evals = root.get_as<toml::array>("eval"))
+        for (auto& node : *evals)
+          if (auto* entry = node.as_table())
+            entry->insert_or_assign("eps", radii[0]);
+  }
   for (const auto& o : overrides)
     apply_override(root, o);
 
