@@ -4,7 +4,7 @@
 # generator (DAFL, DFAD, ZSKT, BN statistics) feeding ARD and RSLAD, DFARD (BN statistics with
 # adaptive balance + RSLAD + the ITA temperature hook) and its two ablations, next to ARD and
 # RSLAD distilled with the real training images. Shares runs/fmnist-distill with
-# tools/distill_table.sh. Extra arguments go to every run (e.g. --set run.seed=1).
+# the methods grid (experiments/fmnist/grids/methods.toml). Extra arguments go to every run (e.g. --set run.seed=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh

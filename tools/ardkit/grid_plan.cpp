@@ -21,10 +21,19 @@ std::string toml_string(const std::string& s) {
 }  // namespace
 
 fs::path self_executable() {
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec)
-    throw_runtime_error("cannot find the ardkit executable (/proc/self/exe): " + ec.message());
+  // Read once: a rebuild while a grid runs replaces the file, and the link then names the old
+  // one "... (deleted)"; the path itself still leads to the (new) ardkit.
+  static const fs::path self = [] {
+    std::error_code ec;
+    std::string path = fs::read_symlink("/proc/self/exe", ec).string();
+    if (ec)
+      throw_runtime_error("cannot find the ardkit executable (/proc/self/exe): " + ec.message());
+    const std::string deleted = " (deleted)";
+    if (path.size() > deleted.size() &&
+        path.compare(path.size() - deleted.size(), deleted.size(), deleted) == 0)
+      path.resize(path.size() - deleted.size());
+    return fs::path(path);
+  }();
   return self;
 }
 
