@@ -90,7 +90,7 @@ class CliCase(unittest.TestCase):
 class Help(CliCase):
     def test_help_everywhere(self):
         self.assertEqual(run("--help").returncode, 0)
-        for command in ("run", "validate", "plugins", "report", "eval", "export", "analyze"):
+        for command in ("run", "validate", "plugins", "report", "eval", "export", "analyze", "grid"):
             result = run(command, "--help")
             self.assertEqual(result.returncode, 0, command)
             self.assertIn("usage: ardkit " + command, result.stdout)
@@ -234,7 +234,8 @@ class Runs(CliCase):
         self.assertLess(time.time() - started, 30)
         report = run("report", str(self.dir / "runs"))
         self.assertEqual(report.returncode, 0, report.stderr)
-        self.assertIn("tiny (last)", report.stdout)
+        self.assertRegex(report.stdout, r"tiny\s+last\s+1\s+[\d.]+")
+        self.assertRegex(report.stdout, r"tiny\s+best\s+1\s+[\d.]+")
 
     def start_long_run(self):
         # Long enough (~15 s idle) that the checks below happen while it still runs.
@@ -602,6 +603,10 @@ run.seed = 1
                           "axis 'atack.eps' sets a table that none of the grid's experiments has")
         self.assert_error(run("grid", str(self.dir / "nope.toml")), 2, "grid file not found")
         self.assert_error(run("grid", str(grid), "--backend", "slrum"), 2, "did you mean 'slurm'?")
+        self.assertIn("ok (grid g: 6 cells, 1 teacher run(s))", run("validate", str(grid)).stdout)
+        self.assert_error(run("validate", str(grid), "--set", "objective.plugin=nope"), 2,
+                          "cell 0 (student run.seed=0 attack.eps=0.05 eval.1.eps=0.05)",
+                          "unknown objective plugin 'nope'")
 
 
 def png_is_blank(path):
@@ -887,6 +892,15 @@ points = 40
             result = run("validate", str(f), "--set", "run.output=" + str(self.dir / "runs"), cwd=self.dir)
             self.assertEqual(result.returncode, 0, f"{f}: {result.stderr}")
             self.assertIn(": ok", result.stdout)
+        # Grid files: every cell validates with its values.
+        grids = sorted((root / "fmnist" / "grids").glob("*.toml"))
+        self.assertGreaterEqual(len(grids), 2)
+        for f in grids:
+            self.assertIn("cells", run("validate", str(f), cwd=self.dir).stdout)
+        methods = run("grid", str(root / "fmnist/grids/methods.toml"), "--dry-run", "--output",
+                      str(self.dir / "runs"), cwd=self.dir)
+        self.assertIn("60 cells", methods.stdout)
+        self.assertIn("pending  teacher fmnist-teacher-", methods.stdout)
         # CIFAR paper settings: every key checks out; the complaint is the data, which is not here.
         for variant, missing in (("cifar10", "data_batch_1.bin not found"), ("cifar100", "train.bin not found"),
                                  ("stl10", "train_X.bin not found")):

@@ -18,6 +18,8 @@
 
 #include <ardkit/experiment_setup.hpp>
 
+#include "grid_plan.hpp"
+
 namespace ardkit::cli {
 
 void add_common(po::options_description& d, CommonOptions& o) {
@@ -252,12 +254,23 @@ int validate_command(const std::vector<std::string>& args) {
   po::options_description d(
       "usage: ardkit validate EXPERIMENT.toml [options]\n\nChecks an experiment without running "
       "it: TOML syntax, tables and keys against the host's and plugins' schemas, plugin names, "
-      "and that every component builds (dataset files readable, checkpoints loadable).\n\n"
+      "and that every component builds (dataset files readable, checkpoints loadable). A grid "
+      "file: every cell's experiment, with the cell's values.\n\n"
       "options");
   add_experiment_args(d, a);
   if (!parse_experiment_args(args, d, a, "validate"))
     return 0;
   const std::string& file = a.file;
+  if (is_grid_file(file)) {
+    const GridPlan plan = plan_grid(file, {}, a.overrides, "", to_paths(a.common.plugin_path));
+    for (size_t i = 0; i < plan.cells.size(); ++i)
+      if (!plan.cell_tasks[i].error.empty())
+        throw_config_error(
+            fmt::format("cell {} ({}): {}", i, plan.cells[i].label(), plan.cell_tasks[i].error));
+    std::cout << fmt::format("{}: ok (grid {}: {} cells, {} teacher run(s))\n", file,
+                             plan.spec.name, plan.cells.size(), plan.teachers.size());
+    return 0;
+  }
   LoadedExperiment experiment = load_experiment(file, a.overrides, to_paths(a.common.plugin_path));
   const auto& teacher = experiment.teacher_run;
   const bool teacher_pending = teacher && !fs::exists(teacher->checkpoint);

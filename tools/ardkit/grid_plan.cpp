@@ -20,6 +20,14 @@ std::string toml_string(const std::string& s) {
 
 }  // namespace
 
+bool is_grid_file(const fs::path& file) {
+  try {
+    return toml::parse_file(file.string()).contains("grid");
+  } catch (const std::exception&) {
+    return false;  // not TOML: whoever reads it as an experiment says what is wrong
+  }
+}
+
 fs::path self_executable() {
   // Read once: a rebuild while a grid runs replaces the file, and the link then names the old
   // one "... (deleted)"; the path itself still leads to the (new) ardkit.

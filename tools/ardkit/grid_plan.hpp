@@ -55,6 +55,9 @@ void write_grid_manifest(const GridPlan& plan);
 // The last "ardkit: error: ..." line of a task's log, or "".
 std::string last_error_line(const fs::path& log);
 
+// Whether FILE is a grid file (it has a [grid] table) rather than an experiment.
+bool is_grid_file(const fs::path& file);
+
 // The path of this executable, for the runs the grid starts.
 fs::path self_executable();
 
