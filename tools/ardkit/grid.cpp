@@ -57,7 +57,7 @@ struct GridArgs {
   bool dry_run = false, no_submit = false;
 };
 
-// "[####......] 3 done, 1 running, 1 failed, 4 pending"
+// "3 done, 1 running, 1 failed, 4 pending"
 std::string counts_line(const std::map<std::string, int>& counts) {
   return fmt::format("{} done, {} running, {} failed, {} pending",
                      counts.count("done") ? counts.at("done") : 0,
