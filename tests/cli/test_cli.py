@@ -692,6 +692,8 @@ eval.1.eps = [0.05, 0.1]
         db = sqlite3.connect(self.dir / "runs/index.sqlite")
         self.assertEqual(db.execute("select count(*) from runs").fetchone()[0], 8)
         self.assertEqual(db.execute("select count(distinct cell) from coordinates").fetchone()[0], 8)
+        # Training metrics per epoch, for curves and SQL.
+        self.assertEqual(db.execute("select count(distinct folder) from epochs where metric = 'train_loss'").fetchone()[0], 8)
         db.close()
         # Rebuilt from the folders when deleted or asked.
         (self.dir / "runs/index.sqlite").unlink()

@@ -166,7 +166,18 @@ int run_tasks(const GridPlan& plan, const std::vector<const GridTask*>& tasks, i
       const GridTask* task = queue.front();
       queue.pop_front();
       const fs::path log = plan.folder / "logs" / task->log_name;
-      const pid_t pid = spawn_run(*task, log, threads, plugin_path);
+      pid_t pid = 0;
+      try {
+        pid = spawn_run(*task, log, threads, plugin_path);
+      } catch (const Error& e) {
+        // A cell that cannot start (ardkit being rebuilt, a full process table) fails alone;
+        // the grid goes on with the others and the same command retries it.
+        ++failed;
+        ++finished;
+        log_line(fmt::format("grid: [{}/{}] {} FAILED to start: {}", finished, total, task->label,
+                             e.what()));
+        continue;
+      }
       running[pid] = {task, std::chrono::steady_clock::now()};
       log_line(fmt::format("grid: started {} (log {})", task->label, log.string()));
     }

@@ -76,6 +76,7 @@ void add_entries(Report& report, const IndexedRun& run,
       e.worst = r.value("worst_case_acc", 0.0);
     e.config = &run.config;
     e.results = &run.results;
+    e.epochs = &run.epochs;
     report.entries.push_back(std::move(e));
   };
   for (const char* which : {"last", "best"})

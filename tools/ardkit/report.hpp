@@ -27,6 +27,7 @@ struct ReportEntry {
   nlohmann::ordered_json threats = nlohmann::ordered_json::object();  // attack: {norm, eps}
   const nlohmann::ordered_json* config = nullptr;   // resolved configuration, when a run
   const nlohmann::ordered_json* results = nullptr;  // results.json, when a run
+  const nlohmann::ordered_json* epochs = nullptr;   // per-epoch training metrics, when a run
 };
 
 struct ReportStat {

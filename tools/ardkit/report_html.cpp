@@ -46,36 +46,6 @@ void flatten(const nlohmann::ordered_json& j, const std::string& prefix,
   }
 }
 
-// The per-epoch rows of a run's metrics.jsonl (training losses, lr, validation accuracy).
-nlohmann::ordered_json epoch_curves(const fs::path& folder) {
-  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-  std::ifstream in(folder / "metrics.jsonl");
-  std::string line;
-  std::map<int64_t, size_t> by_epoch;  // a resumed run may repeat an epoch: keep the last
-  while (std::getline(in, line)) {
-    try {
-      auto j = nlohmann::ordered_json::parse(line);
-      if (j.value("type", "") != "epoch")
-        continue;
-      nlohmann::ordered_json row;
-      for (const auto& [k, v] : j.items())
-        if (v.is_number() &&
-            (k == "epoch" || k == "lr" || k.rfind("train_", 0) == 0 || k.rfind("val_", 0) == 0))
-          row[k] = v;
-      const int64_t epoch = j.value("epoch", int64_t{0});
-      if (auto it = by_epoch.find(epoch); it != by_epoch.end())
-        rows[it->second] = row;
-      else {
-        by_epoch[epoch] = rows.size();
-        rows.push_back(row);
-      }
-    } catch (const std::exception&) {
-      // A line cut short by a crash: the rows before it are still good.
-    }
-  }
-  return rows;
-}
-
 const char* kPage = R"HTML(<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>ardkit report</title>
@@ -313,7 +283,7 @@ std::string report_html(const Report& report, const std::vector<std::string>& he
   for (const auto& e : report.entries) {
     if (e.folder.empty() || data["curves"].contains(e.run_id))
       continue;
-    data["curves"][e.run_id] = epoch_curves(e.folder);
+    data["curves"][e.run_id] = e.epochs ? *e.epochs : nlohmann::ordered_json::array();
     std::vector<std::string> label;
     for (const auto& [k, v] : e.coordinates)
       label.push_back(k == "experiment" || k == "name" ? v : k + "=" + v);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <ardkit/error.hpp>
@@ -18,15 +19,17 @@ namespace ardkit::cli {
 namespace {
 
 // Bumped when the tables change: an index of another version is rebuilt from the folders.
-constexpr int kIndexVersion = 1;
+constexpr int kIndexVersion = 2;
 
 const char* kSchema = R"(
 CREATE TABLE IF NOT EXISTS runs(
   folder TEXT PRIMARY KEY, run_id TEXT, name TEXT, stamp TEXT,
-  config TEXT, results TEXT, evals TEXT);
+  config TEXT, results TEXT, evals TEXT, epochs TEXT);
 CREATE TABLE IF NOT EXISTS accuracy(
   folder TEXT, source TEXT, metric TEXT, value REAL, norm TEXT, eps REAL);
 CREATE INDEX IF NOT EXISTS accuracy_folder ON accuracy(folder);
+CREATE TABLE IF NOT EXISTS epochs(folder TEXT, epoch INTEGER, metric TEXT, value REAL);
+CREATE INDEX IF NOT EXISTS epochs_folder ON epochs(folder);
 CREATE TABLE IF NOT EXISTS coordinates(
   grid TEXT, cell INTEGER, run_id TEXT, key TEXT, value TEXT);
 CREATE TABLE IF NOT EXISTS manifests(file TEXT PRIMARY KEY, stamp TEXT);
@@ -64,6 +67,38 @@ nlohmann::ordered_json parse_json(const fs::path& file) {
     throw_runtime_error(
         fmt::format("{}: unreadable JSON ({}); re-run what wrote it", file.string(), e.what()));
   }
+}
+
+// The per-epoch rows of a run's metrics.jsonl: epoch, lr, train_* and val_* numbers. A resumed
+// run may repeat an epoch (the last row wins); a line cut short by a crash is skipped.
+nlohmann::ordered_json epoch_rows(const fs::path& file) {
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  std::ifstream in(file);
+  std::string line;
+  std::map<int64_t, size_t> by_epoch;
+  while (std::getline(in, line)) {
+    nlohmann::ordered_json j;
+    try {
+      j = nlohmann::ordered_json::parse(line);
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (!j.is_object() || j.value("type", "") != "epoch")
+      continue;
+    nlohmann::ordered_json row = nlohmann::ordered_json::object();
+    for (const auto& [k, v] : j.items())
+      if (v.is_number() &&
+          (k == "epoch" || k == "lr" || k.rfind("train_", 0) == 0 || k.rfind("val_", 0) == 0))
+        row[k] = v;
+    const int64_t epoch = j.value("epoch", int64_t{0});
+    if (auto it = by_epoch.find(epoch); it != by_epoch.end()) {
+      rows[it->second] = row;
+    } else {
+      by_epoch[epoch] = rows.size();
+      rows.push_back(row);
+    }
+  }
+  return rows;
 }
 
 nlohmann::ordered_json config_json(const fs::path& file) {
@@ -136,12 +171,14 @@ std::vector<IndexedRun> ResultsIndex::update(const std::vector<fs::path>& folder
     for (const auto& folder : folders) {
       if (!run_completed(folder))
         continue;
-      std::vector<fs::path> files = {folder / "results.json", folder / "config.toml"};
+      std::vector<fs::path> files = {folder / "results.json", folder / "config.toml",
+                                     folder / "metrics.jsonl"};
       const auto evals = eval_files(folder);
       files.insert(files.end(), evals.begin(), evals.end());
       const std::string stamp = stamp_of(files);
       const std::string key = fs::absolute(folder).lexically_normal().string();
-      SQLite::Statement find(db, "SELECT stamp, config, results, evals FROM runs WHERE folder = ?");
+      SQLite::Statement find(
+          db, "SELECT stamp, config, results, evals, epochs FROM runs WHERE folder = ?");
       find.bind(1, key);
       IndexedRun run;
       run.folder = folder;
@@ -151,6 +188,7 @@ std::vector<IndexedRun> ResultsIndex::update(const std::vector<fs::path>& folder
         const auto evals_json = nlohmann::ordered_json::parse(find.getColumn(3).getString());
         for (const auto& [k, v] : evals_json.items())
           run.evals.emplace_back(k, v);
+        run.epochs = nlohmann::ordered_json::parse(find.getColumn(4).getString());
       } else {
         run.results = parse_json(folder / "results.json");
         run.config = config_json(folder / "config.toml");
@@ -159,7 +197,8 @@ std::vector<IndexedRun> ResultsIndex::update(const std::vector<fs::path>& folder
           run.evals.emplace_back(e.stem().string(), parse_json(e));
           evals_json[e.stem().string()] = run.evals.back().second;
         }
-        SQLite::Statement put(db, "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)");
+        run.epochs = epoch_rows(folder / "metrics.jsonl");
+        SQLite::Statement put(db, "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
         put.bind(1, key);
         put.bind(2, run.results.value("run_id", folder.filename().string()));
         put.bind(3, run.results.value("name", ""));
@@ -167,7 +206,21 @@ std::vector<IndexedRun> ResultsIndex::update(const std::vector<fs::path>& folder
         put.bind(5, run.config.dump());
         put.bind(6, run.results.dump());
         put.bind(7, evals_json.dump());
+        put.bind(8, run.epochs.dump());
         put.exec();
+        SQLite::Statement clear_epochs(db, "DELETE FROM epochs WHERE folder = ?");
+        clear_epochs.bind(1, key);
+        clear_epochs.exec();
+        for (const auto& row : run.epochs)
+          for (const auto& [metric, value] : row.items())
+            if (metric != "epoch") {
+              SQLite::Statement e(db, "INSERT INTO epochs VALUES (?, ?, ?, ?)");
+              e.bind(1, key);
+              e.bind(2, row.value("epoch", int64_t{0}));
+              e.bind(3, metric);
+              e.bind(4, value.get<double>());
+              e.exec();
+            }
         // The figures as rows, for SQL: one per (source, metric).
         SQLite::Statement clear(db, "DELETE FROM accuracy WHERE folder = ?");
         clear.bind(1, key);

@@ -22,6 +22,8 @@ struct IndexedRun {
   nlohmann::ordered_json results;  // results.json
   // RUN/evals/*.json written by `ardkit eval RUN`, by file stem ("best-test").
   std::vector<std::pair<std::string, nlohmann::ordered_json>> evals;
+  // The per-epoch rows of metrics.jsonl (epoch, lr, train_* loss terms, val_* accuracy).
+  nlohmann::ordered_json epochs = nlohmann::ordered_json::array();
 };
 
 class ResultsIndex {
