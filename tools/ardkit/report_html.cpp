@@ -50,7 +50,7 @@ const char* kPage = R"HTML(<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>ardkit report</title>
 <style>
-body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1180px; color: #1d2433; }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; padding: 0 16px; max-width: 1180px; color: #1d2433; }
 h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 32px; border-bottom: 1px solid #d5dae3; }
 table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #e6e9ef; }
 th { text-align: left; background: #f3f5f9; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -70,12 +70,12 @@ window.addEventListener("error", e => window.__errors.push(String(e.message)));<
 <table id="comparison"></table>
 <h2>Clean against robust accuracy</h2>
 <div class="charts"><div class="chart"><canvas id="scatter"></canvas></div></div>
+<h2>Ablation heat map</h2>
+<div id="heatmap"></div>
 <h2>Robust accuracy against eps</h2>
 <div id="eps-section" class="charts"></div>
 <h2>Training curves</h2>
 <div id="curves" class="charts"></div>
-<h2>Ablation heat map</h2>
-<div id="heatmap"></div>
 <h2>Configuration differences</h2>
 <p class="note">Keys whose values differ between the runs in this report.</p>
 <div id="diffs"></div>
