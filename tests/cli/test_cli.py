@@ -597,6 +597,17 @@ run.seed = 1
         logs = "".join(p.read_text() for p in (self.dir / "runs/grids/g/logs").glob("cell-*.log"))
         self.assertIn("resuming", logs)
 
+    def test_a_cell_failing_at_run_time_leaves_the_others_running(self):
+        # Valid on paper, refused when the run starts: Debian's LibTorch has no CUDA.
+        grid = self.make_grid(seeds="[0]")
+        result = run("grid", str(grid), "--axis", "run.device=cpu,cuda", "--threads", "1")
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertRegex(result.stderr, r"cell \d+ \(student run.seed=0 .*run.device=cuda\) FAILED \(exit 2\): .*no CUDA device")
+        status = run("grid", "status", str(grid), "--axis", "run.device=cpu,cuda")
+        self.assertEqual(status.returncode, 1)
+        self.assertIn("4 done, 0 running, 4 failed, 0 pending", status.stdout)
+        self.assertIn("no CUDA device is available", status.stdout)
+
     def test_grid_errors(self):
         grid = self.make_grid()
         self.assert_error(run("grid", str(grid), "--axis", "atack.eps=0.1"), 2,
