@@ -14,8 +14,14 @@ fi
 mkdir -p "$dir"/{state,spool,munge}
 host=$(hostname -s)
 cpus=$(nproc)
+# The package's key when its post-install made one, else a key of this cluster's own.
+key=/etc/munge/munge.key
+if [[ ! -r $key ]]; then
+  key=$dir/munge/munge.key
+  [[ -f $key ]] || mungekey --create --keyfile="$key"
+fi
 munged --force --socket="$dir/munge/munge.sock" --pid-file="$dir/munged.pid" \
-  --log-file="$dir/munged.log" --seed-file="$dir/munge/seed" --key-file=/etc/munge/munge.key
+  --log-file="$dir/munged.log" --seed-file="$dir/munge/seed" --key-file="$key"
 cat > "$dir/slurm.conf" <<CONF
 ClusterName=ardkit-test
 SlurmctldHost=$host(127.0.0.1)
