@@ -38,10 +38,18 @@ options)";
 
 const ReportStat kNone;
 
-// TOML text of a coordinate as a reader wants it: strings without their quotes.
+// TOML text of a coordinate as a reader wants it: strings without their quotes, and floats such
+// as 5/6 with six significant digits (0.833333) instead of all seventeen.
 std::string shown(const std::string& value) {
   if (value.size() >= 2 && (value.front() == '"' || value.front() == '\''))
     return value.substr(1, value.size() - 2);
+  if (value.size() > 8 && value.find_first_not_of("0123456789.-+eE") == std::string::npos &&
+      value.find('.') != std::string::npos) {
+    try {
+      return fmt::format("{:.6g}", std::stod(value));
+    } catch (const std::exception&) {
+    }
+  }
   return value;
 }
 
@@ -399,12 +407,19 @@ int report_command(const std::vector<std::string>& args) {
         keep.push_back(std::make_unique<IndexedRun>(r));
         by_id[r.run_id] = keep.back().get();
       }
-      for (const auto& k : plan.spec.axis_keys()) {
+      // Default grouping: every axis but the seed, and of a [[zip]] group only its first key
+      // (the others move with it and would only repeat it).
+      std::vector<std::string> leaders;
+      if (plan.spec.experiments.size() > 1)
+        leaders.push_back("experiment");
+      for (const auto& group : plan.spec.groups)
+        leaders.push_back(group.front().key);
+      for (const auto& k : plan.spec.axis_keys())
         note_axis(k);
+      for (const auto& k : leaders)
         if (k != "run.seed" &&
             std::find(default_by.begin(), default_by.end(), k) == default_by.end())
           default_by.push_back(k);
-      }
       size_t missing = 0;
       for (size_t i = 0; i < plan.cells.size(); ++i) {
         const auto it = by_id.find(plan.cell_tasks[i].run_id);
