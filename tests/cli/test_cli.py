@@ -567,6 +567,13 @@ run.seed = 1
         self.assertEqual(axis.returncode, 0, axis.stderr)
         self.assertIn("8 cells", axis.stdout)  # a product now, not a zip
         self.assertIn("4 done", axis.stdout)   # the zip's diagonal is already there
+        # The report of that command-line grid takes the same axes.
+        report = run("report", str(self.dir / "student.toml"), "--axis", "run.seed=0,1", "--set",
+                     "train.epochs=1", "--axis", "attack.eps=0.05,0.1", "--axis", "eval.1.eps=0.05,0.1",
+                     "--output", str(self.dir / "runs"), "--checkpoint", "last", "--format", "json")
+        self.assertEqual(report.returncode, 0, report.stderr)
+        self.assertIn("4 of 8 cells", report.stderr)
+        self.assertEqual(len(json.loads(report.stdout)["runs"]), 4)
 
     def test_failing_cell_does_not_stop_the_others_and_interrupt_resumes(self):
         grid = self.make_grid(seeds="[0, 1, 2]")

@@ -349,7 +349,7 @@ nlohmann::ordered_json Report::to_json() const {
 
 int report_command(const std::vector<std::string>& args) {
   CommonOptions common;
-  std::vector<std::string> paths, by;
+  std::vector<std::string> paths, by, grid_axes, grid_set;
   std::string format = "table", html, checkpoint = "all", output, by_text, heatmap_text;
   bool rebuild = false;
   po::options_description d(kReportHelp);
@@ -361,10 +361,12 @@ int report_command(const std::vector<std::string>& args) {
       "table | markdown | csv | latex | json | robustbench")(
       "html", po::value(&html), "also write one self-contained HTML page here")(
       "heatmap", po::value(&heatmap_text),
-      "the HTML heat map's two axes, e.g. rslad.alpha,attack.steps (default: the first two)")(
-      "checkpoint", po::value(&checkpoint)->default_value("all"),
-      "last | best | eval | all: which evaluations to show")(
+      "the HTML heat map's two axes, e.g. objective.adv_weight,attack.steps (default: the first "
+      "two grouping keys)")("checkpoint", po::value(&checkpoint)->default_value("all"),
+                            "last | best | eval | all: which evaluations to show")(
       "output,o", po::value(&output), "run store of a grid file (as given to `ardkit grid`)")(
+      "axis", po::value(&grid_axes)->composing(), "a grid's --axis, as given to `ardkit grid`")(
+      "set", po::value(&grid_set)->composing(), "a grid's --set, as given to `ardkit grid`")(
       "rebuild-index", po::bool_switch(&rebuild), "rebuild the results index from the folders")(
       "paths", po::value(&paths), "grid files, run folders, folders of runs, eval results");
   po::positional_options_description positional;
@@ -395,7 +397,8 @@ int report_command(const std::vector<std::string>& args) {
     std::error_code ec;
     if (path.extension() == ".toml" && fs::is_regular_file(path, ec)) {
       // A grid: its cells, labelled by their axes.
-      const GridPlan plan = plan_grid(path, {}, {}, output, to_paths(common.plugin_path));
+      const GridPlan plan =
+          plan_grid(path, grid_axes, grid_set, output, to_paths(common.plugin_path));
       std::vector<fs::path> folders;
       for (const auto& t : plan.cell_tasks)
         if (!t.folder.empty())
