@@ -737,7 +737,8 @@ eval.1.eps = [0.05, 0.1]
         html = page.read_text()
         self.assertNotIn("http://", html.split("Chart.js")[0])  # nothing fetched: all inlined
         self.assertNotIn("<script src", html)
-        chrome = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,2400",
+        chrome = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--window-size=1280,2400",
                   "--user-data-dir=" + str(self.dir / "chrome")]
         dom = subprocess.run(chrome + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
         self.assertEqual(dom.returncode, 0, dom.stderr)
