@@ -147,12 +147,16 @@ static int run_file(const std::string& file, const std::vector<std::string>& ove
   // nothing behind.
   TrainSetup setup = build_components(experiment);
   RunDir run(folder, config.run_id(), file);
+  // `ardkit grid status` probes the lock for a moment to tell a live run from a dead one; a run
+  // starting at that instant waits a few seconds before calling the folder busy.
+  constexpr double kProbeGrace = 3;
   try {
-    run.lock(lock_wait, [&](const std::string& holder) {
-      log_line(
-          fmt::format("{}: run {} is being trained by process {}; waiting up to {:.0f} s for "
-                      "it to finish (--teacher-wait)",
-                      file, folder.string(), holder, lock_wait));
+    run.lock(std::max(lock_wait, kProbeGrace), [&](const std::string& holder) {
+      if (lock_wait > 0)
+        log_line(
+            fmt::format("{}: run {} is being trained by process {}; waiting up to {:.0f} s for "
+                        "it to finish (--teacher-wait)",
+                        file, folder.string(), holder, lock_wait));
     });
   } catch (const Interrupted&) {
     log_line("interrupted while waiting for another process's run");
