@@ -386,19 +386,22 @@ void apply_override(toml::table& root, const std::string& assignment) {
   });
 }
 
-toml::table read_experiment(const fs::path& file, const std::vector<std::string>& overrides) {
+toml::table parse_toml_file(const fs::path& file, const std::string& missing) {
   std::error_code ec;
   if (!fs::is_regular_file(file, ec))
-    throw_config_error(file.string() +
-                       ": experiment file not found; check the path (experiments/ holds examples)");
-  toml::table root;
+    throw_config_error(file.string() + ": " + missing);
   try {
-    root = toml::parse_file(file.string());
+    return toml::parse_file(file.string());
   } catch (const toml::parse_error& e) {
     throw_config_error(fmt::format("{}:{}:{}: malformed TOML: {}", file.string(),
                                    e.source().begin.line, e.source().begin.column,
                                    std::string(e.description())));
   }
+}
+
+toml::table read_experiment(const fs::path& file, const std::vector<std::string>& overrides) {
+  toml::table root = parse_toml_file(
+      file, "experiment file not found; check the path (experiments/ holds examples)");
   for (const auto& o : overrides)
     apply_override(root, o);
   return root;

@@ -158,18 +158,8 @@ std::vector<std::string> GridSpec::axis_keys() const {
 GridSpec read_grid(const fs::path& file, const std::vector<std::string>& cli_axes,
                    const std::vector<std::string>& cli_set) {
   std::error_code ec;
-  if (!fs::is_regular_file(file, ec))
-    throw_config_error(file.string() +
-                       ": grid file not found; check the path "
-                       "(experiments/fmnist/grids/ holds examples)");
-  toml::table root;
-  try {
-    root = toml::parse_file(file.string());
-  } catch (const toml::parse_error& e) {
-    throw_config_error(fmt::format("{}:{}:{}: malformed TOML: {}", file.string(),
-                                   e.source().begin.line, e.source().begin.column,
-                                   std::string(e.description())));
-  }
+  const toml::table root = parse_toml_file(
+      file, "grid file not found; check the path (experiments/fmnist/grids/ holds examples)");
   GridSpec spec;
   spec.file = file;
   spec.name = file.stem().string();

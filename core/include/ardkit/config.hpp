@@ -56,6 +56,11 @@ struct ARDKIT_API ExperimentConfig {
 using PluginLookup = std::function<const PluginInfo&(PluginKind kind, const std::string& name,
                                                      const std::string& where)>;
 
+// Parses a TOML file; a missing file is a config error "FILE: `missing`", malformed TOML one
+// naming FILE:line:column. Shared by the experiment and grid readers.
+ARDKIT_API toml::table parse_toml_file(const std::filesystem::path& file,
+                                       const std::string& missing);
+
 // Reads an experiment file, applies `overrides` ("a.b=value"; the value is parsed as TOML and
 // taken as a string when it does not parse) and validates everything.
 ARDKIT_API toml::table read_experiment(const std::filesystem::path& file,
