@@ -259,11 +259,16 @@ class Runs(CliCase):
         exp, cmd, proc = self.start_long_run()
         metrics = lambda: list((self.dir / "runs").glob("*/metrics.jsonl"))
         self.wait_for(lambda: metrics() and metrics()[0].read_text().count("\n") >= 1, proc)
+        # Freeze the run so that a fast machine cannot finish it while the
+        # second process starts; the stopped process still holds its lock.
+        proc.send_signal(signal.SIGSTOP)
         # A second process on the same run is refused while the first holds it.
         second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         self.assertEqual(second.returncode, 1, second.stderr)
         self.assertIn("is already running (process %d)" % proc.pid, second.stderr)
+        # SIGINT stays pending until SIGCONT, then arrives mid-run.
         proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGCONT)
         _, err = proc.communicate(timeout=120)
         self.assertEqual(proc.returncode, 130, err)
         [folder] = [m.parent for m in metrics()]
