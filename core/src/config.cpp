@@ -1,6 +1,7 @@
 #include "ardkit/config.hpp"
 
 #include <fmt/format.h>
+#include <cmath>
 
 #include <sstream>
 
@@ -153,6 +154,11 @@ class TableValidator {
 
  private:
   Value check_number(const ParamSpec& spec, const toml::node& node, double x, Value value) const {
+    // nan passes every comparison and inf every lower bound; no parameter means either.
+    if (!std::isfinite(x))
+      throw_config_error(fmt::format("{}: {} '{}' = {} is not a finite number; write e.g. {}",
+                                     position(file_, node.source()), table_, spec.key, x,
+                                     example_of(spec)));
     const bool below = spec.min && (spec.min_exclusive ? x <= *spec.min : x < *spec.min);
     const bool above = spec.max && x > *spec.max;
     if (below || above)
@@ -188,7 +194,7 @@ const toml::table& table_or_empty(const toml::table& root, const std::string& ke
 
 Params validate_table(const ParamSchema& schema, const toml::table& table, const std::string& file,
                       const std::string& table_name, const std::vector<std::string>& host_keys,
-                      const std::string& plugin) {
+                      const std::string& plugin, const Params& preset) {
   const std::string label = plugin.empty() ? "[" + table_name + "]"
                                            : fmt::format("[{}] (plugin '{}')", table_name, plugin);
   Params params(file + " " + label);
@@ -211,6 +217,10 @@ Params validate_table(const ParamSchema& schema, const toml::table& table, const
     }
     params.set(k, validator.convert(*spec, node), position(file, node.source()));
   }
+  // Presets fill keys the table does not write, before required keys are checked.
+  for (const auto& [key, value] : preset.values())
+    if (!params.has(key))
+      params.set(key, value, preset.origin(key));
   for (const auto& spec : schema)
     if (spec.required() && !params.has(spec.key))
       throw_config_error(fmt::format("{}: {} missing required key '{}' ({}): add {} to the table",
@@ -218,6 +228,16 @@ Params validate_table(const ParamSchema& schema, const toml::table& table, const
                                      type_name(spec.type), example_of(spec)));
   fill_defaults(schema, params);
   return params;
+}
+
+void check_folder_name(const Params& params, const std::string& table, const std::string& key) {
+  const std::string& name = params.get_string(key);
+  if (name.find_first_of("/\\") != std::string::npos || name == "." || name == ".." ||
+      name.find('\0') != std::string::npos)
+    throw_config_error(fmt::format(
+        "{}: [{}] {} = \"{}\" is a path, but it names a folder inside the output folder; use a "
+        "plain name such as \"my-run\" and choose the place with [run] output or --output",
+        params.origin(key), table, key, name));
 }
 
 toml::table to_toml(const Params& params) {
@@ -436,7 +456,7 @@ namespace {
 
 PluginTable plugin_table(const toml::table& table, const std::string& name, PluginKind kind,
                          const ParamSchema& host_schema, const std::string& file,
-                         const PluginLookup& lookup) {
+                         const PluginLookup& lookup, const Params& preset = {}) {
   const toml::node* plugin = table.get("plugin");
   if (!plugin)
     throw_config_error(
@@ -456,40 +476,42 @@ PluginTable plugin_table(const toml::table& table, const std::string& name, Plug
   PluginTable out;
   out.table = name;
   out.plugin = plugin_name->get();
-  out.params = validate_table(info.schema, table, file, name, host_keys, out.plugin);
-  // Host keys are validated on their own, against the host's schema for this table.
-  toml::table host_only;
-  for (const auto& spec : host_schema)
-    if (const toml::node* n = table.get(spec.key))
-      host_only.insert(spec.key, *n);
-  out.host = validate_table(host_schema, host_only, file, name);
+  out.params = validate_table(info.schema, table, file, name, host_keys, out.plugin, preset);
+  for (const auto& [key, value] : preset.values())
+    if (!table.contains(key))
+      out.preset_keys.push_back(key);
+  // Host keys are validated on their own, against the host's schema for this table, in the
+  // table itself: a copy would lose the source positions that errors name.
+  std::vector<std::string> plugin_keys = {"plugin"};
+  for (const auto& spec : info.schema)
+    plugin_keys.push_back(spec.key);
+  out.host = validate_table(host_schema, table, file, name, plugin_keys);
   return out;
 }
 
-// Fills the objective's attack defaults into a copy of the [attack] table: only keys the user did
-// not write and the attack plugin has. An unknown attack plugin is left for plugin_table to
-// report with its position.
-void add_attack_defaults(toml::table& attack, const PluginTable& objective,
-                         const PluginLookup& lookup, const std::string& file) {
+// The objective's attack defaults (keys the attack plugin has), each with an origin that names
+// the objective; they apply where [attack] does not write the key. An unknown attack plugin is
+// left for plugin_table to report with its position.
+Params attack_defaults(const toml::table& attack, const PluginTable& objective,
+                       const PluginLookup& lookup, const std::string& file) {
+  Params defaults;
   const PluginInfo& info = lookup(PluginKind::objective, objective.plugin, file);
   const auto* name = attack.get_as<std::string>("plugin");
   if (!info.attack_defaults || !name)
-    return;
+    return defaults;
   const PluginInfo* attack_info = nullptr;
   try {
     attack_info = &lookup(PluginKind::attack, name->get(), file);
   } catch (const Error&) {
-    return;
+    return defaults;
   }
-  Params defaults;
   for (const auto& [key, value] : info.attack_defaults(objective.params)) {
     const bool known = std::any_of(attack_info->schema.begin(), attack_info->schema.end(),
                                    [&, k = key](const ParamSpec& s) { return s.key == k; });
-    if (known && !attack.contains(key))
-      defaults.set(key, value);
+    if (known)
+      defaults.set(key, value, fmt::format("objective '{}' default", objective.plugin));
   }
-  for (auto&& [key, node] : to_toml(defaults))
-    attack.insert(key, node);
+  return defaults;
 }
 
 }  // namespace
@@ -572,6 +594,7 @@ ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& fil
   ExperimentConfig config;
   config.file = file_path;
   config.run = read_host_table(root, "run", run_schema(), file);
+  check_folder_name(config.run, "run", "name");
   config.train = read_host_table(root, "train", train_schema(), file);
   config.optimizer = read_host_table(root, "optimizer", optimizer_schema(), file);
   config.schedule = read_host_table(root, "schedule", schedule_schema(), file);
@@ -586,9 +609,9 @@ ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& fil
   config.objective = single("objective", PluginKind::objective, true, no_host_keys);
   config.generator = single("generator", PluginKind::generator, false, no_host_keys);
   if (root.get("attack")) {
-    toml::table attack = table_or_empty(root, "attack", file);
-    add_attack_defaults(attack, *config.objective, lookup, file);
-    config.attack = plugin_table(attack, "attack", PluginKind::attack, no_host_keys, file, lookup);
+    const toml::table& attack = table_or_empty(root, "attack", file);
+    config.attack = plugin_table(attack, "attack", PluginKind::attack, no_host_keys, file, lookup,
+                                 attack_defaults(attack, *config.objective, lookup, file));
   }
   config.evals =
       read_plugin_tables(root, "eval", PluginKind::attack, eval_host_schema(), file, lookup);

@@ -25,6 +25,7 @@ EvaluationConfig resolve_evaluation(const toml::table& root, const std::filesyst
   EvaluationConfig c;
   c.file = file;
   c.run = read_host_table(root, "run", run_schema(), f);
+  check_folder_name(c.run, "run", "name");
   c.evaluation = read_host_table(root, "evaluation", evaluation_schema(), f);
   static const ParamSchema no_host_keys;
   c.model =

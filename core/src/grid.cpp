@@ -171,6 +171,7 @@ GridSpec read_grid(const fs::path& file, const std::vector<std::string>& cli_axe
     check_top_level(root, file.string(), {"grid", "axes", "zip", "exclude", "set", "slurm"},
                     "a grid file");
     const Params grid = read_host_table(root, "grid", grid_schema(), file.string());
+    check_folder_name(grid, "grid", "name");
     if (!grid.get_string("name").empty())
       spec.name = grid.get_string("name");
     std::vector<std::string> names = grid.get_string_list("experiments");

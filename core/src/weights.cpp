@@ -180,7 +180,7 @@ size_t load_state_dict(torch::nn::Module& model, const StateDict& state,
 void load_weights(Model& model, const fs::path& file, const WeightOptions& options) {
   std::error_code ec;
   if (!fs::is_regular_file(file, ec))
-    throw_runtime_error(
+    throw_config_error(
         fmt::format("{}{}: checkpoint not found; check the path (a run keeps its weights in "
                     "RUN/checkpoints/last.pt and best.pt)",
                     options.where.empty() ? "" : options.where + ": ", file.string()));

@@ -69,15 +69,15 @@ void expand_suites(toml::table& root, const std::string& file) {
   auto* evals = root.get_as<toml::array>("eval");
   if (!evals)
     return;
-  toml::array expanded;
-  for (size_t i = 0; i < evals->size(); ++i) {
+  // In place: a copied table loses the source positions that later errors name.
+  for (size_t i = 0, number = 1; i < evals->size(); ++number) {
     const auto* entry = evals->get(i)->as_table();
     if (!entry || !entry->contains("suite")) {
-      expanded.push_back(*evals->get(i));
+      ++i;
       continue;
     }
     const std::string where =
-        fmt::format("{}: [[eval]] entry {}", position(file, entry->source()), i + 1);
+        fmt::format("{}: [[eval]] entry {}", position(file, entry->source()), number);
     const auto* suite_node = entry->get("suite");
     const auto suite = suite_node->value<std::string>();
     const auto names = suite_names();
@@ -108,10 +108,11 @@ void expand_suites(toml::table& root, const std::string& file) {
     const int64_t seed = entry->get("seed") ? entry->get("seed")->value_or(int64_t{-1}) : 0;
     if (seed < 0)
       throw_config_error(fmt::format("{}: seed must be an integer >= 0", where));
-    for (auto& table : suite_tables(*suite, *eps, norm, seed))
-      expanded.push_back(std::move(table));
+    auto tables = suite_tables(*suite, *eps, norm, seed);
+    evals->erase(evals->begin() + static_cast<std::ptrdiff_t>(i));
+    for (auto& table : tables)
+      evals->insert(evals->begin() + static_cast<std::ptrdiff_t>(i++), std::move(table));
   }
-  root.insert_or_assign("eval", std::move(expanded));
 }
 
 }  // namespace ardkit

@@ -208,6 +208,92 @@ class BadInput(CliCase):
         self.assert_error(run("validate", str(self.dir / "nope.toml")), 2, "experiment file not found")
 
 
+class NewUser(CliCase):
+    """Mistakes found by trying ardkit as a new user would; each was once accepted or reported
+    without its place."""
+
+    def check(self, text, code, *fragments, command="run", extra=()):
+        exp = self.write("exp.toml", text)
+        args = [command, str(exp)] + (["--output", str(self.dir / "runs")] if command == "run" else [])
+        result = run(*args, *extra)
+        self.assert_error(result, code, *fragments)
+        self.assertFalse((self.dir / "runs").exists(), "a refused run left a folder")
+        return result
+
+    def test_attack_and_eval_errors_name_their_line(self):
+        # [attack] merged the objective's defaults into a copy and [[eval]] passed through the
+        # suite expansion: both lost their positions and said "(--set)".
+        self.check(TINY.replace("steps = 2", 'steps = "two"'), 2, "exp.toml:20:9:", "[attack]")
+        self.check(TINY.replace("steps = 10", "steps = 2.5"), 2, "exp.toml:32:9:", "[eval[1]]")
+        self.check(TINY.replace('name = "pgd10"', "name = 3"), 2, "exp.toml:30:8:", "'name' must be a string")
+        self.check(TINY.replace('plugin = "fgsm"', 'plugin = "fgsmm"'), 3, "exp.toml:26:10:", "did you mean 'fgsm'?")
+        with_suite = TINY + '[[eval]]\nsuite = "quick"\neps = 0.1\n'
+        self.check(with_suite.replace("steps = 10", "steps = 2.5"), 2, "exp.toml:32:9:")
+        for result in [run("validate", str(self.write("exp.toml", TINY.replace("steps = 2", 'steps = "two"'))))]:
+            self.assertNotIn("(--set)", result.stderr)
+
+    def test_nan_and_infinity_are_refused(self):
+        self.check(TINY.replace("eps = 0.1\nsteps = 2", "eps = nan\nsteps = 2"), 2, "exp.toml:19:7:",
+                   "'eps' = nan is not a finite number")
+        self.check(TINY.replace("[train]", "[optimizer]\nlr = inf\n[train]"), 2, "'lr' = inf is not a finite number")
+        self.check(TINY, 2, "(--set)", "'lr' = -inf", extra=("--set", "optimizer.lr=-inf"))
+
+    def test_run_names_cannot_escape_the_output_folder(self):
+        for name in ("../../x", "/x", "a/b", ".."):
+            self.check(TINY.replace('name = "tiny"', f'name = "{name}"'), 2, "exp.toml:3:8: [run] name",
+                       "is a path")
+            self.check(TINY.replace('name = "tiny"', f'name = "{name}"'), 2, "is a path", command="validate")
+        self.assertFalse((self.dir.parent / "x").exists())
+
+    def test_command_line_numbers_are_checked(self):
+        exp = self.write("exp.toml", TINY)
+        for args, fragment in [(("eval", str(self.dir), "--points", "-5"), "--points -5: expected a number >= 0"),
+                               (("eval", str(self.dir), "--points=-5"), "--points -5"),
+                               (("eval", str(self.dir), "--eps=-1"), "--eps '-1'"),
+                               (("eval", str(self.dir), "--eps", "nan"), "--eps 'nan'"),
+                               (("eval", str(self.dir), "--batch-size", "0"), "--batch-size 0"),
+                               (("run", str(exp), "--threads", "-2"), "--threads -2: expected a number >= 0"),
+                               (("run", str(exp), "--teacher-wait", "nan"), "--teacher-wait nan"),
+                               (("grid", str(exp), "--jobs", "0"), "--jobs 0: expected a number >= 1"),
+                               (("analyze", str(exp), str(exp), "--eps", "2"), "--eps 2: expected a number in [0, 1]")]:
+            with self.subTest(args=args):
+                self.assert_error(run(*args), 2, fragment)
+        # A separate word that starts with a dash is still the value of --eps.
+        self.assertEqual(run("eval", str(self.dir), "--eps", "-1").returncode, 2)
+
+    def test_every_error_has_the_prefix_and_missing_files_exit_2(self):
+        self.assert_error(run("rnu"), 2, "unknown command 'rnu'")
+        self.assert_error(run("run", "--bogus"), 2, "unrecognised option '--bogus'")
+        self.assert_error(run("eval", "x", "--points", "abc"), 2, "'--points' is invalid")
+        missing = self.dir / "missing.pt"
+        self.check(TINY.replace('plugin = "small_cnn"', f'plugin = "small_cnn"\ncheckpoint = "{missing}"'), 2,
+                   "missing.pt: checkpoint not found")
+
+    def test_objective_defaults_for_the_attack_are_announced(self):
+        # TRADES sets the attack's loss and step size; a reader of [attack] would not know.
+        text = TINY.replace('plugin = "pgd_at"', 'plugin = "trades"').replace("step_size = 0.125\n", "")
+        exp = self.write("exp.toml", text)
+        result = run("validate", str(exp))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertRegex(result.stdout, r"\[attack\] .*step_size = [\d.]+.* from objective 'trades'")
+        self.assertNotRegex(result.stdout, r"\[attack\] [^\n]*\beps =")  # written in the file
+
+    def test_a_torchscript_traceback_is_one_line(self):
+        model = self.dir / "wrong.pt"
+        subprocess.run([sys.executable, "-c",
+                        "import sys, torch; m = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(100, 10));"
+                        "torch.jit.trace(m, torch.zeros(1, 100)).save(sys.argv[1])", str(model)], check=True)
+        result = run("eval", str(model), "--data", "synthetic")
+        self.assertNotEqual(result.returncode, 0)
+        lines = [l for l in result.stderr.splitlines() if l.strip()]
+        self.assertEqual(len(lines), 1, result.stderr)
+        self.assertIn("ardkit: error: ", lines[0])
+        self.assertIn("shapes cannot be multiplied", lines[0])
+        whole = lines[0].rsplit("(the whole message is in ", 1)[1].rstrip(")")
+        self.assertIn("Traceback", Path(whole).read_text())
+        Path(whole).unlink()
+
+
 class Runs(CliCase):
     def test_run_folder_rerun_and_report(self):
         exp = self.write("exp.toml", TINY)
@@ -964,7 +1050,7 @@ points = 40
                           "did you mean 'evaluation'?")
         self.write("bad.toml", '[model]\nplugin = "small_cnn"\ncheckpoint = "missing.pt"\n'
                                '[data]\nplugin = "synthetic"\n')
-        self.assert_error(run("eval", str(self.dir / "bad.toml")), 1, "missing.pt: checkpoint not found")
+        self.assert_error(run("eval", str(self.dir / "bad.toml")), 2, "missing.pt: checkpoint not found")
         self.assertFalse((self.dir / "evals").exists())
 
 

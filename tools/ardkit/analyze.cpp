@@ -113,14 +113,16 @@ int analyze_command(const std::vector<std::string>& args) {
   double eps = -1;
   po::options_description d(kAnalyzeHelp);
   add_common(d, common);
-  d.add_options()("points", po::value(&points), "first N test points (default 500)")(
-      "eps", po::value(&eps), "attack radius (default: the teacher's first [[eval]] eps)")(
-      "steps", po::value(&steps), "PGD steps (default 20)")(
+  d.add_options()("points", number(&points, "points", int64_t{1}),
+                  "first N test points (default 500)")(
+      "eps", number(&eps, "eps", 0.0, 1.0),
+      "attack radius (default: the teacher's first [[eval]] eps)")(
+      "steps", number(&steps, "steps", int64_t{0}), "PGD steps (default 20)")(
       "which", po::value(&which), "run folders: best | last checkpoint (default best)")(
       "data", po::value(&data_plugin), "model files: the data plugin")(
-      "batch-size", po::value(&batch_size), "batch size (default 250)")(
+      "batch-size", number(&batch_size, "batch-size", int64_t{1}), "batch size (default 250)")(
       "output,o", po::value(&output), "JSON file (default analysis.json)")(
-      "threads", po::value(&threads), "LibTorch threads (0 = one per core)")(
+      "threads", number(&threads, "threads", int64_t{0}), "LibTorch threads (0 = one per core)")(
       "targets", po::value(&targets), "teacher, then students");
   po::positional_options_description positional;
   positional.add("targets", -1);

@@ -1,11 +1,15 @@
 #pragma once
 // Option handling shared by the ardkit commands.
+#include <fmt/format.h>
 #include <toml++/toml.h>
 
 #include <boost/program_options.hpp>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
+
+#include <ardkit/error.hpp>
 
 namespace ardkit::cli {
 
@@ -22,6 +26,19 @@ void add_common(po::options_description& d, CommonOptions& o);
 po::variables_map parse(const std::vector<std::string>& args,
                         const po::options_description& visible,
                         const po::positional_options_description& positional);
+// A numeric option checked as it is parsed: a value below `minimum` or above `maximum` (or nan)
+// is a usage error naming the option, never silently ignored or replaced.
+template <typename T>
+po::typed_value<T>* number(T* target, const char* option, T minimum,
+                           T maximum = std::numeric_limits<T>::max()) {
+  return po::value(target)->notifier([=](const T& v) {
+    if (!(v >= minimum && v <= maximum))
+      throw_config_error(
+          maximum == std::numeric_limits<T>::max()
+              ? fmt::format("--{} {}: expected a number >= {}", option, v, minimum)
+              : fmt::format("--{} {}: expected a number in [{}, {}]", option, v, minimum, maximum));
+  });
+}
 std::vector<fs::path> to_paths(const std::vector<std::string>& items);
 // LibTorch intra-op threads (0 = one per core) and flush-to-zero for denormals.
 void set_threads(int64_t configured);

@@ -103,6 +103,21 @@ its completed run is already there.
 
 options)";
 
+// "[attack] steps = 10, step_size = 0.007 come from objective 'trades'; ..." or "": values the
+// file does not write, set by another plugin, which a reader of the file would not expect.
+std::string preset_note(const ExperimentConfig& config) {
+  if (!config.attack || config.attack->preset_keys.empty())
+    return {};
+  std::vector<std::string> items;
+  for (const auto& key : config.attack->preset_keys)
+    items.push_back(key + " = " + format_value(config.attack->params.values().at(key)));
+  return fmt::format(
+      "[attack] {} {} from objective '{}' (its defaults for the attack); write {} in [attack] to "
+      "choose otherwise",
+      join(items, ", "), items.size() == 1 ? "comes" : "come", config.objective->plugin,
+      items.size() == 1 ? "it" : "them");
+}
+
 }  // namespace
 
 // Trains and evaluates one experiment, or reports its completed run; a teacher given as another
@@ -172,6 +187,8 @@ static int run_file(const std::string& file, const std::vector<std::string>& ove
   set_log_file(run.log_path().string());
   log_line(fmt::format("run {} ({} threads) in {}", config.run_id(), torch::get_num_threads(),
                        folder.string()));
+  if (const std::string note = preset_note(config); !note.empty())
+    log_line(note);
   run.set_state("running");
   try {
     if (train(setup, run) == TrainOutcome::interrupted) {
@@ -186,9 +203,18 @@ static int run_file(const std::string& file, const std::vector<std::string>& ove
     set_log_file({});
     return 130;
   } catch (const std::exception& e) {
-    run.set_state("failed", e.what());
+    // The whole message (a TorchScript traceback runs to dozens of lines) goes to the log; the
+    // status file and the terminal get one line that points there.
+    const std::string message = message_of(e);
+    const std::string line = one_line(message);
+    run.set_state("failed", line);
+    log_line("failed: " + message, /*echo=*/false);
     set_log_file({});
-    throw;
+    if (line == message)
+      throw;
+    const auto* error = dynamic_cast<const Error*>(&e);
+    throw Error(error ? error->kind() : ErrorKind::runtime,
+                fmt::format("{} (the whole message is in {})", line, run.log_path().string()));
   }
   run.set_state("completed");
   const std::string table = format_report_table(rows_of(run.results_path()));
@@ -241,9 +267,9 @@ int run_command(const std::vector<std::string>& args) {
   add_experiment_args(d, a);
   d.add_options()("output,o", po::value(&output),
                   "folder for run folders (overrides [run] output)")(
-      "threads", po::value(&threads),
+      "threads", number(&threads, "threads", int64_t{0}),
       "LibTorch threads (overrides [run] threads; 0 = one per core)")(
-      "teacher-wait", po::value(&teacher_wait)->default_value(teacher_wait),
+      "teacher-wait", number(&teacher_wait, "teacher-wait", 0.0)->default_value(teacher_wait),
       "seconds to wait for a teacher run that another process is training, then reuse it");
   if (!parse_experiment_args(args, d, a, "run"))
     return 0;
@@ -285,6 +311,8 @@ int validate_command(const std::vector<std::string>& args) {
                                                          "`ardkit run`",
                                                          teacher->file.string())
                                            : "");
+  if (const std::string note = preset_note(experiment.config); !note.empty())
+    std::cout << note << "\n";
   return 0;
 }
 

@@ -172,9 +172,9 @@ int eval_command(const std::vector<std::string>& args) {
   d.add_options()("set", po::value(&overrides)->composing(),
                   "override a key: --set evaluation.points=500 (repeatable)")(
       "split", po::value(&split), "train | validation | test")(
-      "points", po::value(&points), "first N points of the split (0 = all)")(
-      "batch-size", po::value(&batch_size), "evaluation batch size")(
-      "seed", po::value(&seed), "seed of the attacks' random starts")(
+      "points", number(&points, "points", int64_t{0}), "first N points of the split (0 = all)")(
+      "batch-size", number(&batch_size, "batch-size", int64_t{1}), "evaluation batch size")(
+      "seed", number(&seed, "seed", int64_t{0}), "seed of the attacks' random starts")(
       "suite", po::value(&suite), "quick | standard: attack with a named suite instead")(
       "eps", po::value(&eps_list),
       "radius in [0,1] pixel units, or several: --eps 0.02,0.05,0.1 evaluates every attack at "
@@ -183,8 +183,8 @@ int eval_command(const std::vector<std::string>& args) {
       "model", po::value(&model_plugin), "model files: the model plugin of a checkpoint")(
       "data", po::value(&data_plugin), "model files: the data plugin to evaluate on")(
       "which", po::value(&which), "run folders: best | last checkpoint (default best)")(
-      "output,o", po::value(&output), "results JSON file")("threads", po::value(&threads),
-                                                           "LibTorch threads (0 = one per core)")(
+      "output,o", po::value(&output), "results JSON file")(
+      "threads", number(&threads, "threads", int64_t{0}), "LibTorch threads (0 = one per core)")(
       "target", po::value(&target), "evaluation file, run folder or model file");
   po::positional_options_description positional;
   positional.add("target", 1);
@@ -192,6 +192,19 @@ int eval_command(const std::vector<std::string>& args) {
   if (common.help) {
     std::cout << d << "\n";
     return 0;
+  }
+  std::vector<double> radii;
+  for (const auto& item : eps_list.empty() ? std::vector<std::string>{} : split_list(eps_list)) {
+    size_t used = 0;
+    double r = -1;
+    try {
+      r = std::stod(item, &used);
+    } catch (const std::exception&) {
+    }
+    if (used != item.size() || !(r >= 0 && r <= 1))
+      throw_config_error(fmt::format(
+          "eval: --eps '{}': expected radii in [0,1] pixel units, e.g. --eps 0.02,0.05,0.1", item));
+    radii.push_back(r);
   }
   if (target.empty())
     throw_config_error("eval: missing TARGET; usage: ardkit eval EVALUATION.toml | RUN_FOLDER");
@@ -218,19 +231,6 @@ int eval_command(const std::vector<std::string>& args) {
     set("run.threads", std::to_string(threads));
   if (!output.empty())
     set("evaluation.output", nlohmann::json(output).dump());
-  std::vector<double> radii;
-  for (const auto& item : eps_list.empty() ? std::vector<std::string>{} : split_list(eps_list)) {
-    size_t used = 0;
-    double r = -1;
-    try {
-      r = std::stod(item, &used);
-    } catch (const std::exception&) {
-    }
-    if (used != item.size() || r < 0 || r > 1)
-      throw_config_error(fmt::format(
-          "eval: --eps '{}': expected radii in [0,1] pixel units, e.g. --eps 0.02,0.05,0.1", item));
-    radii.push_back(r);
-  }
   // The suite first, expanded, so that --set can tune its attacks (--set eval.3.queries=1000).
   if (radii.size() > 1) {
     // Several radii: every attack (or the suite, built at each radius so its step sizes follow)

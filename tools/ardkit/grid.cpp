@@ -283,8 +283,9 @@ int grid_command(const std::vector<std::string>& args) {
       "set", po::value(&a.set)->composing(), "a fixed override of every cell (repeatable)")(
       "output,o", po::value(&a.output), "run store (overrides [grid] output)")(
       "dry-run,n", po::bool_switch(&a.dry_run), "list the cells and their state; run nothing")(
-      "jobs,j", po::value(&a.jobs)->default_value(1), "cells run at once (local backend)")(
-      "threads", po::value(&a.threads)->default_value(0),
+      "jobs,j", number(&a.jobs, "jobs", int64_t{1})->default_value(1),
+      "cells run at once (local backend)")(
+      "threads", number(&a.threads, "threads", int64_t{0})->default_value(0),
       "LibTorch threads per cell (0: the cores divided among the jobs)")(
       "backend", po::value(&a.backend)->default_value("local"), "local | slurm")(
       "no-submit", po::bool_switch(&a.no_submit),

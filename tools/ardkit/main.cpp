@@ -2,7 +2,11 @@
 // (0 ok, 1 failure while running, 2 usage or configuration error, 3 plugin loading error).
 #include <c10/util/Exception.h>
 
+#include <unistd.h>
+
 #include <boost/program_options/errors.hpp>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include <ardkit/error.hpp>
@@ -30,6 +34,22 @@ commands:
 
 `ardkit COMMAND --help` describes each command's options; `ardkit --version` prints the version.
 )";
+
+// Errors are one line on the terminal, prefixed "ardkit: error:". A message of several lines (a
+// TorchScript traceback) is summarised there and written whole to a file the line names.
+int fail(const std::string& message, int code) {
+  std::string line = ardkit::one_line(message);
+  if (line != message) {
+    std::error_code ec;
+    const auto file = std::filesystem::temp_directory_path(ec) /
+                      ("ardkit-error-" + std::to_string(::getpid()) + ".txt");
+    std::ofstream out(file);
+    if (out << message << "\n")
+      line += " (the whole message is in " + file.string() + ")";
+  }
+  std::cerr << "ardkit: error: " << line << "\n";
+  return code;
+}
 
 }  // namespace
 
@@ -63,23 +83,20 @@ int main(int argc, char** argv) {
       return ardkit::cli::analyze_command(args);
     if (command == "grid")
       return ardkit::cli::grid_command(args);
-    std::cerr << "ardkit: unknown command '" << command << "'"
-              << ardkit::did_you_mean(command, {"run", "validate", "plugins", "report", "eval",
-                                                "export", "analyze", "grid"})
-              << "; see ardkit --help\n";
-    return 2;
+    return fail("unknown command '" + command + "'" +
+                    ardkit::did_you_mean(command, {"run", "validate", "plugins", "report", "eval",
+                                                   "export", "analyze", "grid"}) +
+                    "; see ardkit --help",
+                2);
   } catch (const ardkit::Error& e) {
-    std::cerr << "ardkit: error: " << e.what() << "\n";
-    return e.exit_code();
+    return fail(e.what(), e.exit_code());
   } catch (const boost::program_options::error& e) {
-    std::cerr << "ardkit " << command << ": " << e.what() << "; see ardkit " << command
-              << " --help\n";
-    return 2;
+    return fail(
+        std::string("ardkit ") + command + ": " + e.what() + "; see ardkit " + command + " --help",
+        2);
   } catch (const c10::Error& e) {
-    std::cerr << "ardkit: error: LibTorch: " << e.what_without_backtrace() << "\n";
-    return 1;
+    return fail("LibTorch: " + ardkit::message_of(e), 1);
   } catch (const std::exception& e) {
-    std::cerr << "ardkit: error: " << e.what() << "\n";
-    return 1;
+    return fail(e.what(), 1);
   }
 }

@@ -17,13 +17,20 @@ namespace ardkit {
 struct PluginInfo;
 
 // Validates `table` against `schema`; keys in `host_keys` are the host's and skipped. `plugin`,
-// when given, names the plugin whose schema it is (it appears in the messages).
+// when given, names the plugin whose schema it is (it appears in the messages). `preset` values
+// (each with its origin) fill keys the table does not write, before schema defaults.
 // Errors (unknown key with the nearest valid one, wrong type, out of range, missing required
 // key) are ardkit::Error(config) naming file:line:column, the table and the fix.
 ARDKIT_API Params validate_table(const ParamSchema& schema, const toml::table& table,
                                  const std::string& file, const std::string& table_name,
                                  const std::vector<std::string>& host_keys = {},
-                                 const std::string& plugin = {});
+                                 const std::string& plugin = {}, const Params& preset = {});
+
+// A name that becomes a folder or file name under an output folder (a run's, a grid's) must not
+// be a path: "../x", "/x", "a/b", "." and ".." are refused, with the key's position, before
+// anything is written.
+ARDKIT_API void check_folder_name(const Params& params, const std::string& table,
+                                  const std::string& key);
 
 // Writes validated values back as TOML (every schema key, defaults included).
 ARDKIT_API toml::table to_toml(const Params& params);
@@ -34,6 +41,9 @@ struct PluginTable {
   std::string plugin;
   Params params;  // the plugin's validated parameters
   Params host;    // host keys of this table (checkpoint, name, ...)
+  // Keys the file does not write whose values came from another plugin's presets (the
+  // objective's attack defaults), so that a run can say where they came from.
+  std::vector<std::string> preset_keys;
 };
 
 struct ARDKIT_API ExperimentConfig {

@@ -27,6 +27,13 @@ class ARDKIT_API Error : public std::runtime_error {
   ErrorKind kind_;
 };
 
+// An exception's message without LibTorch's C++ backtrace ("Exception raised from ...").
+ARDKIT_API std::string message_of(const std::exception& e);
+// A message in one line: its first line, and its last when they differ. TorchScript errors run to
+// dozens of lines, with what went wrong ("RuntimeError: ...") at the end of a traceback; the
+// terminal and status files get this line, the whole message goes to a log.
+ARDKIT_API std::string one_line(const std::string& message);
+
 [[noreturn]] ARDKIT_API void throw_config_error(const std::string& message);
 [[noreturn]] ARDKIT_API void throw_plugin_error(const std::string& message);
 [[noreturn]] ARDKIT_API void throw_runtime_error(const std::string& message);
