@@ -1,6 +1,7 @@
 #define BOOST_DLL_USE_STD_FS
 #include "ardkit/registry.hpp"
 
+#include <cxxabi.h>
 #include <dlfcn.h>
 #include <fmt/format.h>
 
@@ -78,6 +79,44 @@ void check_abi(const fs::path& file, const AbiDescriptor& theirs) {
                                      file.string(), what, values.first, values.second, fix));
 }
 
+std::string demangle(const std::string& symbol) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> out(
+      abi::__cxa_demangle(symbol.c_str(), nullptr, nullptr, &status), std::free);
+  return status == 0 && out ? std::string(out.get()) : symbol;
+}
+
+// The loader's message made actionable. The common case is a plugin compiled with the pre-C++11
+// std::string ABI (_GLIBCXX_USE_CXX11_ABI=0, which pip's PyTorch wheels use and their
+// TorchConfig.cmake passes on): every core function taking a string is then missing for it.
+std::string explain_load_failure(const fs::path& file, const char* loader_message) {
+  const std::string message = loader_message ? loader_message : "unknown loader error";
+  const std::string marker = "undefined symbol: ";
+  const auto at = message.find(marker);
+  if (at == std::string::npos)
+    return fmt::format(
+        "{}: failed to load ({}); check that its dependencies are installed "
+        "(ldd {}) and rebuild it against this ardkit",
+        file.string(), message, file.string());
+  std::string symbol = message.substr(at + marker.size());
+  symbol = symbol.substr(0, symbol.find_first_of(" \t\n"));
+  const std::string readable = demangle(symbol);
+  const bool old_string_abi = (readable.find("std::string") != std::string::npos ||
+                               readable.find("std::basic_string") != std::string::npos) &&
+                              readable.find("__cxx11") == std::string::npos;
+  if (old_string_abi)
+    return fmt::format(
+        "{}: built with the pre-C++11 std::string ABI (_GLIBCXX_USE_CXX11_ABI=0, as pip's "
+        "PyTorch wheels are), but this ardkit and its LibTorch use the C++11 ABI, so `{}` does "
+        "not exist for it; rebuild it against this ardkit's LibTorch with find_package(ardkit) "
+        "and ardkit_add_plugin()",
+        file.string(), readable);
+  return fmt::format(
+      "{}: needs `{}`, which neither this ardkit nor the libraries it links provide; rebuild it "
+      "against this ardkit (find_package(ardkit) + ardkit_add_plugin) and check ldd {}",
+      file.string(), readable, file.string());
+}
+
 bool is_identifier(const std::string& name) {
   if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0])))
     return false;
@@ -121,13 +160,32 @@ Registry::Registry(const std::vector<fs::path>& search_path) : search_path_(sear
       if (item.path().extension() == ".so")
         files.push_back(item.path());
     std::sort(files.begin(), files.end());
-    for (const auto& file : files)
-      if (seen_names.insert(file.filename().string()).second)
-        load_library(file);
+    for (const auto& file : files) {
+      if (!seen_names.insert(file.filename().string()).second)
+        continue;
+      std::vector<PluginEntry> loaded;
+      try {
+        loaded = load_library(file);
+      } catch (const Error& e) {
+        broken_.push_back({file, e.what()});
+        continue;
+      }
+      // Two libraries claiming one name is a conflict to resolve, not a library to skip.
+      for (auto& entry : loaded) {
+        for (const auto& other : entries_)
+          if (other.info.kind == entry.info.kind && other.info.name == entry.info.name)
+            throw_plugin_error(fmt::format(
+                "{} plugin '{}' is provided by both {} and {}; remove one of them from the "
+                "plugin path or rename the plugin",
+                kind_name(entry.info.kind), entry.info.name, other.library.string(),
+                file.string()));
+        entries_.push_back(std::move(entry));
+      }
+    }
   }
 }
 
-void Registry::load_library(const fs::path& file) {
+std::vector<PluginEntry> Registry::load_library(const fs::path& file) {
   auto loaded = std::make_shared<LoadedLibrary>();
   // Look before loading: a file without the ardkit section is not a plugin, and loading it
   // would run its static constructors for nothing.
@@ -148,16 +206,17 @@ void Registry::load_library(const fs::path& file) {
                     "from the plugin folder",
                     file.string(), e.what()));
   }
+  // dlopen first, directly: Boost.DLL reports a failure as a system error ("Bad file
+  // descriptor") and the loader's own message is gone by the time it throws.
+  constexpr int kMode = RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE;
+  if (void* probe = ::dlopen(file.c_str(), kMode))
+    ::dlclose(probe);  // RTLD_NODELETE: stays loaded for the load below
+  else
+    throw_plugin_error(explain_load_failure(file, ::dlerror()));
   try {
-    namespace mode = boost::dll::load_mode;
-    loaded->library.load(
-        file, static_cast<mode::type>(mode::rtld_now | mode::rtld_local | RTLD_NODELETE));
+    loaded->library.load(file, static_cast<boost::dll::load_mode::type>(kMode));
   } catch (const std::exception& e) {
-    const char* detail = dlerror();
-    throw_plugin_error(
-        fmt::format("{}: failed to load ({}); check that its dependencies are installed "
-                    "(ldd {}) and rebuild it against this ardkit",
-                    file.string(), detail ? detail : e.what(), file.string()));
+    throw_plugin_error(explain_load_failure(file, e.what()));
   }
   for (const char* symbol : {"ardkit_abi", "ardkit_register"})
     if (!loaded->library.has(symbol))
@@ -166,6 +225,11 @@ void Registry::load_library(const fs::path& file) {
                       "ARDKIT_PLUGIN_LIBRARY(manifest) {{ ... }}",
                       file.string(), symbol));
   const AbiDescriptor* abi = loaded->library.get_alias<AbiFunction>("ardkit_abi")();
+  if (!abi)
+    throw_plugin_error(
+        fmt::format("{}: its ardkit_abi entry returned no descriptor; define the "
+                    "plugin with ARDKIT_PLUGIN_LIBRARY(manifest) {{ ... }}",
+                    file.string()));
   check_abi(file, *abi);
 
   Manifest manifest;
@@ -174,19 +238,15 @@ void Registry::load_library(const fs::path& file) {
   } catch (const std::exception& e) {
     throw_plugin_error(fmt::format("{}: plugin registration failed: {}", file.string(), e.what()));
   }
+  std::vector<PluginEntry> out;
   for (const auto& info : manifest.plugins()) {
     if (!is_identifier(info.name))
       throw_plugin_error(
           fmt::format("{}: plugin name '{}' is not an identifier (letters, digits, _)",
                       file.string(), info.name));
-    for (const auto& entry : entries_)
-      if (entry.info.kind == info.kind && entry.info.name == info.name)
-        throw_plugin_error(
-            fmt::format("{} plugin '{}' is provided by both {} and {}; remove one of them "
-                        "from the plugin path or rename the plugin",
-                        kind_name(info.kind), info.name, entry.library.string(), file.string()));
-    entries_.push_back(PluginEntry{info, file, loaded});
+    out.push_back(PluginEntry{info, file, loaded});
   }
+  return out;
 }
 
 const PluginEntry& Registry::find(PluginKind kind, const std::string& name,
@@ -204,15 +264,21 @@ const PluginEntry& Registry::find(PluginKind kind, const std::string& name,
     if (entry.info.name == name)
       other_kind = fmt::format(" ('{}' is a {} plugin)", name, kind_name(entry.info.kind));
   std::sort(names.begin(), names.end());
-  throw_plugin_error(
-      fmt::format("{}{}unknown {} plugin '{}'{}{}; known {} plugins: {} (searched {})", where,
-                  where.empty() ? "" : ": ", kind_name(kind), name, did_you_mean(name, names),
-                  other_kind, kind_name(kind), names.empty() ? "none" : join(names, ", "), [&] {
-                    std::vector<std::string> dirs;
-                    for (const auto& d : search_path_)
-                      dirs.push_back(d.string());
-                    return join(dirs, ":");
-                  }()));
+  // A library that failed to load may be the one that provides it: say which and why.
+  std::string broken;
+  for (const auto& b : broken_)
+    broken += "; a library that may provide it failed to load: " + b.error;
+  throw_plugin_error(fmt::format(
+      "{}{}unknown {} plugin '{}'{}{}; known {} plugins: {} (searched {}){}", where,
+      where.empty() ? "" : ": ", kind_name(kind), name, did_you_mean(name, names), other_kind,
+      kind_name(kind), names.empty() ? "none" : join(names, ", "),
+      [&] {
+        std::vector<std::string> dirs;
+        for (const auto& d : search_path_)
+          dirs.push_back(d.string());
+        return join(dirs, ":");
+      }(),
+      broken));
 }
 
 std::vector<const PluginEntry*> Registry::find_any(const std::string& name) const {

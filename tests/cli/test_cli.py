@@ -167,13 +167,26 @@ class BadInput(CliCase):
         self.check_run(idx, 1, "t10k-labels-idx1-ubyte.gz: truncated")
 
     def test_broken_and_mismatched_plugin_libraries(self):
+        # A bad library in a plugin folder is set aside: commands that do not need it work, and
+        # one that asks for a plugin nobody provides names it, since it may be the provider.
         broken = self.dir / "plugins"
         broken.mkdir()
         (broken / "libbroken.so").write_text("not a library")
-        self.check_run(TINY, 3, "libbroken.so", "cannot be read as a shared library", extra=("--plugin-path", str(broken)))
-        self.check_run(TINY, 3, "built for ardkit plugin ABI 999", extra=("--plugin-path", f"{TEST_PLUGINS}/abi"))
-        env = dict(os.environ, ARDKIT_PLUGIN_PATH=f"{TEST_PLUGINS}/nosym")
         exp = self.write("exp.toml", TINY)
+        ok = run("validate", str(exp), "--plugin-path", str(broken))
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        listing = run("plugins", "list", "--plugin-path", str(broken))
+        self.assertEqual(listing.returncode, 0, listing.stderr)
+        self.assertIn("1 library failed to load", listing.stdout)
+        self.assertRegex(listing.stdout, r"libbroken.so: cannot be read as a shared library")
+        self.assertIn("attack     pgd", listing.stdout)
+        wants_it = TINY + '[[hook]]\nplugin = "never_registered"\n'
+        self.check_run(wants_it, 3, "unknown hook plugin 'never_registered'", "libbroken.so",
+                       "cannot be read as a shared library", extra=("--plugin-path", str(broken)))
+        self.check_run(wants_it, 3, "built for ardkit plugin ABI 999", extra=("--plugin-path", f"{TEST_PLUGINS}/abi"))
+        self.check_run(wants_it, 3, "pre-C++11 std::string ABI", extra=("--plugin-path", f"{TEST_PLUGINS}/oldabi"))
+        env = dict(os.environ, ARDKIT_PLUGIN_PATH=f"{TEST_PLUGINS}/nosym")
+        exp = self.write("exp.toml", wants_it)
         self.assert_error(run("run", str(exp), "--output", str(self.dir / "runs"), env=env), 3,
                           "missing entry symbol 'ardkit_register'")
 

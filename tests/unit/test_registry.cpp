@@ -12,8 +12,21 @@ namespace {
 const fs::path kTestPlugins = ARDKIT_TEST_PLUGIN_DIR;
 const fs::path kBuiltin = ardkit::builtin_plugin_dir();
 
-std::string load_error(const std::vector<fs::path>& path) {
-  return error_of([&] { ardkit::Registry registry(path); }, ErrorKind::plugin);
+// The load error of the one bad library in `dir`, searched before the built-in folder: the bad
+// library is set aside, the built-in plugins still work, and looking up a plugin that is missing
+// names the bad library, which may be the one that provides it.
+std::string load_error(const fs::path& dir) {
+  ardkit::Registry registry({dir, kBuiltin});
+  REQUIRE(registry.broken().size() == 1);
+  CHECK(registry.find(ardkit::PluginKind::attack, "pgd").info.name == "pgd");
+  const std::string error = registry.broken()[0].error;
+  CHECK(contains(
+      error_of([&] { registry.find(ardkit::PluginKind::hook, "its_plugin"); }, ErrorKind::plugin),
+      "unknown hook plugin 'its_plugin'"));
+  CHECK(contains(
+      error_of([&] { registry.find(ardkit::PluginKind::hook, "its_plugin"); }, ErrorKind::plugin),
+      "a library that may provide it failed to load: " + error));
+  return error;
 }
 }  // namespace
 
@@ -40,26 +53,40 @@ TEST_CASE("unknown plugin names list the kind's plugins and the nearest") {
 }
 
 TEST_CASE("a library built for another ABI is refused, saying what differs") {
-  const auto m = load_error({kTestPlugins / "abi"});
+  const auto m = load_error(kTestPlugins / "abi");
   CHECK(contains(m,
                  "test_abi_mismatch.so: built for ardkit plugin ABI 999, this ardkit speaks "
                  "ABI " ARDKIT_STRINGIFY(ARDKIT_ABI_VERSION)));
   CHECK(contains(m, "rebuild the plugin"));
 }
 
-TEST_CASE("missing entry symbol, non-plugin library and garbage file are plugin errors") {
-  CHECK(contains(load_error({kTestPlugins / "nosym"}), "missing entry symbol 'ardkit_register'"));
-  CHECK(contains(load_error({kTestPlugins / "notplugin"}), "not an ardkit plugin"));
+TEST_CASE("missing entry symbol, non-plugin library and garbage file are set aside") {
+  CHECK(contains(load_error(kTestPlugins / "nosym"), "missing entry symbol 'ardkit_register'"));
+  CHECK(contains(load_error(kTestPlugins / "notplugin"), "not an ardkit plugin"));
   test::TempDir dir;
   test::write_text(dir / "broken.so", "this is not an ELF file");
-  CHECK(contains(load_error({dir.path}), "broken.so: cannot be read as a shared library"));
-  CHECK(contains(load_error({dir / "nonexistent"}), "does not exist"));
+  CHECK(contains(load_error(dir.path), "broken.so: cannot be read as a shared library"));
+  CHECK(contains(
+      error_of([&] { ardkit::Registry registry({dir / "nonexistent"}); }, ErrorKind::plugin),
+      "does not exist"));
+}
+
+TEST_CASE("a library built with the old std::string ABI is named as such") {
+  // Without the diagnosis: a dlerror about an undefined mangled symbol, or Boost.DLL's
+  // "Bad file descriptor".
+  const auto m = load_error(kTestPlugins / "oldabi");
+  CHECK(contains(m, "test_old_string_abi.so: built with the pre-C++11 std::string ABI"));
+  CHECK(contains(m, "`ardkit::throw_plugin_error(std::string const&)`"));
 }
 
 TEST_CASE("two libraries providing the same plugin is an error naming both files") {
   test::TempDir dir;
   fs::copy_file(kBuiltin / "ardkit_pgd.so", dir / "my_pgd.so");
-  const auto m = load_error({dir.path, kBuiltin});
+  const auto m = error_of(
+      [&] {
+        ardkit::Registry registry({dir.path, kBuiltin});
+      },
+      ErrorKind::plugin);
   CHECK(contains(m, "attack plugin 'pgd' is provided by both"));
   CHECK(contains(m, (dir / "my_pgd.so").string()));
   CHECK(contains(m, (kBuiltin / "ardkit_pgd.so").string()));

@@ -361,6 +361,13 @@ int plugins_command(const std::vector<std::string>& args) {
         dirs.push_back(p.string());
       return join(dirs, ":");
     }());
+    if (!registry.broken().empty()) {
+      const size_t n = registry.broken().size();
+      std::cout << fmt::format("\n{} {} failed to load (their plugins are missing):\n", n,
+                               n == 1 ? "library" : "libraries");
+      for (const auto& b : registry.broken())
+        std::cout << "  " << b.error << "\n";
+    }
     return 0;
   }
   if (words[0] == "show" && words.size() == 2) {

@@ -20,6 +20,12 @@ struct PluginEntry {
   std::shared_ptr<LoadedLibrary> handle;
 };
 
+// A library in a plugin folder that could not be loaded, and why (one line naming the fix).
+struct BrokenLibrary {
+  std::filesystem::path file;
+  std::string error;
+};
+
 // Plugin search path, first match wins: --plugin-path entries, ARDKIT_PLUGIN_PATH (colon
 // separated), the experiment's [run] plugin_path, then the built-in folder next to this library.
 ARDKIT_API std::vector<std::filesystem::path> plugin_search_path(
@@ -32,7 +38,9 @@ class ARDKIT_API Registry {
   // Loads every shared library (*.so) in the search path's folders. A library file name found in
   // an earlier folder shadows the same file name in later ones (so a rebuilt copy overrides the
   // built-in one); two different libraries providing the same kind and name is an error naming
-  // both. Every failure is an ardkit::Error(plugin) naming the file and the fix.
+  // both. A library that fails to load (not a plugin, wrong ABI, missing symbols) does not stop
+  // the others: it is listed in broken(), and looking up a plugin that is missing names it, since
+  // it may be the one that provides it. A missing folder is an ardkit::Error(plugin).
   explicit Registry(const std::vector<std::filesystem::path>& search_path);
 
   const std::vector<PluginEntry>& entries() const {
@@ -40,6 +48,9 @@ class ARDKIT_API Registry {
   }
   const std::vector<std::filesystem::path>& search_path() const {
     return search_path_;
+  }
+  const std::vector<BrokenLibrary>& broken() const {
+    return broken_;
   }
   // Unknown names are an error listing that kind's names and the nearest one. `where` prefixes
   // the message (the experiment file position that named it).
@@ -72,10 +83,11 @@ class ARDKIT_API Registry {
   std::shared_ptr<Component> create_component(PluginKind kind, const std::string& name,
                                               const Params& params,
                                               const BuildContext& context) const;
-  void load_library(const std::filesystem::path& file);
+  std::vector<PluginEntry> load_library(const std::filesystem::path& file);
 
   std::vector<std::filesystem::path> search_path_;
   std::vector<PluginEntry> entries_;
+  std::vector<BrokenLibrary> broken_;
 };
 
 }  // namespace ardkit
