@@ -3,7 +3,9 @@
 # Builds one ardkit plugin library: a MODULE library (dlopen only, never linked against) named
 # <name>.so, linked to the shared ardkit core and LibTorch, with hidden symbols so that two plugin
 # libraries cannot shadow each other's code. Used in this tree and, through find_package(ardkit),
-# by plugins built outside it.
+# by plugins built outside it. In this tree, a plugin without OUTPUT_DIRECTORY is a built-in one:
+# it lands in the built-in plugin folder, is installed there, and is listed in the global property
+# ARDKIT_PLUGIN_TARGETS, so adding a plugin is this one line.
 function(ardkit_add_plugin name)
   cmake_parse_arguments(ARG "" "OUTPUT_DIRECTORY" "SOURCES;LIBRARIES" ${ARGN})
   if(NOT ARG_SOURCES)
@@ -22,7 +24,10 @@ function(ardkit_add_plugin name)
   if(ARG_OUTPUT_DIRECTORY)
     set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${ARG_OUTPUT_DIRECTORY})
   elseif(DEFINED ARDKIT_PLUGIN_OUTPUT_DIR)
-    set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${ARDKIT_PLUGIN_OUTPUT_DIR})
+    set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${ARDKIT_PLUGIN_OUTPUT_DIR}
+                                             INSTALL_RPATH "$ORIGIN/../..")
+    install(TARGETS ${name} LIBRARY DESTINATION ${ARDKIT_PLUGIN_INSTALL_DIR})
+    set_property(GLOBAL APPEND PROPERTY ARDKIT_PLUGIN_TARGETS ${name})
   endif()
   if(TARGET ardkit_pch)
     # In-tree: reuse the one precompiled LibTorch header instead of parsing torch.h per plugin.

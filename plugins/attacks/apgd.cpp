@@ -3,6 +3,8 @@
 // 0.75 (1.0 on the first step), restarts on the still-robust points. `apgd` maximizes
 // cross-entropy (or an objective's injected loss) or DLR; `apgd_t` the targeted DLR towards each
 // of the top-k other classes in turn. L-inf and L2.
+#include <fmt/format.h>
+
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <ardkit/ardkit.hpp>
@@ -250,9 +252,10 @@ ardkit::ParamSchema schema(bool targeted) {
       integer("restarts", 1).at_least(1).help("random restarts on the still-robust points"),
       real("rho", 0.75).greater_than(0).at_most(1).help("step-halving threshold at checkpoints"),
       integer("seed", 0).at_least(0).help("seed of the random starts"),
-      integer("eot_iter", 1).at_least(1).help(
-          "forwards averaged per gradient (expectation over transformation, for randomized "
-          "models)"),
+      integer("eot_iter", 1)
+          .at_least(1)
+          .help("forwards averaged per gradient (expectation over transformation, for randomized "
+                "models)"),
   };
   if (targeted) {
     s.push_back(integer("target_classes", 9)

@@ -2,6 +2,8 @@
 // L-inf or L2 ball, with a configurable start, step size, steps, loss and restarts keeping the
 // per-sample worst case. `cw_inf`: the same on the Carlini-Wagner margin with kappa, as the ARD
 // literature's CW-inf evaluation (IAD, Fair-ARD: kappa 50, step 2/255).
+#include <fmt/format.h>
+
 #include <ardkit/ardkit.hpp>
 
 namespace {

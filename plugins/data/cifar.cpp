@@ -1,6 +1,8 @@
 // Data plugin `cifar`: CIFAR-10 and CIFAR-100 in their binary distributions
 // (cifar-10-batches-bin: data_batch_1..5.bin, test_batch.bin; cifar-100-binary: train.bin,
 // test.bin). Each record is the label byte(s) then 3072 pixel bytes, red plane, green, blue.
+#include <fmt/format.h>
+
 #include <ardkit/ardkit.hpp>
 #include <filesystem>
 #include <fstream>

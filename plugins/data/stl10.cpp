@@ -1,6 +1,8 @@
 // Data plugin `stl10`: the labelled splits of STL-10's binary distribution (stl10_binary:
 // train_X.bin, train_y.bin, test_X.bin, test_y.bin). Images are 3x96x96 bytes, each colour plane
 // stored column by column; labels are bytes 1..10.
+#include <fmt/format.h>
+
 #include <ardkit/ardkit.hpp>
 #include <filesystem>
 #include <fstream>

@@ -11,6 +11,8 @@
 //     L2-normalized spatial map mean_c(A^l)^2 of layer l, beta 250 — a term this plugin adds to
 //     whatever objective the experiment uses (student_taps / teacher_taps pair the layers).
 //   Adam lr 1e-3 for the generator; both learning rates cosine-annealed (lr_schedule = "follow").
+#include <fmt/format.h>
+
 #include "gan_generator.hpp"
 
 namespace {

@@ -20,6 +20,8 @@
 // relative class similarities — the information that scarce, synthetic data carries least of.
 // `rate` smooths the epoch-to-epoch noise of a measurement on a few hundred samples. The knob
 // is checkpointed, so a resumed run continues from the adjusted value.
+#include <fmt/format.h>
+
 #include <ardkit/ardkit.hpp>
 #include <ardkit/progress.hpp>
 

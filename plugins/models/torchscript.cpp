@@ -3,6 +3,8 @@
 // forward may return logits, or a tuple (logits, features); without features, the logits stand
 // in for them. The module is always run in eval mode and its parameters never need gradients;
 // attacks still differentiate through it with respect to the input.
+#include <fmt/format.h>
+
 #include <torch/script.h>
 
 #include <ardkit/ardkit.hpp>

@@ -24,6 +24,8 @@
 // trainable() module: their own optimizer group, saved in checkpoints, bit-exact on resume.
 // Only features pass between the models, so the teacher may come from another task; reweighting,
 // the KL term and guide = "kl" read its class probabilities and are refused then.
+#include <fmt/format.h>
+
 #include <ardkit/distill.hpp>
 
 namespace {

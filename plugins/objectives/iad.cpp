@@ -28,6 +28,8 @@
 // command does not change it), squared on a batchmean KL.
 // Checked against ZFancy/IAD@a8091a8c IAD-I.py / IAD-II.py and boyellow/AdaAD@9e5c6e5f main.py
 // run as is (tests/objectives/official_reference, cases iad1*, iad2*, adaiad*).
+#include <fmt/format.h>
+
 #include <ardkit/distill.hpp>
 
 namespace {

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# In-tree plugins compile with a precompiled header that includes fmt, so a plugin that uses fmt
+# without including it builds here and fails for an author who copies it out of the tree. Every
+# source under plugins/ that names fmt:: must include a fmt header itself.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+status=0
+while IFS= read -r file; do
+  if grep -q 'fmt::' "$file" && ! grep -q '#include <fmt/' "$file"; then
+    echo "$file: uses fmt:: without #include <fmt/format.h>"
+    status=1
+  fi
+done < <(find plugins examples -name '*.cpp' -o -name '*.hpp' 2> /dev/null | sort)
+[ "$status" = 0 ] && echo "every plugin source includes what it uses of fmt"
+exit "$status"
