@@ -183,6 +183,14 @@ static int run_file(const std::string& file, const std::vector<std::string>& ove
     std::cout << format_report_table(rows_of(folder / "results.json")) << folder.string() << "\n";
     return 0;
   }
+  // The run remembers every plugin folder it was built from (--plugin-path, ARDKIT_PLUGIN_PATH,
+  // [run] plugin_path), absolute, so that `ardkit eval RUN` and `export` find the same plugins
+  // without being told again. plugin_path is not part of the run id.
+  std::vector<std::string> folders;
+  for (const auto& dir : experiment.registry->search_path())
+    if (dir != builtin_plugin_dir())
+      folders.push_back(fs::absolute(dir).lexically_normal().string());
+  experiment.config.run.set("plugin_path", Value(folders));
   run.write_config(config.resolved());
   set_log_file(run.log_path().string());
   log_line(fmt::format("run {} ({} threads) in {}", config.run_id(), torch::get_num_threads(),
