@@ -769,6 +769,18 @@ eval.1.eps = [0.05, 0.1]
         done = run("grid", str(self.grid), "--jobs", "2", "--threads", "1")
         self.assertEqual(done.returncode, 0, done.stderr)
 
+    def test_runs_of_one_name_are_told_apart(self):
+        # Given as a folder, the grid's eight runs are all called "a"; grouped by name alone they
+        # were averaged into one row of n = 8, as if they were seeds.
+        result = run("report", str(self.dir / "runs"), "--checkpoint", "last", "--format", "csv")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        rows = result.stdout.strip().splitlines()
+        header = rows[0].split(",")
+        self.assertEqual(header[:3], ["name", "attack.eps", "objective.plugin"], rows[0])
+        cells = sorted(tuple(r.split(",")[:3]) for r in rows[1:])
+        self.assertEqual(cells, [("a", eps, obj) for eps in ("0.05", "0.1") for obj in ("pgd_at", "trades")])
+        self.assertTrue(all(r.split(",")[header.index("n")] == "2" for r in rows[1:]), rows)
+
     def test_formats_group_and_aggregate_over_seeds(self):
         js = run("report", str(self.grid), "--format", "json", "--checkpoint", "last")
         self.assertEqual(js.returncode, 0, js.stderr)

@@ -9,8 +9,10 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <ardkit/error.hpp>
+#include <ardkit/hash.hpp>
 #include <ardkit/run_dir.hpp>
 #include <ardkit/text.hpp>
 
@@ -93,6 +95,81 @@ void add_entries(Report& report, const IndexedRun& run,
   for (const auto& [stem, e] : run.evals)
     if (only == "all" || only == "eval")
       entry_of("eval:" + stem, e);
+}
+
+using Coordinates = std::vector<std::pair<std::string, std::string>>;
+
+// Coordinates that tell apart runs of one name whose configurations differ in more than the seed
+// (and where and how they ran): grouped by name alone they would be averaged as if they were
+// seeds of one experiment. The keys in which they differ become coordinates ("attack.eps"); past
+// three independent keys, "config" holds a short hash of the configuration instead.
+std::map<const IndexedRun*, Coordinates> distinguishing_coordinates(
+    const std::vector<const IndexedRun*>& runs) {
+  static const std::set<std::string> ignored = {"/run/seed", "/run/output", "/run/threads",
+                                                "/run/plugin_path", "/run/name"};
+  std::map<std::string, std::vector<const IndexedRun*>> by_name;
+  for (const auto* r : runs)
+    by_name[r->name].push_back(r);
+  std::map<const IndexedRun*, Coordinates> out;
+  for (const auto& [name, same] : by_name) {
+    std::vector<std::map<std::string, std::string>> flat;
+    std::set<std::string> keys;
+    for (const auto* r : same) {
+      std::map<std::string, std::string> f;
+      const auto flattened = r->config.flatten();  // items() of a temporary would dangle
+      for (const auto& [pointer, value] : flattened.items())
+        if (!ignored.count(pointer) && pointer.rfind("/run/plugin_path/", 0) != 0) {
+          f[pointer] = value.dump();
+          keys.insert(pointer);
+        }
+      flat.push_back(std::move(f));
+    }
+    // Keys that split the runs the same way move together (attack.eps with every [[eval]] eps
+    // and step size; objective.plugin with that objective's parameters): one stands for each such
+    // set, a plugin choice first, then the shallowest key.
+    const auto rank = [](const std::string& k) {
+      const bool plugin = k.size() >= 7 && k.compare(k.size() - 7, 7, "/plugin") == 0;
+      return std::make_tuple(!plugin, std::count(k.begin(), k.end(), '/'), k);
+    };
+    std::map<std::vector<size_t>, std::string> representative;
+    for (const auto& k : keys) {
+      std::map<std::string, size_t> class_of;
+      std::vector<size_t> partition;
+      for (const auto& f : flat) {
+        const auto v = f.find(k);
+        partition.push_back(
+            class_of.emplace(v == f.end() ? "\x1f" : v->second, class_of.size()).first->second);
+      }
+      if (class_of.size() < 2)
+        continue;
+      auto [it, inserted] = representative.emplace(partition, k);
+      if (!inserted && rank(k) < rank(it->second))
+        it->second = k;
+    }
+    std::vector<std::string> differing;
+    for (const auto& [partition, k] : representative)
+      differing.push_back(k);
+    std::sort(differing.begin(), differing.end());
+    if (differing.empty())
+      continue;
+    for (size_t i = 0; i < same.size(); ++i) {
+      Coordinates& c = out[same[i]];
+      if (differing.size() > 3) {
+        std::string text;
+        for (const auto& [k, v] : flat[i])
+          text += k + "=" + v + "\n";
+        c.emplace_back("config", fmt::format("{:06x}", fnv1a(text.data(), text.size()) & 0xffffff));
+        continue;
+      }
+      for (const auto& k : differing) {
+        std::string dotted = k.substr(1);
+        std::replace(dotted.begin(), dotted.end(), '/', '.');
+        const auto v = flat[i].find(k);
+        c.emplace_back(dotted, v == flat[i].end() ? "-" : shown(v->second));
+      }
+    }
+  }
+  return out;
 }
 
 // A stand-alone `ardkit eval` results file as a run with no folder.
@@ -386,6 +463,7 @@ int report_command(const std::vector<std::string>& args) {
 
   Report report;
   std::vector<std::unique_ptr<IndexedRun>> keep;  // entries point into these
+  std::vector<const IndexedRun*> loose;           // runs given as folders, not by a grid
   std::vector<std::string> default_by;
   std::set<std::string> axes_seen;
   const auto note_axis = [&](const std::string& k) {
@@ -460,16 +538,28 @@ int report_command(const std::vector<std::string>& args) {
     }
     for (auto& r : runs) {
       keep.push_back(std::make_unique<IndexedRun>(std::move(r)));
-      const IndexedRun& run = *keep.back();
-      std::vector<std::pair<std::string, std::string>> coordinates = {{"name", run.name}};
-      if (run.config.contains("run") && run.config["run"].contains("seed"))
-        coordinates.emplace_back("run.seed", run.config["run"]["seed"].dump());
-      add_entries(report, run, coordinates, checkpoint);
+      loose.push_back(keep.back().get());
     }
     note_axis("name");
     note_axis("run.seed");
     if (std::find(default_by.begin(), default_by.end(), "name") == default_by.end())
       default_by.insert(default_by.begin(), "name");
+  }
+  // Run folders, after the grids: runs of one name that differ in more than the seed are told
+  // apart by the keys in which they differ, and grouped by them too.
+  const auto distinct = distinguishing_coordinates(loose);
+  for (const auto* run : loose) {
+    Coordinates coordinates = {{"name", run->name}};
+    if (run->config.contains("run") && run->config["run"].contains("seed"))
+      coordinates.emplace_back("run.seed", run->config["run"]["seed"].dump());
+    if (const auto it = distinct.find(run); it != distinct.end())
+      for (const auto& [k, v] : it->second) {
+        coordinates.emplace_back(k, v);
+        note_axis(k);
+        if (std::find(default_by.begin(), default_by.end(), k) == default_by.end())
+          default_by.push_back(k);
+      }
+    add_entries(report, *run, coordinates, checkpoint);
   }
   if (report.entries.empty())
     throw_runtime_error("report: no completed runs or evaluations under the given paths");
