@@ -835,8 +835,8 @@ eval.1.eps = [0.05, 0.1]
         again = json.loads(run("report", str(self.grid), "--format", "json", "--checkpoint", "last").stdout)
         self.assertEqual(again["groups"], report["groups"])
         self.assertEqual(run("report", str(self.grid), "--rebuild-index").returncode, 0)
-        # A folder of runs, labelled by run name.
-        plain = run("report", str(self.dir / "runs"), "--checkpoint", "last")
+        # A folder of runs, labelled by run name; --by name pools runs that differ, when asked.
+        plain = run("report", str(self.dir / "runs"), "--checkpoint", "last", "--by", "name")
         self.assertIn("a     last        8", plain.stdout)
         self.assert_error(run("report", str(self.grid), "--by", "atack.eps"), 2,
                           "--by atack.eps: not a coordinate of these runs (did you mean 'attack.eps'?)", runs_allowed=True)
