@@ -68,15 +68,14 @@ void check_abi(const fs::path& file, const AbiDescriptor& theirs) {
     if (values.first != values.second)
       throw_plugin_error(fmt::format("{}: built with {} '{}', this ardkit with '{}'; {}",
                                      file.string(), what, values.first, values.second, fix));
-  const std::pair<const char*, std::pair<uint32_t, uint32_t>> sizes[] = {
-      {"PluginInfo", {theirs.plugin_info_size, ours.plugin_info_size}},
-      {"Params", {theirs.params_size, ours.params_size}},
-      {"Value", {theirs.value_size, ours.value_size}},
-  };
-  for (const auto& [what, values] : sizes)
-    if (values.first != values.second)
+#define ARDKIT_ABI_NAME(type) #type,
+  static const char* const names[kAbiStructCount] = {ARDKIT_ABI_STRUCTS(ARDKIT_ABI_NAME)};
+#undef ARDKIT_ABI_NAME
+  for (int i = 0; i < kAbiStructCount; ++i)
+    if (theirs.struct_sizes[i] != ours.struct_sizes[i])
       throw_plugin_error(fmt::format("{}: sizeof({}) is {} in the plugin but {} here; {}",
-                                     file.string(), what, values.first, values.second, fix));
+                                     file.string(), names[i], theirs.struct_sizes[i],
+                                     ours.struct_sizes[i], fix));
 }
 
 std::string demangle(const std::string& symbol) {

@@ -17,14 +17,20 @@
 #include <torch/version.h>
 #include <boost/dll/alias.hpp>
 
+#include "ardkit/attack.hpp"
 #include "ardkit/component.hpp"
 #include "ardkit/data.hpp"
 #include "ardkit/error.hpp"
+#include "ardkit/generator.hpp"
+#include "ardkit/hook.hpp"
+#include "ardkit/knobs.hpp"
+#include "ardkit/model.hpp"
+#include "ardkit/objective.hpp"
 #include "ardkit/params.hpp"
 
 // Bumped whenever a type that crosses the plugin boundary changes layout or meaning.
 #ifndef ARDKIT_ABI_VERSION
-#define ARDKIT_ABI_VERSION 7
+#define ARDKIT_ABI_VERSION 8
 #endif
 
 namespace ardkit {
@@ -104,13 +110,23 @@ class Manifest {
 // Read by the host before it touches anything else in a library: plain C layout, fixed-size
 // fields, so a mismatched library is refused with a message saying what differs instead of
 // crashing on a std::vector whose layout changed.
+// The structs that cross the plugin boundary by value or reference; the descriptor carries the
+// size of each, in this order, so that a layout change the ABI version missed is still caught
+// (gz-plugin compares its interfaces the same way).
+#define ARDKIT_ABI_STRUCTS(X)                                                             \
+  X(PluginInfo)                                                                           \
+  X(Params) X(Value) X(BuildContext) X(DataSpec) X(Batch) X(ModelOutput) X(ThreatModel)   \
+      X(AttackTarget) X(StepContext) X(LossTerms) X(ObjectiveSetup) X(HookEvent) X(Knobs) \
+          X(GeneratorContext) X(GeneratorSetup) X(GeneratorOptions)
+#define ARDKIT_ABI_COUNT(type) +1
+constexpr int kAbiStructCount = 0 ARDKIT_ABI_STRUCTS(ARDKIT_ABI_COUNT);
+#undef ARDKIT_ABI_COUNT
+
 struct AbiDescriptor {
   uint32_t magic;  // kAbiMagic
   uint32_t abi_version;
   uint32_t descriptor_size;
-  uint32_t plugin_info_size;
-  uint32_t params_size;
-  uint32_t value_size;
+  uint32_t struct_sizes[kAbiStructCount];  // ARDKIT_ABI_STRUCTS, in order
   char torch_version[32];
   char compiler[64];
   char cxx_runtime[64];
@@ -128,9 +144,9 @@ inline const AbiDescriptor& this_abi() {
       kAbiMagic,
       ARDKIT_ABI_VERSION,
       sizeof(AbiDescriptor),
-      sizeof(PluginInfo),
-      sizeof(Params),
-      sizeof(Value),
+#define ARDKIT_ABI_SIZE(type) static_cast<uint32_t>(sizeof(type)),
+      {ARDKIT_ABI_STRUCTS(ARDKIT_ABI_SIZE)},
+#undef ARDKIT_ABI_SIZE
       TORCH_VERSION,
       "gcc " __VERSION__,
       "libstdc++ " ARDKIT_STRINGIFY(_GLIBCXX_RELEASE) " cxx11abi=" ARDKIT_STRINGIFY(
