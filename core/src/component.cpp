@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
+
 #include "ardkit/attack.hpp"
 #include "ardkit/data.hpp"
 #include "ardkit/error.hpp"
@@ -187,9 +189,37 @@ const char* split_name(Split split) {
   return "?";
 }
 
-void Knobs::declare(const std::string& name, double initial) {
-  values_.emplace(name,
-                  initial);  // a knob declared twice keeps its first (possibly adjusted) value
+void Hook::check_knobs(const Knobs& declared) const {
+  for (const auto& name : knobs())
+    if (!declared.has(name)) {
+      std::vector<std::string> names;
+      for (const auto& [k, v] : declared.all())
+        names.push_back(k);
+      throw_config_error(fmt::format(
+          "the knob '{}' is not declared by this experiment's objective or attack{}; declared "
+          "knobs: {}",
+          name, did_you_mean(name, names), names.empty() ? "none" : join(names, ", ")));
+    }
+}
+
+bool KnobRange::contains(double value) const {
+  return (min_exclusive ? value > min : value >= min) && value <= max;
+}
+
+std::string KnobRange::text() const {
+  const bool low = std::isfinite(min), high = std::isfinite(max);
+  if (low && high)
+    return fmt::format("{}{}, {}]", min_exclusive ? "(" : "[", min, max);
+  if (low)
+    return fmt::format("{} {}", min_exclusive ? ">" : ">=", min);
+  if (high)
+    return fmt::format("<= {}", max);
+  return "finite";
+}
+
+void Knobs::declare(const std::string& name, double initial, KnobRange range) {
+  if (values_.emplace(name, initial).second)
+    ranges_.emplace(name, range);
 }
 bool Knobs::has(const std::string& name) const {
   return values_.count(name) != 0;
@@ -200,13 +230,20 @@ double Knobs::get(const std::string& name) const {
     std::vector<std::string> names;
     for (const auto& [k, v] : values_)
       names.push_back(k);
-    throw_runtime_error("knob '" + name + "' was never declared" + did_you_mean(name, names) +
-                        "; known knobs: " + (names.empty() ? "none" : join(names, ", ")));
+    throw_config_error("knob '" + name + "' was never declared" + did_you_mean(name, names) +
+                       "; known knobs: " + (names.empty() ? "none" : join(names, ", ")));
   }
   return it->second;
 }
-void Knobs::set(const std::string& name, double value) {
+const KnobRange& Knobs::range(const std::string& name) const {
   get(name);  // same error for an unknown knob
+  return ranges_.at(name);
+}
+void Knobs::set(const std::string& name, double value) {
+  const KnobRange& r = range(name);
+  if (!std::isfinite(value) || !r.contains(value))
+    throw_config_error(
+        fmt::format("knob '{}' set to {}, outside its range {}", name, value, r.text()));
   values_[name] = value;
 }
 

@@ -270,8 +270,35 @@ nlohmann::ordered_json report_json(const EvalReport& report) {
 
 }  // namespace
 
+Knobs declared_knobs(const TrainSetup& setup) {
+  Knobs knobs;
+  setup.objective->declare_knobs(knobs);
+  if (setup.attack) {
+    const ThreatModel threat = setup.attack->threat();
+    knobs.declare("attack.eps", threat.eps,
+                  threat.norm == "linf" ? KnobRange::between(0, 1) : KnobRange::at_least(0));
+  }
+  return knobs;
+}
+
 void check_requirements(const TrainSetup& setup) {
   const ExperimentConfig& config = *setup.config;
+  // Hooks name knobs by string: a typo or a knob this objective lacks is caught here, before a
+  // run folder exists, rather than at the first step.
+  if (!setup.hooks.empty()) {
+    const Knobs knobs = declared_knobs(setup);
+    for (size_t i = 0; i < setup.hooks.size(); ++i) {
+      try {
+        setup.hooks[i]->check_knobs(knobs);
+      } catch (const Error& e) {
+        const PluginTable& table = config.hooks.at(i);
+        const std::string where =
+            table.params.has("knob") ? table.params.origin("knob") : config.file.string();
+        throw Error(e.kind(), fmt::format("{}: [hook[{}]] (plugin '{}'): {}", where, i,
+                                          table.plugin, e.what()));
+      }
+    }
+  }
   if (setup.generator && !setup.teacher)
     throw_config_error(
         fmt::format("{}: [generator] synthesises training data from a teacher, but the "
@@ -433,10 +460,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
     for (auto& p : setup.teacher->parameters())
       p.set_requires_grad(false);
   }
-  Knobs knobs;
-  setup.objective->declare_knobs(knobs);
-  if (setup.attack)
-    knobs.declare("attack.eps", setup.attack->threat().eps);
+  Knobs knobs = declared_knobs(setup);
 
   // A data-free epoch's samples take the place of the training set: per-sample objectives
   // (memory banks) get one slot per synthetic sample of an epoch.
@@ -515,11 +539,22 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
     event.report = report;
     return event;
   };
+  // A hook's error names the hook: several may drive knobs.
+  const auto for_each_hook = [&](const auto& call) {
+    for (size_t i = 0; i < setup.hooks.size(); ++i) {
+      try {
+        call(*setup.hooks[i]);
+      } catch (const Error& e) {
+        throw Error(e.kind(),
+                    fmt::format("[hook[{}]] (plugin '{}'): {}", i,
+                                i < config.hooks.size() ? config.hooks[i].plugin : "?", e.what()));
+      }
+    }
+  };
   {
     std::map<std::string, double> report;
     const HookEvent event = hook_event(position.epoch, &report, true);
-    for (auto& hook : setup.hooks)
-      hook->on_train_start(event, knobs);
+    for_each_hook([&](Hook& hook) { hook.on_train_start(event, knobs); });
   }
   while (position.epoch < epochs) {
     const int64_t epoch = position.epoch;
@@ -626,8 +661,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
         window_images = 0;
       }
       const HookEvent event = hook_event(epoch, nullptr, false);
-      for (auto& hook : setup.hooks)
-        hook->on_step_end(event, knobs);
+      for_each_hook([&](Hook& hook) { hook.on_step_end(event, knobs); });
       // A data-free run also shows its generator's loss and the diversity of what it makes.
       progress.update(s + 1, fmt::format("loss {:.4f}", sums["loss"] / counted) +
                                  (data_free && latest.count("gen.loss")
@@ -674,8 +708,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
       set_mode(false);
       std::map<std::string, double> report;
       const HookEvent event = hook_event(epoch, &report, true);
-      for (auto& hook : setup.hooks)
-        hook->on_epoch_end(event, knobs);
+      for_each_hook([&](Hook& hook) { hook.on_epoch_end(event, knobs); });
       for (const auto& [name, value] : report) {
         line["hook." + name] = value;
         latest["hook." + name] = value;

@@ -43,12 +43,24 @@ class Ita : public ardkit::Hook {
       ardkit::throw_config_error(p.origin("tau_min") + ": [hook] tau_min must not exceed tau_max");
   }
 
-  void on_train_start(const ardkit::HookEvent& event, ardkit::Knobs& knobs) override {
-    if (!knobs.has(knob_))
+  std::vector<std::string> knobs() const override {
+    return {knob_};
+  }
+  void check_knobs(const ardkit::Knobs& declared) const override {
+    if (!declared.has(knob_))
       ardkit::throw_config_error(fmt::format(
-          "[[hook]] ita adjusts the knob '{}', which the objective does not declare; use an "
-          "objective with a temperature (ard, rslad, kd, iad) or set knob",
+          "ita adjusts the knob '{}', which the objective does not declare; use an objective "
+          "with a temperature (ard, rslad, kd, iad) or set knob",
           knob_));
+    const ardkit::KnobRange& range = declared.range(knob_);
+    for (const double end : {tau_min_, tau_max_})
+      if (!range.contains(end))
+        ardkit::throw_config_error(fmt::format(
+            "ita keeps the knob '{}' in [tau_min, tau_max], but {} is outside its range {}", knob_,
+            end, range.text()));
+  }
+
+  void on_train_start(const ardkit::HookEvent& event, ardkit::Knobs&) override {
     if (!event.teacher)
       ardkit::throw_config_error(
           "[[hook]] ita measures the student against a teacher: add a "

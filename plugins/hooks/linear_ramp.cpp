@@ -2,6 +2,8 @@
 // epochs of training, step by step. The usual use is epsilon warm-up for adversarial training
 // (knob "attack.eps"), which keeps small models from collapsing early on MNIST-like data; any
 // knob an objective declares (a temperature, a loss weight) can be ramped the same way.
+#include <fmt/format.h>
+
 #include <ardkit/ardkit.hpp>
 
 namespace {
@@ -16,8 +18,22 @@ class LinearRamp : public ardkit::Hook {
         to_(p.get_real("to")),
         epochs_(p.get_real("epochs")) {}
 
+  std::vector<std::string> knobs() const override {
+    return {knob_};
+  }
+  // Every value of a linear ramp lies between its ends: both in range, all in range.
+  void check_knobs(const ardkit::Knobs& declared) const override {
+    Hook::check_knobs(declared);
+    const ardkit::KnobRange& range = declared.range(knob_);
+    for (const double end : {from_, to_})
+      if (!range.contains(end))
+        ardkit::throw_config_error(fmt::format(
+            "linear_ramp would move the knob '{}' to {}, outside its range {}; change from/to",
+            knob_, end, range.text()));
+  }
+
   void on_train_start(const ardkit::HookEvent& event, ardkit::Knobs& knobs) override {
-    apply(event, knobs);  // also checks, before any training, that the knob exists
+    apply(event, knobs);
   }
   void on_step_end(const ardkit::HookEvent& event, ardkit::Knobs& knobs) override {
     apply(event, knobs);

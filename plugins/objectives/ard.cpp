@@ -34,8 +34,8 @@ class Ard : public ardkit::Objective {
     return true;
   }
   void declare_knobs(ardkit::Knobs& knobs) override {
-    knobs.declare("temperature", temperature_);
-    knobs.declare("alpha", alpha_);
+    knobs.declare("temperature", temperature_, ardkit::KnobRange::above(0));
+    knobs.declare("alpha", alpha_, ardkit::KnobRange::between(0, 1));
   }
 
   ardkit::LossTerms compute(ardkit::StepContext& c) override {

@@ -81,7 +81,7 @@ class Iad : public ardkit::Objective {
     return true;
   }
   void declare_knobs(ardkit::Knobs& knobs) override {
-    knobs.declare("temperature", temperature_);
+    knobs.declare("temperature", temperature_, ardkit::KnobRange::above(0));
   }
 
   ardkit::LossTerms compute(ardkit::StepContext& c) override {

@@ -24,8 +24,8 @@ class Kd : public ardkit::Objective {
     return true;
   }
   void declare_knobs(ardkit::Knobs& knobs) override {
-    knobs.declare("temperature", temperature_);
-    knobs.declare("alpha", alpha_);
+    knobs.declare("temperature", temperature_, ardkit::KnobRange::above(0));
+    knobs.declare("alpha", alpha_, ardkit::KnobRange::between(0, 1));
   }
 
   ardkit::LossTerms compute(ardkit::StepContext& c) override {

@@ -41,7 +41,7 @@ class Rslad : public ardkit::Objective {
         temperature_(p.get_real("temperature")) {}
 
   void declare_knobs(ardkit::Knobs& knobs) override {
-    knobs.declare("temperature", temperature_);
+    knobs.declare("temperature", temperature_, ardkit::KnobRange::above(0));
   }
 
   bool needs_teacher() const override {

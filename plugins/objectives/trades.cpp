@@ -25,7 +25,7 @@ class Trades : public ardkit::Objective {
     return true;
   }
   void declare_knobs(ardkit::Knobs& knobs) override {
-    knobs.declare("beta", beta_);
+    knobs.declare("beta", beta_, ardkit::KnobRange::at_least(0));
   }
 
   ardkit::LossTerms compute(ardkit::StepContext& c) override {

@@ -258,6 +258,13 @@ class NewUser(CliCase):
             self.check(TINY.replace('name = "tiny"', f'name = "{name}"'), 2, "is a path", command="validate")
         self.assertFalse((self.dir.parent / "x").exists())
 
+    def test_knobs_are_checked_before_a_run_folder_exists(self):
+        ramp = TINY + '[[hook]]\nplugin = "linear_ramp"\n'
+        for command in ("validate", "run"):
+            self.check(ramp + 'knob = "temprature"\nto = 1\n', 2, "exp.toml:35:8: [hook[0]] (plugin 'linear_ramp')",
+                       "the knob 'temprature' is not declared", "declared knobs: attack.eps", command=command)
+            self.check(ramp + "to = -0.05\n", 2, "to -0.05, outside its range [0, 1]", command=command)
+
     def test_command_line_numbers_are_checked(self):
         exp = self.write("exp.toml", TINY)
         for args, fragment in [(("eval", str(self.dir), "--points", "-5"), "--points -5: expected a number >= 0"),

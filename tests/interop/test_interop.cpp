@@ -205,8 +205,9 @@ TEST_CASE("truncated and foreign files are runtime errors naming the file") {
   CHECK(test::contains(
       test::error_of([&] { ardkit::load_weights(*model, text); }, ErrorKind::runtime),
       "neither torch.save's zip format nor its legacy pickle format"));
+  // A missing file is a configuration error (exit 2), like every other missing input.
   CHECK(test::contains(
-      test::error_of([&] { ardkit::load_weights(*model, dir / "absent.pt"); }, ErrorKind::runtime),
+      test::error_of([&] { ardkit::load_weights(*model, dir / "absent.pt"); }, ErrorKind::config),
       "not found"));
 }
 

@@ -325,9 +325,13 @@ TEST_CASE("ita moves the temperature knob by the documented rule, in a run and o
   hook->on_epoch_end(event, knobs);
   CHECK(report.at("ita.signal") == 1.0);
   CHECK(knobs.get("temperature") == doctest::Approx(3.0 + 0.25 * (6.0 - 3.0)));
-  // A knob the objective does not declare is refused before training.
+  // A knob the objective does not declare is refused before training, as are bounds outside
+  // the knob's range.
   ardkit::Knobs none;
-  CHECK_THROWS_WITH(hook->on_train_start(event, none), doctest::Contains("does not declare"));
+  CHECK_THROWS_WITH(hook->check_knobs(none), doctest::Contains("does not declare"));
+  ardkit::Knobs narrow;
+  narrow.declare("temperature", 3.0, ardkit::KnobRange::between(1, 5));
+  CHECK_THROWS_WITH(hook->check_knobs(narrow), doctest::Contains("outside its range [1, 5]"));
 }
 
 TEST_CASE("the adaptive balance gives each term its base share of the mean magnitude") {

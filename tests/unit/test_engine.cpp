@@ -406,14 +406,43 @@ TEST_CASE("a linear_ramp hook moves attack.eps step by step and the run logs it"
   CHECK(checked >= 18);
 }
 
-TEST_CASE("a hook naming an undeclared knob fails before training") {
-  const std::string text =
-      std::string(kTiny) + "\n[[hook]]\nplugin = \"linear_ramp\"\nknob = \"temprature\"\nto = 4\n";
-  TinyRun r({}, text);
-  const auto m = test::error_of([&] { r.train(); }, ardkit::ErrorKind::runtime);
-  CHECK(contains(m, "knob 'temprature' was never declared"));
-  CHECK(contains(m, "attack.eps"));
-  CHECK_FALSE(fs::exists(r.run->checkpoint_path("last")));
+TEST_CASE("a hook naming an undeclared knob or leaving its range fails while building") {
+  // Building is what `ardkit validate` and `ardkit run` do before a run folder exists.
+  const std::string hook = "\n[[hook]]\nplugin = \"linear_ramp\"\n";
+  auto m = test::error_of(
+      [&] {
+        TinyRun r({}, kTiny + hook + "knob = \"temprature\"\nto = 4\n");
+        ardkit::build_components(r.experiment);
+      },
+      ardkit::ErrorKind::config);
+  CHECK(contains(m, "[hook[0]] (plugin 'linear_ramp'): the knob 'temprature' is not declared"));
+  CHECK(contains(m, "declared knobs: attack.eps"));
+  m = test::error_of(
+      [&] {
+        TinyRun r({}, kTiny + hook + "to = -0.05\n");
+        ardkit::build_components(r.experiment);
+      },
+      ardkit::ErrorKind::config);
+  CHECK(contains(
+      m, "linear_ramp would move the knob 'attack.eps' to -0.05, outside its range [0, 1]"));
+}
+
+TEST_CASE("knobs refuse values outside their range, and nan") {
+  ardkit::Knobs knobs;
+  knobs.declare("temperature", 2.0, ardkit::KnobRange::above(0));
+  knobs.declare("free", 0.0);
+  knobs.declare("temperature", 9.0);  // a second declaration keeps the first value and range
+  CHECK(knobs.get("temperature") == 2.0);
+  knobs.set("temperature", 0.5);
+  CHECK(knobs.get("temperature") == 0.5);
+  CHECK(contains(test::error_of([&] { knobs.set("temperature", 0.0); }, ardkit::ErrorKind::config),
+                 "knob 'temperature' set to 0, outside its range > 0"));
+  CHECK(
+      contains(test::error_of([&] { knobs.set("free", std::nan("")); }, ardkit::ErrorKind::config),
+               "outside its range finite"));
+  knobs.set("free", -1e9);
+  CHECK(contains(test::error_of([&] { knobs.set("tempreature", 1.0); }, ardkit::ErrorKind::config),
+                 "did you mean 'temperature'?"));
 }
 
 TEST_CASE("the same weights get the same evaluation: with one epoch, best and last agree exactly") {

@@ -2,6 +2,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <torch/serialize/archive.h>
 
@@ -38,6 +39,13 @@ struct HookEvent {
 // reads the "temperature" knob.
 class ARDKIT_API Hook : public Component {
  public:
+  // The knobs this hook reads or sets. Before a run starts (and in `ardkit validate`) each must
+  // be declared by the objective or the attack; an override of check_knobs may check more, such
+  // as that the values the hook will set lie in the knob's range. Errors are ardkit::Error(config).
+  virtual std::vector<std::string> knobs() const {
+    return {};
+  }
+  virtual void check_knobs(const Knobs& declared) const;
   // Before the first step, and again when a run resumes (knobs then hold their checkpointed
   // values; `event.step` says where training stands).
   virtual void on_train_start(const HookEvent& event, Knobs& knobs) {}

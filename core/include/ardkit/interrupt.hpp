@@ -3,8 +3,8 @@
 
 namespace ardkit {
 
-// SIGINT/SIGTERM/SIGUSR1 set a flag that long loops poll at safe points (after an optimizer step, between
-// evaluation batches) to checkpoint and stop; a second signal exits at once.
+// SIGINT/SIGTERM/SIGUSR1 set a flag that long loops poll at safe points (after an optimizer step,
+// between evaluation batches) to checkpoint and stop; a second signal exits at once.
 ARDKIT_API void install_interrupt_handlers();
 ARDKIT_API bool interrupt_requested();
 ARDKIT_API void clear_interrupt();

@@ -8,6 +8,7 @@
 #include "ardkit/evaluator.hpp"
 #include "ardkit/generator.hpp"
 #include "ardkit/hook.hpp"
+#include "ardkit/knobs.hpp"
 #include "ardkit/model.hpp"
 #include "ardkit/objective.hpp"
 #include "ardkit/run_dir.hpp"
@@ -34,6 +35,9 @@ struct TrainSetup {
 // What the objective needs that the experiment must provide (a teacher, an [attack]); config
 // errors naming the missing table. Called when the components are built and again by train().
 ARDKIT_API void check_requirements(const TrainSetup& setup);
+// The knobs of a run before any hook moves them: the objective's, and "attack.eps" (in [0, 1]
+// for L-inf, >= 0 for L2) when there is a training attack.
+ARDKIT_API Knobs declared_knobs(const TrainSetup& setup);
 
 enum class TrainOutcome { completed, interrupted };
 
