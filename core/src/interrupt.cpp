@@ -1,21 +1,33 @@
 #include "ardkit/interrupt.hpp"
 
+#include <time.h>
 #include <unistd.h>
+
 #include <atomic>
 #include <csignal>
+#include <cstdint>
 
 namespace ardkit {
 
 namespace {
 std::atomic<bool> requested{false};
+std::atomic<int64_t> requested_at_ns{0};
+
+int64_t monotonic_ns() {  // clock_gettime is async-signal-safe; std::chrono is not promised to be
+  timespec t{};
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return int64_t{t.tv_sec} * 1000000000 + t.tv_nsec;
+}
 
 void on_signal(int signal_number) {
-  if (requested.exchange(true)) {
+  if (requested.load()) {
     // Second signal: the user wants out now; the last checkpoint is still on disk.
     std::signal(signal_number, SIG_DFL);
     std::raise(signal_number);
     return;
   }
+  requested_at_ns.store(monotonic_ns());  // before the flag: check_interrupt reads both
+  requested.store(true);
   const char message[] =
       "\nardkit: interrupt received, finishing the current step and checkpointing "
       "(send it again to stop at once)\n";
@@ -37,6 +49,12 @@ bool interrupt_requested() {
 
 void clear_interrupt() {
   requested.store(false);
+}
+
+void check_interrupt() {
+  if (requested.load(std::memory_order_relaxed) &&
+      monotonic_ns() - requested_at_ns.load() > static_cast<int64_t>(kInterruptGrace * 1e9))
+    throw Interrupted();
 }
 
 }  // namespace ardkit

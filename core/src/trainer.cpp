@@ -588,96 +588,110 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
     if (!data_free)
       batches.emplace(data, epoch_order(seed, epoch, train_size), batch_size,
                       position.step_in_epoch, static_cast<uint64_t>(seed), epoch);
-    for (int64_t s = position.step_in_epoch; s < steps_per_epoch; ++s) {
-      set_mode(true);
-      if (schedule.per_batch()) {
-        lr = schedule.at(epoch, s, steps_per_epoch);
-        set_lr(*optimizer, lr, extra_lr_factor);
+    // An attack or generator that runs long inside one step gives up within seconds of an
+    // interrupt (check_interrupt); the half-done step is dropped and the run resumes from its
+    // last checkpoint, which the abandoned step never touched.
+    try {
+      for (int64_t s = position.step_in_epoch; s < steps_per_epoch; ++s) {
+        set_mode(true);
+        if (schedule.per_batch()) {
+          lr = schedule.at(epoch, s, steps_per_epoch);
+          set_lr(*optimizer, lr, extra_lr_factor);
+          if (data_free)
+            data_free->set_lr_scale(lr / base_lr);
+        }
+        Batch batch = data_free ? data_free->next_batch(epoch, s) : batches->next();
+        batch.x = batch.x.to(device);
+        batch.y = batch.y.to(device);
+        if (setup.attack)
+          setup.attack->set_eps(knobs.get("attack.eps"));
+        StepContext context{
+            student, setup.teacher.get(), setup.attack.get(), batch, epoch, position.global_step,
+            knobs};
+        context.optimizer = optimizer.get();
         if (data_free)
-          data_free->set_lr_scale(lr / base_lr);
-      }
-      Batch batch = data_free ? data_free->next_batch(epoch, s) : batches->next();
-      batch.x = batch.x.to(device);
-      batch.y = batch.y.to(device);
-      if (setup.attack)
-        setup.attack->set_eps(knobs.get("attack.eps"));
-      StepContext context{
-          student, setup.teacher.get(), setup.attack.get(), batch, epoch, position.global_step,
-          knobs};
-      context.optimizer = optimizer.get();
-      if (data_free)
-        context.extra_terms = [&](LossTerms& loss) {
-          data_free->add_student_terms(loss, batch, epoch);
+          context.extra_terms = [&](LossTerms& loss) {
+            data_free->add_student_terms(loss, batch, epoch);
+          };
+        std::vector<std::pair<std::string, double>> values;
+        context.check_finite = [&](const LossTerms& loss) {
+          values = {{"loss", loss.total.item<double>()}};
+          for (const auto& [name, term] : loss.terms)
+            values.emplace_back(name, term.detach().item<double>());
+          for (const auto& [name, value] : values)
+            if (!std::isfinite(value))
+              throw_runtime_error(fmt::format(
+                  "epoch {} step {}: loss term '{}' became {} — lower the learning rate or check "
+                  "the objective's parameters; the last good checkpoint is kept in {}",
+                  epoch + 1, s, name, value, last.string()));
         };
-      std::vector<std::pair<std::string, double>> values;
-      context.check_finite = [&](const LossTerms& loss) {
-        values = {{"loss", loss.total.item<double>()}};
-        for (const auto& [name, term] : loss.terms)
-          values.emplace_back(name, term.detach().item<double>());
-        for (const auto& [name, value] : values)
-          if (!std::isfinite(value))
-            throw_runtime_error(fmt::format(
-                "epoch {} step {}: loss term '{}' became {} — lower the learning rate or check "
-                "the objective's parameters; the last good checkpoint is kept in {}",
-                epoch + 1, s, name, value, last.string()));
-      };
-      const LossTerms loss = setup.objective->step(context);
-      if (setup.teacher && setup.teacher->is_training())
-        throw_runtime_error(fmt::format(
-            "objective '{}' left the teacher in train mode; a teacher is frozen: use BnModeGuard "
-            "only on the student",
-            config.objective->plugin));
-      if (values.empty())  // a custom step that did not call check_finite: check after the fact
-        context.check_finite(loss);
-      if (data_free) {
-        data_free->after_step(epoch, s);
-        for (const auto& [name, value] : data_free->latest())
-          values.emplace_back(name, value);
-      }
+        const LossTerms loss = setup.objective->step(context);
+        if (setup.teacher && setup.teacher->is_training())
+          throw_runtime_error(fmt::format(
+              "objective '{}' left the teacher in train mode; a teacher is frozen: use BnModeGuard "
+              "only on the student",
+              config.objective->plugin));
+        if (values.empty())  // a custom step that did not call check_finite: check after the fact
+          context.check_finite(loss);
+        if (data_free) {
+          data_free->after_step(epoch, s);
+          for (const auto& [name, value] : data_free->latest())
+            values.emplace_back(name, value);
+        }
 
-      ++position.global_step;
-      position.step_in_epoch = s + 1;
-      ++counted;
-      images += batch.x.size(0);
-      window_images += batch.x.size(0);
-      for (const auto& [name, value] : values) {
-        sums[name] += value;
-        latest[name] = value;
-      }
-      if (position.global_step % log_every == 0 || s + 1 == steps_per_epoch) {
-        const double window_seconds =
-            std::chrono::duration<double>(Clock::now() - window_start).count();
-        nlohmann::json line = {{"type", "step"},
-                               {"epoch", epoch + 1},
-                               {"step", position.global_step},
-                               {"lr", lr},
-                               {"images_per_s", window_images / std::max(window_seconds, 1e-9)}};
-        for (const auto& [name, value] : values)
-          line[name] = value;
-        for (const auto& [name, value] : knobs.all())
-          line["knob." + name] = value;
-        run.append_metrics(line.dump());
-        window_start = Clock::now();
-        window_images = 0;
-      }
-      const HookEvent event = hook_event(epoch, nullptr, false);
-      for_each_hook([&](Hook& hook) { hook.on_step_end(event, knobs); });
-      // A data-free run also shows its generator's loss and the diversity of what it makes.
-      progress.update(s + 1, fmt::format("loss {:.4f}", sums["loss"] / counted) +
-                                 (data_free && latest.count("gen.loss")
-                                      ? fmt::format(" gen {:.4f} class entropy {:.2f}",
-                                                    latest["gen.loss"], latest["syn.class_entropy"])
-                                      : ""));
+        ++position.global_step;
+        position.step_in_epoch = s + 1;
+        ++counted;
+        images += batch.x.size(0);
+        window_images += batch.x.size(0);
+        for (const auto& [name, value] : values) {
+          sums[name] += value;
+          latest[name] = value;
+        }
+        if (position.global_step % log_every == 0 || s + 1 == steps_per_epoch) {
+          const double window_seconds =
+              std::chrono::duration<double>(Clock::now() - window_start).count();
+          nlohmann::json line = {{"type", "step"},
+                                 {"epoch", epoch + 1},
+                                 {"step", position.global_step},
+                                 {"lr", lr},
+                                 {"images_per_s", window_images / std::max(window_seconds, 1e-9)}};
+          for (const auto& [name, value] : values)
+            line[name] = value;
+          for (const auto& [name, value] : knobs.all())
+            line["knob." + name] = value;
+          run.append_metrics(line.dump());
+          window_start = Clock::now();
+          window_images = 0;
+        }
+        const HookEvent event = hook_event(epoch, nullptr, false);
+        for_each_hook([&](Hook& hook) { hook.on_step_end(event, knobs); });
+        // A data-free run also shows its generator's loss and the diversity of what it makes.
+        progress.update(
+            s + 1, fmt::format("loss {:.4f}", sums["loss"] / counted) +
+                       (data_free && latest.count("gen.loss")
+                            ? fmt::format(" gen {:.4f} class entropy {:.2f}", latest["gen.loss"],
+                                          latest["syn.class_entropy"])
+                            : ""));
 
-      if (interrupt_requested()) {
-        checkpointer.save(last, position);
-        progress.finish("interrupted");
-        return TrainOutcome::interrupted;
+        if (interrupt_requested()) {
+          checkpointer.save(last, position);
+          progress.finish("interrupted");
+          return TrainOutcome::interrupted;
+        }
+        if (Clock::now() - last_checkpoint > checkpoint_interval) {
+          checkpointer.save(last, position);
+          last_checkpoint = Clock::now();
+        }
       }
-      if (Clock::now() - last_checkpoint > checkpoint_interval) {
-        checkpointer.save(last, position);
-        last_checkpoint = Clock::now();
-      }
+    } catch (const Interrupted&) {
+      progress.finish("interrupted");
+      log_line(
+          fmt::format("interrupted inside step {} of epoch {}; the step was abandoned and the "
+                      "run resumes from its last checkpoint{}",
+                      position.step_in_epoch + 1, epoch + 1,
+                      fs::exists(last) ? "" : " (none yet: from the start)"));
+      return TrainOutcome::interrupted;
     }
     const double epoch_seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
     progress.finish(fmt::format("loss {:.4f}", counted ? sums["loss"] / counted : 0.0));
@@ -698,7 +712,14 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
     bool improved = false;
     if (validate) {
       set_mode(false);
-      const double metric = validate_epoch(setup, epoch, line, latest);
+      double metric = 0;
+      try {
+        metric = validate_epoch(setup, epoch, line, latest);
+      } catch (const Interrupted&) {
+        // The epoch's steps are done: saved here, a resumed run only validates again.
+        checkpointer.save(last, position);
+        return TrainOutcome::interrupted;
+      }
       if (metric > position.best_metric) {
         position.best_metric = metric;
         improved = true;

@@ -174,6 +174,7 @@ class Apgd : public ardkit::Attack {
     Tensor reduced_last_check = torch::ones({b}, x.options());
 
     for (int64_t i = 0; i < n; ++i) {
+      ardkit::check_interrupt();
       {
         torch::NoGradGuard no_grad;
         const auto momentum_term = x_adv - x_old;
@@ -248,8 +249,11 @@ ardkit::ParamSchema schema(bool targeted) {
   ardkit::ParamSchema s = {
       real("eps", 8.0 / 255).at_least(0).help("radius in [0,1] pixel units"),
       string("norm", "linf").one_of({"linf", "l2"}).help("threat model norm"),
-      integer("steps", 100).at_least(0).help("iterations per restart"),
-      integer("restarts", 1).at_least(1).help("random restarts on the still-robust points"),
+      integer("steps", 100).at_least(0).at_most(100000).help("iterations per restart"),
+      integer("restarts", 1)
+          .at_least(1)
+          .at_most(1000)
+          .help("random restarts on the still-robust points"),
       real("rho", 0.75).greater_than(0).at_most(1).help("step-halving threshold at checkpoints"),
       integer("seed", 0).at_least(0).help("seed of the random starts"),
       integer("eot_iter", 1)

@@ -160,9 +160,9 @@ ardkit::ParamSchema schema() {
           .one_of(kPartNames)
           .help("version = \"custom\": the parts in order"),
       integer("seed", 0).at_least(0).help("seed of every part"),
-      integer("steps", 100).at_least(1).help("APGD and FAB iterations"),
+      integer("steps", 100).at_least(1).at_most(100000).help("APGD and FAB iterations"),
       integer("target_classes", 9).at_least(1).help("APGD-T and FAB-T target classes"),
-      integer("queries", 5000).at_least(1).help("Square's query budget"),
+      integer("queries", 5000).at_least(1).at_most(10000000).help("Square's query budget"),
       integer("eot_iter", 20).at_least(1).help("version = \"rand\": forwards per gradient"),
   };
 }

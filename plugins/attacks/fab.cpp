@@ -247,6 +247,7 @@ class Fab : public ardkit::Attack {
     }
     const auto rows = torch::arange(bs, la2.options());
     for (int64_t i = 0; i < o_.steps; ++i) {
+      ardkit::check_interrupt();
       auto [df, dg] = differences(x1, la2, target);
       torch::NoGradGuard no_grad;
       const auto dg_flat = dg.reshape({bs, dg.size(1), -1});
@@ -307,8 +308,11 @@ ardkit::ParamSchema schema(bool targeted) {
   ardkit::ParamSchema s = {
       real("eps", 8.0 / 255).at_least(0).help("radius in [0,1] pixel units"),
       string("norm", "linf").one_of({"linf", "l2"}).help("threat model norm"),
-      integer("steps", 100).at_least(0).help("iterations per run"),
-      integer("restarts", 1).at_least(1).help("runs per point; later ones start at random"),
+      integer("steps", 100).at_least(0).at_most(100000).help("iterations per run"),
+      integer("restarts", 1)
+          .at_least(1)
+          .at_most(1000)
+          .help("runs per point; later ones start at random"),
       real("alpha_max", 0.1)
           .at_least(0)
           .at_most(1)

@@ -59,6 +59,7 @@ class Pgd : public ardkit::Attack {
     for (int64_t r = 0; r < restarts_; ++r) {
       auto x_adv = start(x0);
       for (int64_t s = 0; s < steps_; ++s) {
+        ardkit::check_interrupt();
         x_adv.requires_grad_(true);
         const auto loss = target.evaluate(x_adv, labels, rows, nullptr);
         const auto grad = torch::autograd::grad({loss.sum()}, {x_adv})[0];
@@ -114,8 +115,11 @@ ardkit::ParamSchema schema(const Defaults& d) {
   ardkit::ParamSchema s = {
       real("eps", 8.0 / 255).at_least(0).help("radius in [0,1] pixel units"),
       real("step_size", d.step_size).at_least(0).help("step per iteration; 0 = 2.5 * eps / steps"),
-      integer("steps", d.steps).at_least(0).help("gradient steps per restart"),
-      integer("restarts", 1).at_least(1).help("random restarts; the per-sample worst case is kept"),
+      integer("steps", d.steps).at_least(0).at_most(100000).help("gradient steps per restart"),
+      integer("restarts", 1)
+          .at_least(1)
+          .at_most(1000)
+          .help("random restarts; the per-sample worst case is kept"),
       string("norm", "linf").one_of({"linf", "l2"}).help("threat model norm"),
       string("loss", d.loss)
           .one_of({"ce", "cw", "dlr"})

@@ -98,6 +98,7 @@ class Square : public ardkit::Attack {
     auto margin_min = margin(model, x_best, y);
     auto loss_min = margin_min.clone();
     for (int64_t q = 0; q < queries_; ++q) {
+      ardkit::check_interrupt();
       const auto idx = margin_min.gt(0).nonzero().squeeze(1);
       if (idx.numel() == 0)
         break;
@@ -133,9 +134,12 @@ ardkit::ParamSchema schema() {
   using namespace ardkit::param;
   return {
       real("eps", 8.0 / 255).at_least(0).help("L-inf radius in [0,1] pixel units"),
-      integer("queries", 5000).at_least(0).help("model queries per restart (AutoAttack: 5000)"),
+      integer("queries", 5000)
+          .at_least(0)
+          .at_most(10000000)
+          .help("model queries per restart (AutoAttack: 5000)"),
       real("p_init", 0.8).greater_than(0).at_most(1).help("initial fraction of pixels per square"),
-      integer("restarts", 1).at_least(1).help("restarts on the still-robust points"),
+      integer("restarts", 1).at_least(1).at_most(1000).help("restarts on the still-robust points"),
       integer("seed", 0).at_least(0).help("seed of the random search"),
       boolean("rescale_schedule", true)
           .help("stretch the p schedule (written for 10000 queries) to the query budget; "

@@ -265,6 +265,27 @@ class NewUser(CliCase):
                        "the knob 'temprature' is not declared", "declared knobs: attack.eps", command=command)
             self.check(ramp + "to = -0.05\n", 2, "to -0.05, outside its range [0, 1]", command=command)
 
+    def test_interrupt_inside_a_long_attack_stops_within_seconds(self):
+        # One training step of PGD-100000 takes minutes; an interrupt used to wait for it.
+        self.check(TINY.replace("steps = 2", "steps = 1000000000000"), 2, "'steps' = 1000000000000 is out of range",
+                   "in [0, 100000]")
+        exp = self.write("long.toml", TINY.replace("steps = 2", "steps = 100000"))
+        proc = subprocess.Popen([ARDKIT, "run", str(exp), "--output", str(self.dir / "runs"), "--threads", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        status = lambda: list((self.dir / "runs").glob("*/status.json"))
+        deadline = time.time() + 60
+        while time.time() < deadline and not (status() and "running" in status()[0].read_text()):
+            time.sleep(0.1)
+        time.sleep(1)  # inside the first step's attack
+        self.assertIsNone(proc.poll())
+        sent = time.time()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        self.assertLess(time.time() - sent, 15, err)
+        self.assertEqual(proc.returncode, 130, err)
+        self.assertIn("the step was abandoned", err)
+        self.assertEqual(json.loads(status()[0].read_text())["state"], "interrupted")
+
     def test_command_line_numbers_are_checked(self):
         exp = self.write("exp.toml", TINY)
         for args, fragment in [(("eval", str(self.dir), "--points", "-5"), "--points -5: expected a number >= 0"),
@@ -1001,6 +1022,26 @@ points = 40
         self.assertEqual(again["clean_acc"], whole["clean_acc"])
         for name in whole["attacks"]:
             self.assertEqual(again["attacks"][name]["robust_acc"], whole["attacks"][name]["robust_acc"])
+
+    def test_interrupt_inside_a_long_attack_batch_stops_within_seconds(self):
+        folder = self.train()
+        # One batch of PGD-100000: without polling inside the attack, Ctrl-C waited minutes.
+        args = ["eval", str(folder), "--points", "32", "--batch-size", "32", "--set", "eval.1.steps=100000",
+                "-o", str(self.dir / "long.json")]
+        process = subprocess.Popen([ARDKIT, *args], stderr=subprocess.PIPE, text=True)
+        state = self.dir / "long.state.json"
+        deadline = time.time() + 60
+        while time.time() < deadline and not (state.exists() and "pgd10" in state.read_text()):
+            time.sleep(0.05)
+        time.sleep(1)
+        self.assertIsNone(process.poll())
+        sent = time.time()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        self.assertLess(time.time() - sent, 15, stderr)
+        self.assertEqual(process.returncode, 130, stderr)
+        self.assertTrue(state.exists())
+        self.assertFalse((self.dir / "long.json").exists())
 
     def test_export_writes_a_state_dict(self):
         folder = self.train()

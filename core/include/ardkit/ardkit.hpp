@@ -8,6 +8,7 @@
 #include "ardkit/generator.hpp"
 #include "ardkit/hook.hpp"
 #include "ardkit/in_memory_data.hpp"
+#include "ardkit/interrupt.hpp"
 #include "ardkit/knobs.hpp"
 #include "ardkit/losses.hpp"
 #include "ardkit/model.hpp"
