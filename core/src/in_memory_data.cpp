@@ -114,6 +114,14 @@ InMemoryData::InMemoryData(DataSpec spec, torch::Tensor train_x, torch::Tensor t
           "{}: class_map has {} entries but the data has {} classes; give one new label (or -1 "
           "to drop) per class",
           split.where, split.class_map.size(), spec_.num_classes));
+    // Merging or reordering never needs more new classes than there are old ones; a larger
+    // label is a typo that would size every model's output layer by it.
+    for (const int64_t label : split.class_map)
+      if (label >= static_cast<int64_t>(split.class_map.size()))
+        throw_config_error(fmt::format(
+            "{}: class_map value {} is too large: new labels run from 0 to {} (one per entry at "
+            "most), or -1 to drop a class",
+            split.where, label, split.class_map.size() - 1));
     const auto map = torch::tensor(split.class_map, torch::kLong);
     auto relabel = [&](torch::Tensor& x, torch::Tensor& y) {
       const auto mapped = map.index_select(0, y);

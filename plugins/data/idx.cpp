@@ -4,6 +4,7 @@
 
 #include <ardkit/ardkit.hpp>
 #include <filesystem>
+#include <limits>
 
 namespace fs = std::filesystem;
 
@@ -59,13 +60,24 @@ torch::Tensor read_idx(const fs::path& path, int expected_dims) {
   const size_t header = 4 + 4 * static_cast<size_t>(dims);
   if (bytes.size() < header)
     ardkit::throw_runtime_error(path.string() + ": truncated IDX header" + fix);
+  // The dimensions come from the file: their product may overflow, and a product that wrapped
+  // around to the file's size must not pass for a match.
   std::vector<int64_t> shape;
   size_t count = 1;
+  const size_t available = bytes.size() - header;
   for (int d = 0; d < dims; ++d) {
     shape.push_back(big_endian(bytes, 4 + 4 * d));
+    if (shape.back() == 0)
+      ardkit::throw_runtime_error(path.string() + ": IDX dimension " + std::to_string(d) +
+                                  " is 0: the file holds no data" + fix);
+    if (count > std::numeric_limits<size_t>::max() / static_cast<size_t>(shape.back()))
+      ardkit::throw_runtime_error(path.string() +
+                                  ": the IDX header's dimensions multiply to more bytes than "
+                                  "any file holds (corrupt header)" +
+                                  fix);
     count *= static_cast<size_t>(shape.back());
   }
-  if (bytes.size() - header != count)
+  if (available != count)
     ardkit::throw_runtime_error(path.string() + ": truncated: the header promises " +
                                 std::to_string(count) + " bytes of data, the file holds " +
                                 std::to_string(bytes.size() - header) + fix);

@@ -49,14 +49,18 @@ std::shared_ptr<ardkit::Component> make(const Params& p, const ardkit::BuildCont
 ardkit::ParamSchema schema() {
   using namespace ardkit::param;
   ardkit::ParamSchema s = {
-      integer("num_classes", 10).at_least(2).help("number of classes"),
-      integer("channels", 1).at_least(1).help("image channels"),
-      integer("height", 8).at_least(4).help("image height (multiple of 4 for small_cnn)"),
-      integer("width", 8).at_least(4).help("image width"),
+      integer("num_classes", 10).at_least(2).at_most(100000).help("number of classes"),
+      integer("channels", 1).at_least(1).at_most(64).help("image channels"),
+      integer("height", 8)
+          .at_least(4)
+          .at_most(4096)
+          .help("image height (multiple of 4 for small_cnn)"),
+      integer("width", 8).at_least(4).at_most(4096).help("image width"),
       integer("train_size", 512)
           .at_least(1)
+          .at_most(10000000)
           .help("training samples (validation is carved out of these)"),
-      integer("test_size", 256).at_least(1).help("test samples"),
+      integer("test_size", 256).at_least(1).at_most(10000000).help("test samples"),
       real("noise", 0.3)
           .at_least(0)
           .at_most(1)

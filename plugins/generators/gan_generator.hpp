@@ -80,7 +80,8 @@ TORCH_MODULE(GanNet);
 inline void add_gan_params(ardkit::ParamSchema& s, int64_t latent_dim, int64_t width) {
   using namespace ardkit::param;
   s.push_back(integer("latent_dim", latent_dim).at_least(1).help("latent code size (nz)"));
-  s.push_back(integer("width", width).at_least(1).help("channels of the last block (ngf)"));
+  s.push_back(
+      integer("width", width).at_least(1).at_most(65536).help("channels of the last block (ngf)"));
   s.push_back(
       real_list("mean", {})
           .help(

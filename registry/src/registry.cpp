@@ -5,11 +5,13 @@
 #include <dlfcn.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/dll/library_info.hpp>
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <set>
 #include <sstream>
 
@@ -114,6 +116,22 @@ std::string explain_load_failure(const fs::path& file, const char* loader_messag
       "{}: needs `{}`, which neither this ardkit nor the libraries it links provide; rebuild it "
       "against this ardkit (find_package(ardkit) + ardkit_add_plugin) and check ldd {}",
       file.string(), readable, file.string());
+}
+
+// A plugin whose sizes are absurd fails to allocate; the message names the parameters that set
+// the sizes (the largest integers first), with their positions, rather than only the plugin.
+std::string out_of_memory(PluginKind kind, const std::string& name, const Params& params) {
+  std::vector<std::pair<int64_t, std::string>> sizes;
+  for (const auto& [key, value] : params.values())
+    if (const auto* i = std::get_if<int64_t>(&value); i && *i > 1)
+      sizes.emplace_back(*i, key);
+  std::sort(sizes.rbegin(), sizes.rend());
+  std::vector<std::string> named;
+  for (size_t i = 0; i < sizes.size() && i < 3; ++i)
+    named.push_back(fmt::format("{} = {} ({})", sizes[i].second, sizes[i].first,
+                                params.origin(sizes[i].second)));
+  return fmt::format("{} plugin '{}' ran out of memory while building; check its size parameters{}",
+                     kind_name(kind), name, named.empty() ? "" : ": " + join(named, ", "));
 }
 
 bool is_identifier(const std::string& name) {
@@ -306,9 +324,15 @@ std::shared_ptr<Component> Registry::create_component(PluginKind kind, const std
     object = entry.info.factory(params, inner);
   } catch (const Error& e) {
     throw Error(e.kind(), fmt::format("{} plugin '{}': {}", kind_name(kind), name, e.what()));
+  } catch (const std::bad_alloc&) {
+    throw_config_error(out_of_memory(kind, name, params));
   } catch (const c10::Error& e) {
+    const std::string message = e.what_without_backtrace();
+    if (message.find("can't allocate memory") != std::string::npos ||
+        message.find("out of memory") != std::string::npos)
+      throw_config_error(out_of_memory(kind, name, params));
     throw_runtime_error(fmt::format("{} plugin '{}' ({}) failed to build: {}", kind_name(kind),
-                                    name, entry.library.string(), e.what_without_backtrace()));
+                                    name, entry.library.string(), message));
   } catch (const std::exception& e) {
     throw_runtime_error(fmt::format("{} plugin '{}' ({}) failed to build: {}", kind_name(kind),
                                     name, entry.library.string(), e.what()));

@@ -286,6 +286,46 @@ class NewUser(CliCase):
         self.assertIn("the step was abandoned", err)
         self.assertEqual(json.loads(status()[0].read_text())["state"], "interrupted")
 
+    def test_corrupt_idx_headers_and_absurd_sizes_name_the_file_or_key(self):
+        import struct
+        root = self.dir / "idx"
+        root.mkdir()
+        source = Path("/usr/share/datasets/fashion-mnist")
+        for name in ("train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+            shutil.copy(source / name, root / name)
+        idx = TINY.replace('plugin = "synthetic"\ntrain_size = 256\nvalidation = 32\ntest_size = 64',
+                           f'plugin = "idx"\nroot = "{root}"\nvalidation = 10')
+        images = root / "train-images-idx3-ubyte.gz"
+        # Dimensions whose product overflows 64 bits and wraps around to the 0 data bytes there.
+        images.write_bytes(gzip.compress(b"\0\0\x08\x03" + struct.pack(">III", 2**31, 2**31, 2**3)))
+        self.check(idx, 1, "train-images-idx3-ubyte.gz: the IDX header's dimensions multiply to more bytes")
+        images.write_bytes(gzip.compress(b"\0\0\x08\x03" + struct.pack(">III", 0, 28, 28)))
+        self.check(idx, 1, "train-images-idx3-ubyte.gz: IDX dimension 0 is 0")
+        # Sizes a typo makes absurd: refused by range, or named when an allocation fails.
+        self.check(TINY.replace("test_size = 64", "test_size = 64\nwidth = 1000000"), 2, "'width' = 1000000 is out of range")
+        self.check(TINY.replace("hidden = 64", "hidden = 4000000000"), 2, "model plugin 'small_cnn' ran out of memory",
+                   "hidden = 4000000000 (")
+        self.check(TINY.replace("test_size = 64", "test_size = 64\nclass_map = [0, 1, 2, 3, 4, 5, 6, 7, 8, 900000000]"),
+                   2, "class_map value 900000000 is too large")
+
+    def test_results_files_of_the_wrong_shape_name_the_field(self):
+        exp = self.write("exp.toml", TINY.replace("epochs = 2", "epochs = 1"))
+        done = run("run", str(exp), "--output", str(self.dir / "runs"))
+        self.assertEqual(done.returncode, 0, done.stderr)
+        [results] = list((self.dir / "runs").glob("*/results.json"))
+        j = json.loads(results.read_text())
+        j["last"]["clean_acc"] = "high"
+        results.write_text(json.dumps(j))
+        for args in (("report", str(self.dir / "runs")), ("run", str(exp), "--output", str(self.dir / "runs"))):
+            result = run(*args)
+            self.assertEqual(result.returncode, 1, result.stderr)
+            last = result.stderr.strip().splitlines()[-1]
+            self.assertTrue(last.startswith("ardkit: error: "), result.stderr)
+            self.assertIn("results.json: /last/clean_acc must be a number, found \"high\"", last)
+        (self.dir / "evil.json").write_text('{"clean_acc": 50, "attacks": {"pgd": {"robust_acc": [1]}}}')
+        self.assert_error(run("report", str(self.dir / "evil.json")), 2, "/attacks/pgd/robust_acc must be a number",
+                          runs_allowed=True)
+
     def test_command_line_numbers_are_checked(self):
         exp = self.write("exp.toml", TINY)
         for args, fragment in [(("eval", str(self.dir), "--points", "-5"), "--points -5: expected a number >= 0"),

@@ -20,6 +20,7 @@
 #include <ardkit/experiment_setup.hpp>
 
 #include "grid_plan.hpp"
+#include "results_index.hpp"
 
 namespace ardkit::cli {
 
@@ -85,6 +86,7 @@ std::vector<std::pair<std::string, EvalReport>> rows_of(const fs::path& results)
     throw_runtime_error(results.string() + ": unreadable results file (" + e.what() +
                         "); re-run the experiment");
   }
+  check_results_json(j, results, true);
   std::vector<std::pair<std::string, EvalReport>> rows;
   for (const char* which : {"last", "best"})
     if (j.contains(which))

@@ -178,8 +178,9 @@ IndexedRun eval_file_run(const fs::path& file) {
   IndexedRun run;
   try {
     const auto j = nlohmann::ordered_json::parse(in);
-    if (!j.contains("attacks") || !j.contains("clean_acc"))
+    if (!j.is_object() || !j.contains("attacks") || !j.contains("clean_acc"))
       throw std::runtime_error("no clean_acc and attacks");
+    check_results_json(j, file, false);
     run.name = j.value("name", file.stem().string());
     run.run_id = run.name;
     run.evals.emplace_back(file.stem().string(), j);

@@ -60,6 +60,57 @@ std::vector<fs::path> eval_files(const fs::path& folder) {
   return out;
 }
 
+// "FILE: /last/clean_acc must be a number, found "high"; ..." for the first field of the wrong
+// type.
+void check_evaluation_json(const nlohmann::ordered_json& j, const fs::path& file,
+                           const std::string& at) {
+  const auto fail = [&](const std::string& pointer, const char* expected,
+                        const nlohmann::ordered_json& found) {
+    throw_runtime_error(fmt::format(
+        "{}: {} must be {}, found {}; the file was edited or not written by this ardkit: delete "
+        "it and re-run what writes it",
+        file.string(), pointer, expected, found.dump().substr(0, 40)));
+  };
+  if (!j.is_object())
+    fail(at.empty() ? "the file" : at, "an object", j);
+  for (const char* key : {"clean_acc", "worst_case_acc"})
+    if (j.contains(key) && !j[key].is_number())
+      fail(at + "/" + key, "a number", j[key]);
+  if (j.contains("points") && !j["points"].is_number_integer())
+    fail(at + "/points", "an integer", j["points"]);
+  if (!j.contains("attacks"))
+    return;
+  if (!j["attacks"].is_object())
+    fail(at + "/attacks", "an object of attacks", j["attacks"]);
+  for (const auto& [name, attack] : j["attacks"].items()) {
+    const std::string where = at + "/attacks/" + name;
+    if (!attack.is_object())
+      fail(where, "an object", attack);
+    for (const char* key : {"robust_acc", "seconds", "eps"})
+      if (attack.contains(key) && !attack[key].is_number())
+        fail(where + "/" + key, "a number", attack[key]);
+  }
+}
+
+}  // namespace
+
+void check_results_json(const nlohmann::ordered_json& j, const fs::path& file, bool run) {
+  if (!run) {
+    check_evaluation_json(j, file, "");
+    return;
+  }
+  if (!j.is_object())
+    check_evaluation_json(j, file, "");  // reports "must be an object"
+  if (j.contains("name") && !j["name"].is_string())
+    throw_runtime_error(
+        fmt::format("{}: /name must be a string; delete the file and re-run", file.string()));
+  for (const char* which : {"last", "best"})
+    if (j.contains(which))
+      check_evaluation_json(j[which], file, std::string("/") + which);
+}
+
+namespace {
+
 nlohmann::ordered_json parse_json(const fs::path& file) {
   try {
     return nlohmann::ordered_json::parse(read_text(file));
@@ -191,10 +242,12 @@ std::vector<IndexedRun> ResultsIndex::update(const std::vector<fs::path>& folder
         run.epochs = nlohmann::ordered_json::parse(find.getColumn(4).getString());
       } else {
         run.results = parse_json(folder / "results.json");
+        check_results_json(run.results, folder / "results.json", true);
         run.config = config_json(folder / "config.toml");
         nlohmann::ordered_json evals_json = nlohmann::ordered_json::object();
         for (const auto& e : evals) {
           run.evals.emplace_back(e.stem().string(), parse_json(e));
+          check_results_json(run.evals.back().second, e, false);
           evals_json[e.stem().string()] = run.evals.back().second;
         }
         run.epochs = epoch_rows(folder / "metrics.jsonl");

@@ -46,4 +46,10 @@ class ResultsIndex {
 // The folders under `store` that hold a completed run.
 std::vector<fs::path> completed_runs_in(const fs::path& store);
 
+// Checks the types of what reports read from a run's results.json (`run` true: name, and last
+// and best evaluations) or from an `ardkit eval` results file; a file edited by hand or written
+// by something else is an error naming the file, the field and the fix instead of a bare JSON
+// library message.
+void check_results_json(const nlohmann::ordered_json& j, const fs::path& file, bool run);
+
 }  // namespace ardkit::cli
