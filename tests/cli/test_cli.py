@@ -326,6 +326,36 @@ class NewUser(CliCase):
         self.assert_error(run("report", str(self.dir / "evil.json")), 2, "/attacks/pgd/robust_acc must be a number",
                           runs_allowed=True)
 
+    def test_binary_and_non_utf8_files_and_corrupted_run_folders(self):
+        (self.dir / "exp.toml").write_bytes(bytes(range(256)) * 4)
+        self.assert_error(run("validate", str(self.dir / "exp.toml")), 2, "exp.toml:1:1: malformed TOML")
+        (self.dir / "exp.toml").write_bytes(TINY.replace('name = "tiny"', 'name = "caf\xe9"').encode("latin-1"))
+        self.assert_error(run("validate", str(self.dir / "exp.toml")), 2, "exp.toml:3:", "invalid utf-8")
+        (self.dir / "junk.json").write_bytes(bytes(range(256)))
+        self.assert_error(run("report", str(self.dir / "junk.json")), 2, "junk.json is not an `ardkit eval` results file")
+        exp = self.write("exp.toml", TINY.replace("epochs = 2", "epochs = 1"))
+        args = ("run", str(exp), "--output", str(self.dir / "runs"))
+        self.assertEqual(run(*args).returncode, 0)
+        [folder] = list((self.dir / "runs").glob("tiny-*"))
+        # A garbled status file: the run is not taken for completed; it resumes and completes.
+        (folder / "status.json").write_bytes(b"\x00garbage")
+        again = run(*args)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertEqual(json.loads((folder / "status.json").read_text())["state"], "completed")
+        # A garbled checkpoint of an unfinished run: one line naming it and the fix.
+        (folder / "status.json").write_text('{"state": "interrupted"}')
+        (folder / "results.json").unlink()
+        (folder / "checkpoints/last.pt").write_bytes(bytes(range(256)) * 8)
+        broken = run(*args)
+        self.assertEqual(broken.returncode, 1, broken.stderr)
+        last = broken.stderr.strip().splitlines()[-1]
+        for fragment in ("ardkit: error: ", "checkpoints/last.pt: checkpoint is unreadable", "delete it to start the run over"):
+            self.assertIn(fragment, last)
+        self.assertEqual(json.loads((folder / "status.json").read_text())["state"], "failed")
+        # A garbled configuration: `eval` of the folder names the file and the line.
+        (folder / "config.toml").write_text("garbage\n")
+        self.assert_error(run("eval", str(folder)), 2, "config.toml:1:8: malformed TOML")
+
     def test_command_line_numbers_are_checked(self):
         exp = self.write("exp.toml", TINY)
         for args, fragment in [(("eval", str(self.dir), "--points", "-5"), "--points -5: expected a number >= 0"),
