@@ -23,6 +23,7 @@ if [[ "${1:-}" == "--tests" ]]; then
   packages+=(python3-torch)  # PyTorch: the reference side of the interop differential tests
   packages+=(slurm-wlm munge)  # a real one-node Slurm cluster for the grid's Slurm backend test
   packages+=(chromium)       # headless browser: the HTML report renders without errors
+  packages+=(clang-format)   # the formatting check
 fi
 missing=()
 for p in "${packages[@]}"; do

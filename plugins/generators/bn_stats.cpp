@@ -64,7 +64,7 @@ class BnStats : public GanGenerator {
   torch::nn::Module& network() override {
     return *latent_net_;
   }
-  torch::Tensor latent(int64_t n) override {
+  torch::Tensor latent(int64_t /*n: always the whole fixed batch*/) override {
     return latent_net_->z;
   }
   std::vector<torch::Tensor> latent_parameters() override {

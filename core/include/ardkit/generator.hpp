@@ -98,8 +98,8 @@ class ARDKIT_API Generator : public Component {
   virtual std::vector<GeneratorTerm> losses(const torch::Tensor& x, GeneratorContext& context) = 0;
   // Terms added to the student's loss on a synthetic batch (ZSKT's attention transfer); empty by
   // default. Weighted by `weight`, never balanced.
-  virtual std::vector<GeneratorTerm> student_terms(const torch::Tensor& x,
-                                                   GeneratorContext& context) {
+  virtual std::vector<GeneratorTerm> student_terms(const torch::Tensor& /*x*/,
+                                                   GeneratorContext& /*context*/) {
     return {};
   }
   // Draws fresh initial weights (and latent): the per-epoch re-initialisation.

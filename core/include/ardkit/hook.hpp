@@ -48,15 +48,15 @@ class ARDKIT_API Hook : public Component {
   virtual void check_knobs(const Knobs& declared) const;
   // Before the first step, and again when a run resumes (knobs then hold their checkpointed
   // values; `event.step` says where training stands).
-  virtual void on_train_start(const HookEvent& event, Knobs& knobs) {}
-  virtual void on_step_end(const HookEvent& event, Knobs& knobs) {}
-  virtual void on_epoch_end(const HookEvent& event, Knobs& knobs) {}
+  virtual void on_train_start(const HookEvent& /*event*/, Knobs& /*knobs*/) {}
+  virtual void on_step_end(const HookEvent& /*event*/, Knobs& /*knobs*/) {}
+  virtual void on_epoch_end(const HookEvent& /*event*/, Knobs& /*knobs*/) {}
   // State a hook carries across a resume besides the knobs (which are checkpointed anyway).
   virtual bool has_state() {
     return false;
   }
-  virtual void save_state(torch::serialize::OutputArchive& archive) {}
-  virtual void load_state(torch::serialize::InputArchive& archive) {}
+  virtual void save_state(torch::serialize::OutputArchive& /*archive*/) {}
+  virtual void load_state(torch::serialize::InputArchive& /*archive*/) {}
 };
 
 }  // namespace ardkit

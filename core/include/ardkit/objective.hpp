@@ -77,7 +77,7 @@ class ARDKIT_API Objective : public Component {
  public:
   // Called once per run, after the models are on their device and before the optimizer is made
   // or a checkpoint is loaded: build heads and buffers here (on setup.device).
-  virtual void setup(const ObjectiveSetup& setup) {}
+  virtual void setup(const ObjectiveSetup& /*setup*/) {}
   virtual LossTerms compute(StepContext& context) = 0;
   // One optimization step on context.batch. The default is the usual one: zero_grad, compute,
   // check_finite, backward, optimizer step. Override it for several updates per batch or a second
@@ -96,7 +96,7 @@ class ARDKIT_API Objective : public Component {
     return false;
   }
   // Knobs this objective reads, with their starting values (e.g. "temperature").
-  virtual void declare_knobs(Knobs& knobs) {}
+  virtual void declare_knobs(Knobs& /*knobs*/) {}
   // Extra trainable state (projection heads, memory banks as registered buffers): optimized with
   // the student in its own parameter group ([optimizer] extra_lr_factor, extra_weight_decay), put
   // in train/eval mode with the student, and saved in checkpoints with all its buffers. Null when

@@ -113,11 +113,12 @@ class Manifest {
 // The structs that cross the plugin boundary by value or reference; the descriptor carries the
 // size of each, in this order, so that a layout change the ABI version missed is still caught
 // (gz-plugin compares its interfaces the same way).
-#define ARDKIT_ABI_STRUCTS(X)                                                             \
-  X(PluginInfo)                                                                           \
-  X(Params) X(Value) X(BuildContext) X(DataSpec) X(Batch) X(ModelOutput) X(ThreatModel)   \
-      X(AttackTarget) X(StepContext) X(LossTerms) X(ObjectiveSetup) X(HookEvent) X(Knobs) \
-          X(GeneratorContext) X(GeneratorSetup) X(GeneratorOptions)
+// clang-format off
+#define ARDKIT_ABI_STRUCTS(X)                                                                     \
+  X(PluginInfo) X(Params) X(Value) X(BuildContext) X(DataSpec) X(Batch) X(ModelOutput)           \
+  X(ThreatModel) X(AttackTarget) X(StepContext) X(LossTerms) X(ObjectiveSetup) X(HookEvent)       \
+  X(Knobs) X(GeneratorContext) X(GeneratorSetup) X(GeneratorOptions)
+// clang-format on
 #define ARDKIT_ABI_COUNT(type) +1
 constexpr int kAbiStructCount = 0 ARDKIT_ABI_STRUCTS(ARDKIT_ABI_COUNT);
 #undef ARDKIT_ABI_COUNT
