@@ -5,8 +5,10 @@
 # command-line tests included (the ardkit binary they drive is the sanitized one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Warnings stay warnings here: instrumented code makes GCC 12 report false "may be used
+# uninitialized" inside libstdc++'s <regex>; the normal build holds the code to -Werror.
 if [ ! -f build-asan/build.ninja ]; then
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DARDKIT_WERROR=ON \
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DARDKIT_WERROR=OFF \
     -DARDKIT_SANITIZE=address,undefined
 fi
 if [[ "${1:-}" == "all" ]]; then
