@@ -5,6 +5,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache git
+  help2man                  # the ardkit(1) man page, written from the command's own help
   libtorch-dev              # LibTorch 1.13 (CPU): tensors, autograd, modules
   libopenblas0-pthread      # BLAS behind LibTorch's matmul: ~2x faster training than reference BLAS
   libboost-dev libboost-filesystem-dev libboost-program-options-dev  # Boost.DLL, Program_options

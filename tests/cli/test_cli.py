@@ -102,6 +102,26 @@ class Help(CliCase):
         self.assertEqual(result.returncode, 2)
         self.assertIn("did you mean 'run'?", result.stderr)
 
+    def test_man_page_and_bash_completion(self):
+        page = Path(ARDKIT).resolve().parent.parent / "share/man/man1/ardkit.1"
+        self.assertTrue(page.exists(), "the build writes the man page (help2man, from tools/setup.sh)")
+        text = page.read_text()
+        for fragment in (".TH ARDKIT", ".SS ardkit run", "--teacher-wait", ".SS ardkit report", "mean ± std"):
+            self.assertIn(fragment, text)
+        script = Path(__file__).resolve().parents[2] / "tools/completion/ardkit.bash"
+        def complete(*words):
+            line = " ".join(f"'{w}'" for w in words)
+            out = subprocess.run(["bash", "-c", f'source "{script}"; COMP_WORDS=({line}); '
+                                  f'COMP_CWORD={len(words) - 1}; _ardkit; printf "%s\\n" "${{COMPREPLY[@]}}"'],
+                                 capture_output=True, text=True, cwd=self.dir)
+            return out.stdout.split()
+        self.assertEqual(complete(ARDKIT, "va"), ["validate"])
+        self.assertEqual(complete(ARDKIT, "plugins", "show", "pgd"), ["pgd", "pgd_at"])
+        self.assertIn("--teacher-wait", complete(ARDKIT, "run", "--t"))
+        self.write("exp.toml", TINY)
+        self.write("notes.txt", "")
+        self.assertEqual(complete(ARDKIT, "run", "e"), ["exp.toml"])
+
     def test_plugins_list_and_show(self):
         result = run("plugins", "list")
         self.assertEqual(result.returncode, 0, result.stderr)
