@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <optional>
+
 #include "ardkit/error.hpp"
 
 namespace ardkit {
@@ -21,6 +23,20 @@ torch::Tensor AttackTarget::evaluate(const torch::Tensor& x_adv, const torch::Te
   if (logits_out)
     *logits_out = logits.detach();
   return loss ? loss(logits, labels, rows) : losses::cross_entropy()(logits, labels, rows);
+}
+
+torch::Tensor Attack::perturb(const AttackTarget& target, const torch::Tensor& x,
+                              const torch::Tensor& labels) {
+  if (threat().eps == 0.0)
+    return x.detach().clone();
+  torch::AutoGradMode grad_mode(uses_gradients());
+  std::optional<BnModeGuard> mode;
+  if (target.model)
+    mode.emplace(*target.model, target.bn_mode);
+  const Input input{
+      x.detach(), labels,
+      torch::arange(x.size(0), torch::TensorOptions().dtype(torch::kLong).device(x.device()))};
+  return run(target, input);
 }
 
 BnModeGuard::BnModeGuard(Model& model, BnMode mode)

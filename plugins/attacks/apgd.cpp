@@ -15,8 +15,8 @@ using ardkit::Params;
 using torch::Tensor;
 
 struct ApgdOptions {
-  std::string norm = "linf";
-  double eps = 8.0 / 255, rho = 0.75;
+  ardkit::ThreatModel threat{"linf", 8.0 / 255};
+  double rho = 0.75;
   int64_t steps = 100, restarts = 1, seed = 0, target_classes = 9, eot_iter = 1;
   std::string loss = "ce";
   bool best_loss = false;
@@ -50,31 +50,21 @@ struct RunResult {
 
 class Apgd : public ardkit::Attack {
  public:
-  Apgd(ApgdOptions o, bool targeted) : o_(std::move(o)), targeted_(targeted) {}
+  Apgd(ApgdOptions o, bool targeted) : Attack(o.threat), o_(std::move(o)), targeted_(targeted) {}
 
-  ardkit::ThreatModel threat() const override {
-    return {o_.norm, o_.eps};
-  }
-  void set_eps(double eps) override {
-    o_.eps = eps;
-  }
-
-  Tensor perturb(const ardkit::AttackTarget& given, const Tensor& x,
-                 const Tensor& labels) override {
-    if (o_.eps == 0.0 || o_.steps == 0)
-      return x.detach().clone();
-    torch::AutoGradMode grad_mode(true);
-    std::optional<ardkit::BnModeGuard> mode;
-    if (given.model)
-      mode.emplace(*given.model, given.bn_mode);
+ protected:
+  Tensor run(const ardkit::AttackTarget& given, const Input& in) override {
+    const auto& x = in.x;
+    const auto& labels = in.labels;
+    if (o_.steps == 0)
+      return x.clone();
     ardkit::AttackTarget target = given;
     if (o_.loss == "dlr")
       target.loss = ardkit::losses::dlr();
     // Random starts come from the attack's own seed, as in the reference (which reseeds torch).
     generator_ = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(o_.seed));
-    const auto x0 = x.detach();
-    const auto all_rows =
-        torch::arange(x.size(0), torch::TensorOptions().dtype(torch::kLong).device(x.device()));
+    const auto& x0 = x;
+    const auto& all_rows = in.rows;
     Tensor clean_logits;
     {
       torch::NoGradGuard no_grad;
@@ -154,11 +144,11 @@ class Apgd : public ardkit::Attack {
     Tensor start;
     // Drawn on the CPU from the attack's generator, then moved: the same start on every device.
     const auto cpu = x.options().device(torch::kCPU);
-    if (o_.norm == "linf")
+    if (threat_.norm == "linf")
       start = (2 * torch::rand(x.sizes(), generator_, cpu) - 1).to(x.device());
     else
       start = torch::randn(x.sizes(), generator_, cpu).to(x.device());
-    Tensor x_adv = (x + o_.eps * normalize(start, o_.norm)).clamp(0.0, 1.0);
+    Tensor x_adv = (x + eps() * normalize(start, threat_.norm)).clamp(0.0, 1.0);
     Tensor x_best = x_adv.clone(), x_fooling = x.clone();
     Tensor logits, loss;
     Tensor grad = gradient(target, x_adv, y, rows, logits, loss);
@@ -167,7 +157,7 @@ class Apgd : public ardkit::Attack {
     x_fooling = torch::where(per_sample(robust.logical_not()), x_adv, x_fooling);
     Tensor loss_best = loss.clone();
     Tensor loss_steps = torch::zeros({n, b}, x.options());
-    Tensor step = torch::full({b, 1, 1, 1}, 2.0 * o_.eps, x.options());
+    Tensor step = torch::full({b, 1, 1, 1}, 2.0 * eps(), x.options());
     Tensor x_old = x_adv.clone();
     int64_t k = n_iter_2, counter = 0;
     Tensor loss_best_last_check = loss_best.clone();
@@ -180,9 +170,9 @@ class Apgd : public ardkit::Attack {
         const auto momentum_term = x_adv - x_old;
         x_old = x_adv.clone();
         const double a = i > 0 ? 0.75 : 1.0;
-        const auto direction = o_.norm == "linf" ? grad.sign() : normalize(grad, o_.norm);
-        auto x1 = project(x_adv + step * direction, x, o_.norm, o_.eps);
-        x_adv = project(x_adv + (x1 - x_adv) * a + momentum_term * (1 - a), x, o_.norm, o_.eps);
+        const auto direction = threat_.norm == "linf" ? grad.sign() : normalize(grad, threat_.norm);
+        auto x1 = project(x_adv + step * direction, x, threat_.norm, eps());
+        x_adv = project(x_adv + (x1 - x_adv) * a + momentum_term * (1 - a), x, threat_.norm, eps());
       }
       grad = gradient(target, x_adv, y, rows, logits, loss);
       torch::NoGradGuard no_grad;
@@ -228,8 +218,7 @@ class Apgd : public ardkit::Attack {
 
 ApgdOptions options_from(const Params& p, bool targeted) {
   ApgdOptions o;
-  o.norm = p.get_string("norm");
-  o.eps = p.get_real("eps");
+  o.threat = {p.get_string("norm"), p.get_real("eps")};
   o.steps = p.get_int("steps");
   o.restarts = p.get_int("restarts");
   o.rho = p.get_real("rho");

@@ -36,7 +36,7 @@ std::vector<std::string> parts_of(const std::string& version, const Params& p) {
 class AutoAttack : public ardkit::Attack {
  public:
   AutoAttack(const Params& p, const ardkit::BuildContext& context)
-      : eps_(p.get_real("eps")), norm_(p.get_string("norm")) {
+      : Attack({p.get_string("norm"), p.get_real("eps")}) {
     const std::string version = p.get_string("version");
     if (version != "custom" && !p.get_string_list("attacks").empty())
       ardkit::throw_config_error(p.where() +
@@ -47,11 +47,11 @@ class AutoAttack : public ardkit::Attack {
     const int64_t restarts = version == "plus" ? 5 : 1;
     for (const auto& part : parts_of(version, p)) {
       Params q(p.where() + " part " + part);
-      q.set("eps", eps_);
+      q.set("eps", eps());
       q.set("seed", seed);
       std::string plugin;
       if (part == "square") {
-        if (norm_ != "linf")
+        if (!linf())
           ardkit::throw_config_error(
               p.where() +
               ": ardkit's Square attack is L-inf only; for norm = \"l2\" use "
@@ -61,7 +61,7 @@ class AutoAttack : public ardkit::Attack {
         q.set("p_init", 0.8);
         q.set("rescale_schedule", false);
       } else {
-        q.set("norm", norm_);
+        q.set("norm", threat_.norm);
         q.set("steps", steps);
         if (part == "apgd-ce" || part == "apgd-dlr") {
           plugin = "apgd";
@@ -84,22 +84,10 @@ class AutoAttack : public ardkit::Attack {
     }
   }
 
-  ardkit::ThreatModel threat() const override {
-    return {norm_, eps_};
-  }
   void set_eps(double eps) override {
-    eps_ = eps;
+    Attack::set_eps(eps);
     for (auto& part : parts_)
       part.attack->set_eps(eps);
-  }
-  bool uses_gradients() const override {
-    return true;
-  }
-
-  Tensor perturb(const ardkit::AttackTarget& target, const Tensor& x,
-                 const Tensor& labels) override {
-    std::vector<ardkit::AttackStage> stages;
-    return perturb_staged(target, x, labels, stages);
   }
 
   Tensor perturb_staged(const ardkit::AttackTarget& target, const Tensor& x, const Tensor& labels,
@@ -131,6 +119,13 @@ class AutoAttack : public ardkit::Attack {
     return adv;
   }
 
+ protected:
+  // Each part prepares its own batch (perturb); the composition only routes points.
+  Tensor run(const ardkit::AttackTarget& target, const Input& in) override {
+    std::vector<ardkit::AttackStage> stages;
+    return perturb_staged(target, in.x, in.labels, stages);
+  }
+
  private:
   static Tensor correct(const ardkit::AttackTarget& target, const Tensor& x, const Tensor& y) {
     torch::NoGradGuard no_grad;
@@ -142,8 +137,6 @@ class AutoAttack : public ardkit::Attack {
     std::string name;
     ardkit::AttackPtr attack;
   };
-  double eps_;
-  std::string norm_;
   std::vector<Part> parts_;
 };
 

@@ -17,8 +17,8 @@ using torch::Tensor;
 using torch::indexing::Slice;
 
 struct FabOptions {
-  std::string norm = "linf";
-  double eps = 8.0 / 255, alpha_max = 0.1, eta = 1.05, beta = 0.9;
+  ardkit::ThreatModel threat{"linf", 8.0 / 255};
+  double alpha_max = 0.1, eta = 1.05, beta = 0.9;
   int64_t steps = 100, restarts = 1, seed = 0, target_classes = 9;
 };
 
@@ -137,27 +137,20 @@ Tensor projection_l2(const Tensor& t, const Tensor& w_in, const Tensor& b) {
 
 class Fab : public ardkit::Attack {
  public:
-  Fab(FabOptions o, bool targeted) : o_(std::move(o)), targeted_(targeted) {}
+  Fab(FabOptions o, bool targeted) : Attack(o.threat), o_(std::move(o)), targeted_(targeted) {}
 
-  ardkit::ThreatModel threat() const override {
-    return {o_.norm, o_.eps};
-  }
-  void set_eps(double eps) override {
-    o_.eps = eps;
-  }
-
-  Tensor perturb(const ardkit::AttackTarget& target, const Tensor& x,
-                 const Tensor& labels) override {
+ protected:
+  Tensor run(const ardkit::AttackTarget& target, const Input& in) override {
+    const auto& x0 = in.x;
+    const auto& labels = in.labels;
     if (!target.model)
       ardkit::throw_config_error(std::string(targeted_ ? "fab_t" : "fab") +
                                  " attacks a model's decision and cannot maximize an objective's "
                                  "loss; use pgd or apgd as a training attack");
-    ardkit::BnModeGuard mode(*target.model, target.bn_mode);
     model_ = target.model;
     generator_ = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(o_.seed));
-    const auto x0 = x.detach();
     auto adv = x0.clone();
-    if (o_.eps == 0.0 || o_.steps == 0)
+    if (o_.steps == 0)
       return adv;
     const auto clean = logits(x0);
     const int64_t classes = clean.size(1);
@@ -170,8 +163,8 @@ class Fab : public ardkit::Attack {
           return adv;
         const auto xs = x0.index_select(0, idx), ys = labels.index_select(0, idx);
         const auto found = single_run(xs, ys, r > 0, targeted_ ? t + 2 : 0);
-        const auto distance = row_norm((xs - found).flatten(1), o_.norm);
-        const auto broken = logits(found).argmax(1).ne(ys) & distance.le(o_.eps);
+        const auto distance = row_norm((xs - found).flatten(1), threat_.norm);
+        const auto broken = logits(found).argmax(1).ne(ys) & distance.le(eps());
         const auto broken_rows = broken.nonzero().squeeze(1);
         const auto broken_idx = idx.index_select(0, broken_rows);
         robust.index_put_({broken_idx}, false);
@@ -234,13 +227,13 @@ class Fab : public ardkit::Attack {
     const auto x0 = im2.reshape({bs, -1});
     if (random_start) {
       const auto cpu = x.options().device(torch::kCPU);
-      if (o_.norm == "linf") {
+      if (threat_.norm == "linf") {
         const auto t = (2 * torch::rand(x1.sizes(), generator_, cpu) - 1).to(x.device());
-        x1 = im2 + per_sample(torch::clamp_max(best, o_.eps), dims) * t /
+        x1 = im2 + per_sample(torch::clamp_max(best, eps()), dims) * t /
                        per_sample(std::get<0>(t.reshape({bs, -1}).abs().max(1)), dims) * 0.5;
       } else {
         const auto t = torch::randn(x1.sizes(), generator_, cpu).to(x.device());
-        x1 = im2 + per_sample(torch::clamp_max(best, o_.eps), dims) * t /
+        x1 = im2 + per_sample(torch::clamp_max(best, eps()), dims) * t /
                        per_sample(t.reshape({bs, -1}).pow(2).sum(1).sqrt(), dims) * 0.5;
       }
       x1 = x1.clamp(0.0, 1.0);
@@ -251,24 +244,25 @@ class Fab : public ardkit::Attack {
       auto [df, dg] = differences(x1, la2, target);
       torch::NoGradGuard no_grad;
       const auto dg_flat = dg.reshape({bs, dg.size(1), -1});
-      const auto dual = o_.norm == "linf" ? dg_flat.abs().sum(-1) : dg_flat.pow(2).sum(-1).sqrt();
+      const auto dual =
+          threat_.norm == "linf" ? dg_flat.abs().sum(-1) : dg_flat.pow(2).sum(-1).sqrt();
       const auto closest = (df.abs() / (1e-12 + dual)).argmin(1);
       const auto dg2 = dg.index({rows, closest});
       const auto b = -df.index({rows, closest}) + (dg2 * x1).reshape({bs, -1}).sum(-1);
       const auto w = dg2.reshape({bs, -1});
       const auto points = torch::cat({x1.reshape({bs, -1}), x0});
-      const auto d3 = o_.norm == "linf"
+      const auto d3 = threat_.norm == "linf"
                           ? projection_linf(points, torch::cat({w, w}), torch::cat({b, b}))
                           : projection_l2(points, torch::cat({w, w}), torch::cat({b, b}));
       const auto d1 = d3.narrow(0, 0, bs).reshape(x1.sizes());
       const auto d2 = d3.narrow(0, bs, bs).reshape(x1.sizes());
-      const auto a0 = per_sample(torch::clamp_min(row_norm(d3, o_.norm), 1e-8), dims);
+      const auto a0 = per_sample(torch::clamp_min(row_norm(d3, threat_.norm), 1e-8), dims);
       const auto a1 = a0.narrow(0, 0, bs), a2 = a0.narrow(0, bs, bs);
       const auto alpha = torch::clamp(a1 / (a1 + a2), 0.0, o_.alpha_max);
       x1 = ((x1 + o_.eta * d1) * (1 - alpha) + (im2 + d2 * o_.eta) * alpha).clamp(0.0, 1.0);
       const auto is_adv = logits(x1).argmax(1).ne(la2);
       if (is_adv.any().item<bool>()) {
-        const auto distance = row_norm((x1 - im2).reshape({bs, -1}), o_.norm);
+        const auto distance = row_norm((x1 - im2).reshape({bs, -1}), threat_.norm);
         const auto closer = is_adv & distance.lt(best);
         adv = torch::where(per_sample(closer, dims), x1, adv);
         best = torch::where(closer, distance, best);
@@ -290,8 +284,7 @@ class Fab : public ardkit::Attack {
 
 FabOptions options_from(const Params& p, bool targeted) {
   FabOptions o;
-  o.norm = p.get_string("norm");
-  o.eps = p.get_real("eps");
+  o.threat = {p.get_string("norm"), p.get_real("eps")};
   o.steps = p.get_int("steps");
   o.restarts = p.get_int("restarts");
   o.alpha_max = p.get_real("alpha_max");

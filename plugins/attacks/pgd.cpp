@@ -13,48 +13,36 @@ using ardkit::Params;
 class Pgd : public ardkit::Attack {
  public:
   explicit Pgd(const Params& p)
-      : eps_(p.get_real("eps")),
+      : Attack({p.get_string("norm"), p.get_real("eps")}),
         step_size_(p.get_real("step_size")),
         steps_(p.get_int("steps")),
         restarts_(p.get_int("restarts")),
         start_(p.get_string("random_start")),
         gaussian_std_(p.get_real("gaussian_std")),
         clip_start_(p.get_bool("clip_start")),
-        norm_(p.get_string("norm")),
         loss_(p.get_string("loss")),
         kappa_(p.get_real("kappa")) {
     // An L2 radius may exceed 1; an L-inf one cannot mean anything beyond the pixel range.
-    if (norm_ == "linf" && eps_ > 1)
+    if (linf() && eps() > 1)
       ardkit::throw_config_error(fmt::format(
           "{}: {} 'eps' = {} is out of range for norm = \"linf\": at most 1 (pixels are in [0,1])",
-          p.origin("eps"), p.where(), eps_));
+          p.origin("eps"), p.where(), eps()));
   }
 
-  ardkit::ThreatModel threat() const override {
-    return {norm_, eps_};
-  }
-  void set_eps(double eps) override {
-    eps_ = eps;
-  }
-
-  torch::Tensor perturb(const ardkit::AttackTarget& given, const torch::Tensor& x,
-                        const torch::Tensor& labels) override {
-    if (eps_ == 0.0 || steps_ == 0)
-      return x.detach().clone();
-    torch::AutoGradMode grad_mode(true);
-    std::optional<ardkit::BnModeGuard> mode;
-    if (given.model)
-      mode.emplace(*given.model, given.bn_mode);
-    const auto x0 = x.detach();
+ protected:
+  torch::Tensor run(const ardkit::AttackTarget& given, const Input& in) override {
+    const auto& x0 = in.x;
+    const auto& labels = in.labels;
+    const auto& rows = in.rows;
+    if (steps_ == 0)
+      return x0.clone();
     ardkit::AttackTarget target = given;
     if (loss_ == "cw")
       target.loss = ardkit::losses::cw_margin(kappa_);
     else if (loss_ == "dlr")
       target.loss = ardkit::losses::dlr();
-    const auto rows =
-        torch::arange(x.size(0), torch::TensorOptions().dtype(torch::kLong).device(x.device()));
     // Madry et al.'s default when no step is given: 2.5 * eps / steps.
-    const double alpha = step_size_ > 0 ? step_size_ : 2.5 * eps_ / static_cast<double>(steps_);
+    const double alpha = step_size_ > 0 ? step_size_ : 2.5 * eps() / static_cast<double>(steps_);
     ardkit::WorstCase worst(x0);
     for (int64_t r = 0; r < restarts_; ++r) {
       auto x_adv = start(x0);
@@ -63,11 +51,11 @@ class Pgd : public ardkit::Attack {
         x_adv.requires_grad_(true);
         const auto loss = target.evaluate(x_adv, labels, rows, nullptr);
         const auto grad = torch::autograd::grad({loss.sum()}, {x_adv})[0];
-        if (norm_ == "linf") {
-          x_adv = ardkit::project_linf(x_adv.detach() + alpha * grad.sign(), x0, eps_);
+        if (linf()) {
+          x_adv = ardkit::project_linf(x_adv.detach() + alpha * grad.sign(), x0, eps());
         } else {
           const auto unit = grad / (ardkit::l2_norms(grad) + 1e-10).view({-1, 1, 1, 1});
-          x_adv = ardkit::project_l2(x_adv.detach() + alpha * unit, x0, eps_);
+          x_adv = ardkit::project_l2(x_adv.detach() + alpha * unit, x0, eps());
         }
       }
       if (restarts_ == 1)
@@ -85,22 +73,22 @@ class Pgd : public ardkit::Attack {
 
  private:
   torch::Tensor start(const torch::Tensor& x0) const {
-    if (norm_ == "linf" || start_ != "uniform")
-      return ardkit::random_start(x0, start_, eps_, gaussian_std_, clip_start_);
+    if (linf() || start_ != "uniform")
+      return ardkit::random_start(x0, start_, eps(), gaussian_std_, clip_start_);
     // L2 "uniform": a random direction at a U(0, eps) radius, as torchattacks' PGDL2.
     auto delta = torch::randn_like(x0);
-    const auto radius = torch::rand({x0.size(0)}, x0.options()) * eps_;
+    const auto radius = torch::rand({x0.size(0)}, x0.options()) * eps();
     delta = delta * (radius / (ardkit::l2_norms(delta) + 1e-12)).view({-1, 1, 1, 1});
     const auto out = x0 + delta;
     return clip_start_ ? out.clamp(0.0, 1.0) : out;
   }
 
-  double eps_, step_size_;
+  double step_size_;
   int64_t steps_, restarts_;
   std::string start_;
   double gaussian_std_;
   bool clip_start_;
-  std::string norm_, loss_;
+  std::string loss_;
   double kappa_;
 };
 

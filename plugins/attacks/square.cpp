@@ -16,19 +16,13 @@ using torch::Tensor;
 class Square : public ardkit::Attack {
  public:
   explicit Square(const Params& p)
-      : eps_(p.get_real("eps")),
+      : Attack({"linf", p.get_real("eps")}),
         queries_(p.get_int("queries")),
         p_init_(p.get_real("p_init")),
         restarts_(p.get_int("restarts")),
         seed_(p.get_int("seed")),
         rescale_(p.get_bool("rescale_schedule")) {}
 
-  ardkit::ThreatModel threat() const override {
-    return {"linf", eps_};
-  }
-  void set_eps(double eps) override {
-    eps_ = eps;
-  }
   bool uses_gradients() const override {
     return false;
   }
@@ -45,18 +39,15 @@ class Square : public ardkit::Attack {
     return p;
   }
 
-  Tensor perturb(const ardkit::AttackTarget& target, const Tensor& x,
-                 const Tensor& labels) override {
-    if (eps_ == 0.0 || queries_ == 0)
-      return x.detach().clone();
-    torch::NoGradGuard no_grad;  // queries only
-    std::optional<ardkit::BnModeGuard> mode;
-    if (target.model)
-      mode.emplace(*target.model, target.bn_mode);
+ protected:
+  Tensor run(const ardkit::AttackTarget& target, const Input& in) override {
+    const auto& x0 = in.x;
+    const auto& labels = in.labels;
+    if (queries_ == 0)
+      return x0.clone();
     if (!target.model)
       ardkit::throw_config_error("square: needs a model to query (not a custom objective)");
     generator_ = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(seed_));
-    const auto x0 = x.detach();
     auto adv = x0.clone();
     auto robust = margin(*target.model, x0, labels).gt(0);
     for (int64_t r = 0; r < restarts_; ++r) {
@@ -94,7 +85,7 @@ class Square : public ardkit::Attack {
   Tensor single_run(ardkit::Model& model, const Tensor& x, const Tensor& y) {
     const int64_t c = x.size(1), h = x.size(2), w = x.size(3);
     const int64_t features = c * h * w;
-    auto x_best = (x + eps_ * random_sign({x.size(0), c, 1, w}, x)).clamp(0.0, 1.0);
+    auto x_best = (x + eps() * random_sign({x.size(0), c, 1, w}, x)).clamp(0.0, 1.0);
     auto margin_min = margin(model, x_best, y);
     auto loss_min = margin_min.clone();
     for (int64_t q = 0; q < queries_; ++q) {
@@ -110,8 +101,8 @@ class Square : public ardkit::Attack {
       const int64_t vh = random_int(0, h - s, x), vw = random_int(0, w - s, x);
       auto delta = torch::zeros({c, h, w}, x.options());
       delta.narrow(1, vh, s).narrow(2, vw, s).copy_(
-          (2.0 * eps_ * random_sign({c, 1, 1}, x)).expand({c, s, s}));
-      const auto x_new = ardkit::project_linf(best + delta, xc, eps_);
+          (2.0 * eps() * random_sign({c, 1, 1}, x)).expand({c, s, s}));
+      const auto x_new = ardkit::project_linf(best + delta, xc, eps());
       const auto m = margin(model, x_new, yc);
       const auto improved = m.lt(loss_min.index_select(0, idx));
       loss_min.index_put_({idx}, torch::where(improved, m, loss_min.index_select(0, idx)));
@@ -122,7 +113,6 @@ class Square : public ardkit::Attack {
     return x_best;
   }
 
-  double eps_;
   int64_t queries_;
   double p_init_;
   int64_t restarts_, seed_;

@@ -82,12 +82,13 @@ class TinyNet : public ardkit::Model {
 class Recording : public test::WrappedAttack {
  public:
   using WrappedAttack::WrappedAttack;
-  torch::Tensor perturb(const ardkit::AttackTarget& target, const torch::Tensor& x,
-                        const torch::Tensor& y) override {
-    last = inner_->perturb(target, x, y);
+  torch::Tensor last;
+
+ protected:
+  torch::Tensor run(const ardkit::AttackTarget& target, const Input& in) override {
+    last = inner_->perturb(target, in.x, in.labels);
     return last;
   }
-  torch::Tensor last;
 };
 
 std::shared_ptr<TinyNet> tiny(const std::string& file) {

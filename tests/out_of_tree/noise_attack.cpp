@@ -6,23 +6,17 @@
 
 namespace {
 
+// The base class owns the threat model, eps 0, gradient and BatchNorm modes and the row index;
+// an attack is its constructor and run().
 class RandomCorner : public ardkit::Attack {
  public:
-  explicit RandomCorner(double eps) : eps_(eps) {}
-  ardkit::ThreatModel threat() const override {
-    return {"linf", eps_};
-  }
-  void set_eps(double eps) override {
-    eps_ = eps;
-  }
-  torch::Tensor perturb(const ardkit::AttackTarget&, const torch::Tensor& x,
-                        const torch::Tensor&) override {
-    const auto signs = torch::randint(0, 2, x.sizes(), x.options()).mul(2).sub(1);
-    return ardkit::project_linf(x + eps_ * signs, x, eps_);
-  }
+  explicit RandomCorner(double eps) : Attack({"linf", eps}) {}
 
- private:
-  double eps_;
+ protected:
+  torch::Tensor run(const ardkit::AttackTarget&, const Input& in) override {
+    const auto signs = torch::randint(0, 2, in.x.sizes(), in.x.options()).mul(2).sub(1);
+    return ardkit::project_linf(in.x + eps() * signs, in.x, eps());
+  }
 };
 
 // Half clean, half adversarial cross-entropy, the attack run through the helpers.

@@ -467,13 +467,14 @@ class Interrupting : public test::WrappedAttack {
  public:
   Interrupting(ardkit::AttackPtr inner, int fail_at)
       : WrappedAttack(std::move(inner)), fail_at_(fail_at) {}
-  torch::Tensor perturb(const ardkit::AttackTarget& target, const torch::Tensor& x,
-                        const torch::Tensor& y) override {
+  int calls = 0;
+
+ protected:
+  torch::Tensor run(const ardkit::AttackTarget& target, const Input& in) override {
     if (++calls == fail_at_)
       throw ardkit::Interrupted();
-    return inner_->perturb(target, x, y);
+    return inner_->perturb(target, in.x, in.labels);
   }
-  int calls = 0;
 
  private:
   int fail_at_;

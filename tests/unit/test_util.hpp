@@ -85,12 +85,11 @@ class WrappedAttack : public ardkit::Attack {
   void set_eps(double eps) override {
     inner_->set_eps(eps);
   }
-  torch::Tensor perturb(const ardkit::AttackTarget& target, const torch::Tensor& x,
-                        const torch::Tensor& y) override {
-    return inner_->perturb(target, x, y);
-  }
 
  protected:
+  torch::Tensor run(const ardkit::AttackTarget& target, const Input& in) override {
+    return inner_->perturb(target, in.x, in.labels);
+  }
   ardkit::AttackPtr inner_;
 };
 

@@ -60,13 +60,29 @@ struct AttackStage {
 
 // An attack returns x_adv inside the threat model's ball around x and inside [0,1]. It computes
 // gradients with respect to the input only: parameter gradients are never touched.
+//
+// Writing one: derive, give the constructor the threat model (norm and eps, usually from the
+// plugin's parameters), and implement run(). The base class's perturb() owns what every attack
+// needs and none should repeat, as torchattacks' Attack.__call__ does for its attacks:
+//   - eps == 0 returns x unchanged (a hook may ramp "attack.eps" up from 0);
+//   - gradient mode is on (for attacks that use gradients) even under a caller's NoGradGuard;
+//   - the attacked model runs in the target's BatchNorm mode (AttackTarget::bn_mode, set by the
+//     objective: ARD and IAD attack in train mode, the others in eval) and is put back after;
+//   - the inputs are detached, and `rows` (0..B-1, for per-sample losses) is made on x's device.
+// threat() and set_eps() read and write the threat model the constructor was given; an attack
+// made of parts overrides set_eps to pass the radius on.
 class ARDKIT_API Attack : public Component {
  public:
-  virtual ThreatModel threat() const = 0;
+  explicit Attack(ThreatModel threat = {}) : threat_(std::move(threat)) {}
+  virtual ThreatModel threat() const {
+    return threat_;
+  }
   // Overridable radius, so a hook can ramp epsilon through the "attack.eps" knob.
-  virtual void set_eps(double eps) = 0;
-  virtual torch::Tensor perturb(const AttackTarget& target, const torch::Tensor& x,
-                                const torch::Tensor& labels) = 0;
+  virtual void set_eps(double eps) {
+    threat_.eps = eps;
+  }
+  torch::Tensor perturb(const AttackTarget& target, const torch::Tensor& x,
+                        const torch::Tensor& labels);
   // Composite attacks also report their stages; others run `perturb` and report none.
   virtual torch::Tensor perturb_staged(const AttackTarget& target, const torch::Tensor& x,
                                        const torch::Tensor& labels,
@@ -75,10 +91,27 @@ class ARDKIT_API Attack : public Component {
     return perturb(target, x, labels);
   }
   // False for score-based attacks (Square): when one of them beats every gradient attack, the
-  // evaluation warns of gradient masking.
+  // evaluation warns of gradient masking. They also run without gradient mode.
   virtual bool uses_gradients() const {
     return true;
   }
+
+ protected:
+  // What run() gets besides the target: the clean inputs (detached), their labels, and the row
+  // index 0..B-1 on the inputs' device.
+  struct Input {
+    torch::Tensor x, labels, rows;
+  };
+  // The attack itself, on a batch prepared by perturb(); returns x_adv.
+  virtual torch::Tensor run(const AttackTarget& target, const Input& input) = 0;
+  double eps() const {
+    return threat_.eps;
+  }
+  bool linf() const {
+    return threat_.norm == "linf";
+  }
+
+  ThreatModel threat_;
 };
 
 using AttackPtr = std::shared_ptr<Attack>;
