@@ -544,6 +544,8 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
     for (size_t i = 0; i < setup.hooks.size(); ++i) {
       try {
         call(*setup.hooks[i]);
+      } catch (const Interrupted&) {
+        throw;  // a hook's attack gave way to Ctrl-C: not the hook's error
       } catch (const Error& e) {
         throw Error(e.kind(),
                     fmt::format("[hook[{}]] (plugin '{}'): {}", i,
