@@ -76,6 +76,17 @@ class CliCase(unittest.TestCase):
                 out.append(status.parent)
         return out
 
+    def interrupt_within_seconds(self, proc, limit=15):
+        """SIGINT to a process still running; it must exit 130 within `limit` seconds. Returns
+        its stderr."""
+        self.assertIsNone(proc.poll())
+        sent = time.time()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        self.assertLess(time.time() - sent, limit, err)
+        self.assertEqual(proc.returncode, 130, err)
+        return err
+
     def assert_error(self, result, code, *fragments, runs_allowed=False):
         self.assertEqual(result.returncode, code, result.stderr)
         lines = [l for l in result.stderr.splitlines() if l.strip()]
@@ -297,12 +308,7 @@ class NewUser(CliCase):
         while time.time() < deadline and not (status() and "running" in status()[0].read_text()):
             time.sleep(0.1)
         time.sleep(1)  # inside the first step's attack
-        self.assertIsNone(proc.poll())
-        sent = time.time()
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-        self.assertLess(time.time() - sent, 15, err)
-        self.assertEqual(proc.returncode, 130, err)
+        err = self.interrupt_within_seconds(proc)
         self.assertIn("the step was abandoned", err)
         self.assertEqual(json.loads(status()[0].read_text())["state"], "interrupted")
 
@@ -1124,12 +1130,7 @@ points = 40
         while time.time() < deadline and not (state.exists() and "pgd10" in state.read_text()):
             time.sleep(0.05)
         time.sleep(1)
-        self.assertIsNone(process.poll())
-        sent = time.time()
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-        self.assertLess(time.time() - sent, 15, stderr)
-        self.assertEqual(process.returncode, 130, stderr)
+        self.interrupt_within_seconds(process)
         self.assertTrue(state.exists())
         self.assertFalse((self.dir / "long.json").exists())
 
