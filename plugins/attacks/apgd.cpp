@@ -18,7 +18,7 @@ struct ApgdOptions {
   ardkit::ThreatModel threat{"linf", 8.0 / 255};
   double rho = 0.75;
   int64_t steps = 100, restarts = 1, seed = 0, target_classes = 9, eot_iter = 1;
-  std::string loss = "ce";
+  bool dlr = false;  // the `loss` key: DLR instead of cross-entropy
   bool best_loss = false;
 };
 
@@ -26,19 +26,19 @@ struct ApgdOptions {
 Tensor per_sample(const Tensor& v) {
   return v.view({v.size(0), 1, 1, 1});
 }
-Tensor normalize(const Tensor& v, const std::string& norm) {
+Tensor normalize(const Tensor& v, bool linf) {
   const auto flat = v.flatten(1);
-  const auto n = norm == "linf" ? std::get<0>(flat.abs().max(1)) : flat.pow(2).sum(1).sqrt();
+  const auto n = linf ? std::get<0>(flat.abs().max(1)) : flat.pow(2).sum(1).sqrt();
   return v / (per_sample(n) + 1e-12);
 }
 Tensor l2_norm(const Tensor& v) {
   return per_sample(v.flatten(1).pow(2).sum(1).sqrt());
 }
-Tensor project(const Tensor& x_adv, const Tensor& x, const std::string& norm, double eps) {
-  if (norm == "linf")
+Tensor project(const Tensor& x_adv, const Tensor& x, bool linf, double eps) {
+  if (linf)
     return ardkit::project_linf(x_adv, x, eps);
   const auto delta = x_adv - x;
-  return (x + normalize(delta, norm) * torch::clamp_max(l2_norm(delta), eps)).clamp(0.0, 1.0);
+  return (x + normalize(delta, linf) * torch::clamp_max(l2_norm(delta), eps)).clamp(0.0, 1.0);
 }
 
 struct RunResult {
@@ -59,7 +59,7 @@ class Apgd : public ardkit::Attack {
     if (o_.steps == 0)
       return x.clone();
     ardkit::AttackTarget target = given;
-    if (o_.loss == "dlr")
+    if (o_.dlr)
       target.loss = ardkit::losses::dlr();
     // Random starts come from the attack's own seed, as in the reference (which reseeds torch).
     generator_ = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(o_.seed));
@@ -71,7 +71,7 @@ class Apgd : public ardkit::Attack {
       target.evaluate(x0, labels, all_rows, &clean_logits);
     }
     const int64_t classes = clean_logits.size(1);
-    if ((targeted_ && classes < 4) || (o_.loss == "dlr" && classes < 3))
+    if ((targeted_ && classes < 4) || (o_.dlr && classes < 3))
       ardkit::throw_config_error(fmt::format(
           "{}: the DLR loss needs at least {} classes, the model has {}; use loss = \"ce\"",
           targeted_ ? "apgd_t" : "apgd", targeted_ ? 4 : 3, classes));
@@ -144,11 +144,11 @@ class Apgd : public ardkit::Attack {
     Tensor start;
     // Drawn on the CPU from the attack's generator, then moved: the same start on every device.
     const auto cpu = x.options().device(torch::kCPU);
-    if (threat_.norm == "linf")
+    if (linf())
       start = (2 * torch::rand(x.sizes(), generator_, cpu) - 1).to(x.device());
     else
       start = torch::randn(x.sizes(), generator_, cpu).to(x.device());
-    Tensor x_adv = (x + eps() * normalize(start, threat_.norm)).clamp(0.0, 1.0);
+    Tensor x_adv = (x + eps() * normalize(start, linf())).clamp(0.0, 1.0);
     Tensor x_best = x_adv.clone(), x_fooling = x.clone();
     Tensor logits, loss;
     Tensor grad = gradient(target, x_adv, y, rows, logits, loss);
@@ -170,9 +170,9 @@ class Apgd : public ardkit::Attack {
         const auto momentum_term = x_adv - x_old;
         x_old = x_adv.clone();
         const double a = i > 0 ? 0.75 : 1.0;
-        const auto direction = threat_.norm == "linf" ? grad.sign() : normalize(grad, threat_.norm);
-        auto x1 = project(x_adv + step * direction, x, threat_.norm, eps());
-        x_adv = project(x_adv + (x1 - x_adv) * a + momentum_term * (1 - a), x, threat_.norm, eps());
+        const auto direction = linf() ? grad.sign() : normalize(grad, linf());
+        auto x1 = project(x_adv + step * direction, x, linf(), eps());
+        x_adv = project(x_adv + (x1 - x_adv) * a + momentum_term * (1 - a), x, linf(), eps());
       }
       grad = gradient(target, x_adv, y, rows, logits, loss);
       torch::NoGradGuard no_grad;
@@ -227,7 +227,7 @@ ApgdOptions options_from(const Params& p, bool targeted) {
   if (targeted) {
     o.target_classes = p.get_int("target_classes");
   } else {
-    o.loss = p.get_string("loss");
+    o.dlr = p.get_string("loss") == "dlr";
     o.best_loss = p.get_bool("best_loss");
   }
   return o;

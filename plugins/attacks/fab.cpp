@@ -29,8 +29,8 @@ Tensor per_sample(const Tensor& v, int64_t dims) {
 }
 
 // Per-row norm of a [N, D] matrix.
-Tensor row_norm(const Tensor& v, const std::string& norm) {
-  return norm == "linf" ? std::get<0>(v.abs().max(1)) : v.pow(2).sum(1).sqrt();
+Tensor row_norm(const Tensor& v, bool linf) {
+  return linf ? std::get<0>(v.abs().max(1)) : v.pow(2).sum(1).sqrt();
 }
 
 // Smallest L-inf step d with w.(t + d) = b and t + d in [0,1], per row (fab_projections.py:
@@ -163,7 +163,7 @@ class Fab : public ardkit::Attack {
           return adv;
         const auto xs = x0.index_select(0, idx), ys = labels.index_select(0, idx);
         const auto found = single_run(xs, ys, r > 0, targeted_ ? t + 2 : 0);
-        const auto distance = row_norm((xs - found).flatten(1), threat_.norm);
+        const auto distance = row_norm((xs - found).flatten(1), linf());
         const auto broken = logits(found).argmax(1).ne(ys) & distance.le(eps());
         const auto broken_rows = broken.nonzero().squeeze(1);
         const auto broken_idx = idx.index_select(0, broken_rows);
@@ -227,7 +227,7 @@ class Fab : public ardkit::Attack {
     const auto x0 = im2.reshape({bs, -1});
     if (random_start) {
       const auto cpu = x.options().device(torch::kCPU);
-      if (threat_.norm == "linf") {
+      if (linf()) {
         const auto t = (2 * torch::rand(x1.sizes(), generator_, cpu) - 1).to(x.device());
         x1 = im2 + per_sample(torch::clamp_max(best, eps()), dims) * t /
                        per_sample(std::get<0>(t.reshape({bs, -1}).abs().max(1)), dims) * 0.5;
@@ -244,25 +244,23 @@ class Fab : public ardkit::Attack {
       auto [df, dg] = differences(x1, la2, target);
       torch::NoGradGuard no_grad;
       const auto dg_flat = dg.reshape({bs, dg.size(1), -1});
-      const auto dual =
-          threat_.norm == "linf" ? dg_flat.abs().sum(-1) : dg_flat.pow(2).sum(-1).sqrt();
+      const auto dual = linf() ? dg_flat.abs().sum(-1) : dg_flat.pow(2).sum(-1).sqrt();
       const auto closest = (df.abs() / (1e-12 + dual)).argmin(1);
       const auto dg2 = dg.index({rows, closest});
       const auto b = -df.index({rows, closest}) + (dg2 * x1).reshape({bs, -1}).sum(-1);
       const auto w = dg2.reshape({bs, -1});
       const auto points = torch::cat({x1.reshape({bs, -1}), x0});
-      const auto d3 = threat_.norm == "linf"
-                          ? projection_linf(points, torch::cat({w, w}), torch::cat({b, b}))
-                          : projection_l2(points, torch::cat({w, w}), torch::cat({b, b}));
+      const auto d3 = linf() ? projection_linf(points, torch::cat({w, w}), torch::cat({b, b}))
+                             : projection_l2(points, torch::cat({w, w}), torch::cat({b, b}));
       const auto d1 = d3.narrow(0, 0, bs).reshape(x1.sizes());
       const auto d2 = d3.narrow(0, bs, bs).reshape(x1.sizes());
-      const auto a0 = per_sample(torch::clamp_min(row_norm(d3, threat_.norm), 1e-8), dims);
+      const auto a0 = per_sample(torch::clamp_min(row_norm(d3, linf()), 1e-8), dims);
       const auto a1 = a0.narrow(0, 0, bs), a2 = a0.narrow(0, bs, bs);
       const auto alpha = torch::clamp(a1 / (a1 + a2), 0.0, o_.alpha_max);
       x1 = ((x1 + o_.eta * d1) * (1 - alpha) + (im2 + d2 * o_.eta) * alpha).clamp(0.0, 1.0);
       const auto is_adv = logits(x1).argmax(1).ne(la2);
       if (is_adv.any().item<bool>()) {
-        const auto distance = row_norm((x1 - im2).reshape({bs, -1}), threat_.norm);
+        const auto distance = row_norm((x1 - im2).reshape({bs, -1}), linf());
         const auto closer = is_adv & distance.lt(best);
         adv = torch::where(per_sample(closer, dims), x1, adv);
         best = torch::where(closer, distance, best);

@@ -11,14 +11,11 @@ class Fgsm : public ardkit::Attack {
   explicit Fgsm(const Params& p)
       : Attack({"linf", p.get_real("eps")}),
         step_size_(p.get_real("step_size")),
-        start_(p.get_string("random_start")),
-        gaussian_std_(p.get_real("gaussian_std")),
-        clip_start_(p.get_bool("clip_start")) {}
+        start_(ardkit::RandomStart::from(p)) {}
 
  protected:
   torch::Tensor run(const ardkit::AttackTarget& target, const Input& in) override {
-    auto x_adv =
-        ardkit::random_start(in.x, start_, eps(), gaussian_std_, clip_start_).requires_grad_(true);
+    auto x_adv = ardkit::random_start(in.x, start_, eps()).requires_grad_(true);
     const auto loss = target.evaluate(x_adv, in.labels, in.rows, nullptr);
     const auto grad = torch::autograd::grad({loss.sum()}, {x_adv})[0];
     const double alpha = step_size_ > 0 ? step_size_ : eps();
@@ -27,9 +24,7 @@ class Fgsm : public ardkit::Attack {
 
  private:
   double step_size_;
-  std::string start_;
-  double gaussian_std_;
-  bool clip_start_;
+  ardkit::RandomStart start_;
 };
 
 ardkit::ParamSchema schema() {

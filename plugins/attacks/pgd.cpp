@@ -17,11 +17,8 @@ class Pgd : public ardkit::Attack {
         step_size_(p.get_real("step_size")),
         steps_(p.get_int("steps")),
         restarts_(p.get_int("restarts")),
-        start_(p.get_string("random_start")),
-        gaussian_std_(p.get_real("gaussian_std")),
-        clip_start_(p.get_bool("clip_start")),
-        loss_(p.get_string("loss")),
-        kappa_(p.get_real("kappa")) {
+        start_(ardkit::RandomStart::from(p)),
+        loss_(loss_of(p)) {
     // An L2 radius may exceed 1; an L-inf one cannot mean anything beyond the pixel range.
     if (linf() && eps() > 1)
       ardkit::throw_config_error(fmt::format(
@@ -37,10 +34,8 @@ class Pgd : public ardkit::Attack {
     if (steps_ == 0)
       return x0.clone();
     ardkit::AttackTarget target = given;
-    if (loss_ == "cw")
-      target.loss = ardkit::losses::cw_margin(kappa_);
-    else if (loss_ == "dlr")
-      target.loss = ardkit::losses::dlr();
+    if (loss_)
+      target.loss = loss_;
     // Madry et al.'s default when no step is given: 2.5 * eps / steps.
     const double alpha = step_size_ > 0 ? step_size_ : 2.5 * eps() / static_cast<double>(steps_);
     ardkit::WorstCase worst(x0);
@@ -73,23 +68,30 @@ class Pgd : public ardkit::Attack {
 
  private:
   torch::Tensor start(const torch::Tensor& x0) const {
-    if (linf() || start_ != "uniform")
-      return ardkit::random_start(x0, start_, eps(), gaussian_std_, clip_start_);
+    if (linf() || start_.kind != ardkit::RandomStart::Kind::uniform)
+      return ardkit::random_start(x0, start_, eps());
     // L2 "uniform": a random direction at a U(0, eps) radius, as torchattacks' PGDL2.
     auto delta = torch::randn_like(x0);
     const auto radius = torch::rand({x0.size(0)}, x0.options()) * eps();
     delta = delta * (radius / (ardkit::l2_norms(delta) + 1e-12)).view({-1, 1, 1, 1});
     const auto out = x0 + delta;
-    return clip_start_ ? out.clamp(0.0, 1.0) : out;
+    return start_.clip ? out.clamp(0.0, 1.0) : out;
+  }
+
+  // The `loss` key as a function, chosen once; empty: the caller's target loss (cross-entropy).
+  static ardkit::SampleLoss loss_of(const Params& p) {
+    const std::string& loss = p.get_string("loss");
+    if (loss == "cw")
+      return ardkit::losses::cw_margin(p.get_real("kappa"));
+    if (loss == "dlr")
+      return ardkit::losses::dlr();
+    return {};
   }
 
   double step_size_;
   int64_t steps_, restarts_;
-  std::string start_;
-  double gaussian_std_;
-  bool clip_start_;
-  std::string loss_;
-  double kappa_;
+  ardkit::RandomStart start_;
+  ardkit::SampleLoss loss_;
 };
 
 struct Defaults {

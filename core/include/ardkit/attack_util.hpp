@@ -11,19 +11,38 @@
 
 namespace ardkit {
 
-// Start of an L-inf attack: "none" (x), "uniform" (x + U(-eps, eps)) or "gaussian"
+// Start of an L-inf attack, read once from the `random_start` keys (add_start_params) so the
+// restart loop tests an enum, not strings: none (x), uniform (x + U(-eps, eps)) or gaussian
 // (x + std * N(0, 1), as TRADES/RSLAD/AdaAD). `clip` puts the start into [0,1] before the first
 // gradient (torchattacks); the official ARD code does not.
-inline torch::Tensor random_start(const torch::Tensor& x, const std::string& kind, double eps,
-                                  double gaussian_std, bool clip) {
+struct RandomStart {
+  enum class Kind { none, uniform, gaussian };
+  Kind kind = Kind::none;
+  double gaussian_std = 0.001;
+  bool clip = true;
+
+  static RandomStart from(const Params& p) {
+    const std::string& kind = p.get_string("random_start");
+    return {kind == "uniform"    ? Kind::uniform
+            : kind == "gaussian" ? Kind::gaussian
+                                 : Kind::none,
+            p.get_real("gaussian_std"), p.get_bool("clip_start")};
+  }
+};
+
+inline torch::Tensor random_start(const torch::Tensor& x, const RandomStart& how, double eps) {
   torch::Tensor start;
-  if (kind == "uniform")
-    start = x + torch::empty_like(x).uniform_(-eps, eps);
-  else if (kind == "gaussian")
-    start = x + gaussian_std * torch::randn_like(x);
-  else
-    start = x.clone();
-  return clip ? start.clamp(0.0, 1.0) : start;
+  switch (how.kind) {
+    case RandomStart::Kind::uniform:
+      start = x + torch::empty_like(x).uniform_(-eps, eps);
+      break;
+    case RandomStart::Kind::gaussian:
+      start = x + how.gaussian_std * torch::randn_like(x);
+      break;
+    case RandomStart::Kind::none:
+      start = x.clone();
+  }
+  return how.clip ? start.clamp(0.0, 1.0) : start;
 }
 
 // Per-sample best adversarial example over restarts: misclassified beats correct, then the
