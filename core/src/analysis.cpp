@@ -1,4 +1,4 @@
-#include "ardkit/analysis.hpp"
+#include "ardkit/host/analysis.hpp"
 
 #include <torch/torch.h>
 

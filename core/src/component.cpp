@@ -12,11 +12,11 @@
 #include "ardkit/error.hpp"
 #include "ardkit/generator.hpp"
 #include "ardkit/hook.hpp"
+#include "ardkit/host/text.hpp"
 #include "ardkit/knobs.hpp"
 #include "ardkit/model.hpp"
 #include "ardkit/nn/batch_norm.hpp"
 #include "ardkit/objective.hpp"
-#include "ardkit/text.hpp"
 
 namespace ardkit {
 

@@ -1,4 +1,4 @@
-#include "ardkit/config.hpp"
+#include "ardkit/host/config.hpp"
 
 #include <fmt/format.h>
 #include <cmath>
@@ -6,10 +6,10 @@
 #include <sstream>
 
 #include "ardkit/error.hpp"
-#include "ardkit/hash.hpp"
-#include "ardkit/lr_schedule.hpp"
+#include "ardkit/host/hash.hpp"
+#include "ardkit/host/lr_schedule.hpp"
+#include "ardkit/host/text.hpp"
 #include "ardkit/plugin.hpp"
-#include "ardkit/text.hpp"
 #include "ardkit/weights.hpp"
 
 namespace fs = std::filesystem;

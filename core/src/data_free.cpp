@@ -1,4 +1,4 @@
-#include "ardkit/data_free.hpp"
+#include "ardkit/host/data_free.hpp"
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -7,7 +7,7 @@
 #include <set>
 
 #include "ardkit/error.hpp"
-#include "ardkit/image_grid.hpp"
+#include "ardkit/host/image_grid.hpp"
 #include "ardkit/interrupt.hpp"
 
 namespace ardkit {

@@ -1,4 +1,4 @@
-#include "ardkit/evaluation_config.hpp"
+#include "ardkit/host/evaluation_config.hpp"
 
 #include "ardkit/plugin.hpp"
 

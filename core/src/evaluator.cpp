@@ -1,4 +1,4 @@
-#include "ardkit/evaluator.hpp"
+#include "ardkit/host/evaluator.hpp"
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -11,9 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "ardkit/host/run_dir.hpp"
 #include "ardkit/interrupt.hpp"
 #include "ardkit/progress.hpp"
-#include "ardkit/run_dir.hpp"
 
 namespace ardkit {
 

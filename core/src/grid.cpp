@@ -1,4 +1,4 @@
-#include "ardkit/grid.hpp"
+#include "ardkit/host/grid.hpp"
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -7,10 +7,10 @@
 #include <set>
 #include <sstream>
 
-#include "ardkit/config.hpp"
 #include "ardkit/error.hpp"
+#include "ardkit/host/config.hpp"
+#include "ardkit/host/text.hpp"
 #include "ardkit/params.hpp"
-#include "ardkit/text.hpp"
 
 namespace fs = std::filesystem;
 

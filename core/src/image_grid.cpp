@@ -1,4 +1,4 @@
-#include "ardkit/image_grid.hpp"
+#include "ardkit/host/image_grid.hpp"
 
 #include <fmt/format.h>
 #include <png.h>

@@ -1,4 +1,4 @@
-#include "ardkit/loss_balance.hpp"
+#include "ardkit/host/loss_balance.hpp"
 
 #include <torch/torch.h>
 

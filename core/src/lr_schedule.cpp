@@ -1,4 +1,4 @@
-#include "ardkit/lr_schedule.hpp"
+#include "ardkit/host/lr_schedule.hpp"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "ardkit/prefetcher.hpp"
+#include "ardkit/host/prefetcher.hpp"
 
 #include <torch/torch.h>
 

@@ -1,4 +1,4 @@
-#include "ardkit/run_dir.hpp"
+#include "ardkit/host/run_dir.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -6,6 +6,7 @@
 #include <torch/version.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <ctime>

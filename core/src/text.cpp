@@ -1,4 +1,4 @@
-#include "ardkit/text.hpp"
+#include "ardkit/host/text.hpp"
 
 #include <algorithm>
 #include <numeric>

@@ -1,4 +1,4 @@
-#include "ardkit/trainer.hpp"
+#include "ardkit/host/trainer.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -8,12 +8,13 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 
-#include "ardkit/data_free.hpp"
 #include "ardkit/error.hpp"
+#include "ardkit/host/data_free.hpp"
+#include "ardkit/host/lr_schedule.hpp"
+#include "ardkit/host/prefetcher.hpp"
 #include "ardkit/interrupt.hpp"
-#include "ardkit/lr_schedule.hpp"
-#include "ardkit/prefetcher.hpp"
 #include "ardkit/progress.hpp"
 
 namespace fs = std::filesystem;

@@ -1,10 +1,10 @@
-#include "ardkit/evaluation_setup.hpp"
+#include "ardkit/host/evaluation_setup.hpp"
 
 #include <fmt/format.h>
 
-#include "ardkit/experiment_setup.hpp"
+#include "ardkit/host/experiment_setup.hpp"
+#include "ardkit/host/suites.hpp"
 #include "ardkit/progress.hpp"
-#include "ardkit/suites.hpp"
 #include "ardkit/weights.hpp"
 
 namespace ardkit {

@@ -1,6 +1,6 @@
-#include "ardkit/experiment_setup.hpp"
+#include "ardkit/host/experiment_setup.hpp"
 
-#include "ardkit/suites.hpp"
+#include "ardkit/host/suites.hpp"
 
 #include <fmt/format.h>
 

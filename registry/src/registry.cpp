@@ -1,5 +1,5 @@
 #define BOOST_DLL_USE_STD_FS
-#include "ardkit/registry.hpp"
+#include "ardkit/host/registry.hpp"
 
 #include <cxxabi.h>
 #include <dlfcn.h>
@@ -15,7 +15,7 @@
 #include <set>
 #include <sstream>
 
-#include "ardkit/text.hpp"
+#include "ardkit/host/text.hpp"
 
 namespace fs = std::filesystem;
 

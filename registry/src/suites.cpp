@@ -1,10 +1,10 @@
-#include "ardkit/suites.hpp"
+#include "ardkit/host/suites.hpp"
 
 #include <fmt/format.h>
 
-#include "ardkit/config.hpp"
 #include "ardkit/error.hpp"
-#include "ardkit/text.hpp"
+#include "ardkit/host/config.hpp"
+#include "ardkit/host/text.hpp"
 
 namespace ardkit {
 

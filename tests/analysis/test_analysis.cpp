@@ -2,7 +2,7 @@
 // their definitions on fixed features, run first by CTest).
 #include <doctest/doctest.h>
 
-#include <ardkit/analysis.hpp>
+#include <ardkit/host/analysis.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
 

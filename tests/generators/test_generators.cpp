@@ -5,7 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <ardkit/ardkit.hpp>
-#include <ardkit/data_free.hpp>
+#include <ardkit/host/data_free.hpp>
 
 #include "../unit/test_util.hpp"
 

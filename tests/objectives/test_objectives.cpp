@@ -12,8 +12,8 @@
 #include <doctest/doctest.h>
 
 #include <ardkit/ardkit.hpp>
-#include <ardkit/config.hpp>
-#include <ardkit/lr_schedule.hpp>
+#include <ardkit/host/config.hpp>
+#include <ardkit/host/lr_schedule.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
 

@@ -1,7 +1,7 @@
 #pragma once
 // An experiment written to a scratch folder and trained there, with the test plugins on the
 // plugin path: what the engine tests drive.
-#include <ardkit/experiment_setup.hpp>
+#include <ardkit/host/experiment_setup.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
 

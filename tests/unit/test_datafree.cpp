@@ -3,11 +3,11 @@
 // the BatchNorm taps follow their documented rules.
 #include <torch/torch.h>
 
-#include <ardkit/data_free.hpp>
-#include <ardkit/experiment_setup.hpp>
-#include <ardkit/image_grid.hpp>
+#include <ardkit/host/data_free.hpp>
+#include <ardkit/host/experiment_setup.hpp>
+#include <ardkit/host/image_grid.hpp>
+#include <ardkit/host/loss_balance.hpp>
 #include <ardkit/interrupt.hpp>
-#include <ardkit/loss_balance.hpp>
 #include <csignal>
 #include <fstream>
 #include <nlohmann/json.hpp>

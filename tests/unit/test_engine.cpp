@@ -2,9 +2,9 @@
 // checkpoint, NaN detection, and bit-exact resume after an interrupt.
 #include <torch/torch.h>
 
-#include <ardkit/experiment_setup.hpp>
+#include <ardkit/host/experiment_setup.hpp>
+#include <ardkit/host/lr_schedule.hpp>
 #include <ardkit/interrupt.hpp>
-#include <ardkit/lr_schedule.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
 

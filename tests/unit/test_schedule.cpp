@@ -1,7 +1,7 @@
 // Learning-rate schedules: each type's values at epoch and batch granularity, warm-up, and the
 // errors a bad [schedule] table gets.
-#include <ardkit/config.hpp>
-#include <ardkit/lr_schedule.hpp>
+#include <ardkit/host/config.hpp>
+#include <ardkit/host/lr_schedule.hpp>
 
 #include "test_util.hpp"
 

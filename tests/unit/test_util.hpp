@@ -9,8 +9,8 @@
 
 #include <ardkit/attack.hpp>
 #include <ardkit/error.hpp>
+#include <ardkit/host/registry.hpp>
 #include <ardkit/pytorch_file.hpp>
-#include <ardkit/registry.hpp>
 
 namespace test {
 

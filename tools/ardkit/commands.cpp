@@ -13,11 +13,11 @@
 #include <sstream>
 #include <thread>
 
+#include <ardkit/host/text.hpp>
 #include <ardkit/interrupt.hpp>
 #include <ardkit/progress.hpp>
-#include <ardkit/text.hpp>
 
-#include <ardkit/experiment_setup.hpp>
+#include <ardkit/host/experiment_setup.hpp>
 
 #include "grid_plan.hpp"
 #include "results_index.hpp"

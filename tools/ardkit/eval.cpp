@@ -8,12 +8,12 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include <ardkit/evaluation_setup.hpp>
+#include <ardkit/host/evaluation_setup.hpp>
+#include <ardkit/host/run_dir.hpp>
+#include <ardkit/host/suites.hpp>
+#include <ardkit/host/text.hpp>
 #include <ardkit/interrupt.hpp>
 #include <ardkit/progress.hpp>
-#include <ardkit/run_dir.hpp>
-#include <ardkit/suites.hpp>
-#include <ardkit/text.hpp>
 #include <ardkit/version.hpp>
 
 #include "cli_common.hpp"

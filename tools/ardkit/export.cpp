@@ -4,7 +4,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include <ardkit/evaluation_setup.hpp>
+#include <ardkit/host/evaluation_setup.hpp>
 #include <ardkit/weights.hpp>
 
 #include "cli_common.hpp"

@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include <ardkit/error.hpp>
-#include <ardkit/experiment_setup.hpp>
-#include <ardkit/run_dir.hpp>
+#include <ardkit/host/experiment_setup.hpp>
+#include <ardkit/host/run_dir.hpp>
 
 namespace ardkit::cli {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include <ardkit/grid.hpp>
+#include <ardkit/host/grid.hpp>
 
 namespace ardkit::cli {
 

@@ -7,9 +7,9 @@
 #include <iostream>
 
 #include <ardkit/error.hpp>
+#include <ardkit/host/run_dir.hpp>
+#include <ardkit/host/text.hpp>
 #include <ardkit/progress.hpp>
-#include <ardkit/run_dir.hpp>
-#include <ardkit/text.hpp>
 
 namespace ardkit::cli {
 

@@ -12,9 +12,9 @@
 #include <tuple>
 
 #include <ardkit/error.hpp>
-#include <ardkit/hash.hpp>
-#include <ardkit/run_dir.hpp>
-#include <ardkit/text.hpp>
+#include <ardkit/host/hash.hpp>
+#include <ardkit/host/run_dir.hpp>
+#include <ardkit/host/text.hpp>
 
 #include "cli_common.hpp"
 #include "commands.hpp"

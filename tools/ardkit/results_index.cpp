@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include <ardkit/error.hpp>
-#include <ardkit/run_dir.hpp>
+#include <ardkit/host/run_dir.hpp>
 
 namespace ardkit::cli {
 

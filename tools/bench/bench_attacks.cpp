@@ -12,7 +12,7 @@
 #include <thread>
 
 #include <ardkit/ardkit.hpp>
-#include <ardkit/registry.hpp>
+#include <ardkit/host/registry.hpp>
 
 namespace {
 

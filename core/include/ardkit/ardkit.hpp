@@ -1,5 +1,8 @@
 #pragma once
-// Everything a plugin author needs.
+// Everything a plugin author needs: the plugin contract. The headers of ardkit/ are that contract
+// (with ardkit/distill.hpp, the objectives' helpers, and ardkit/nn/layers.hpp); ardkit/host/
+// holds the host's internals (engine, evaluator, run folders, configuration, registry), which
+// plugins never include and which may change without an ABI bump.
 #include "ardkit/attack.hpp"
 #include "ardkit/attack_util.hpp"
 #include "ardkit/component.hpp"
@@ -17,6 +20,5 @@
 #include "ardkit/objective.hpp"
 #include "ardkit/params.hpp"
 #include "ardkit/plugin.hpp"
-#include "ardkit/prefetcher.hpp"
 #include "ardkit/pytorch_file.hpp"
 #include "ardkit/weights.hpp"

@@ -1,8 +1,8 @@
 #pragma once
 // Turns a validated evaluation (see evaluation_config.hpp) into a model, data and attacks.
-#include <ardkit/evaluation_config.hpp>
-#include <ardkit/evaluator.hpp>
-#include <ardkit/registry.hpp>
+#include <ardkit/host/evaluation_config.hpp>
+#include <ardkit/host/evaluator.hpp>
+#include <ardkit/host/registry.hpp>
 
 namespace ardkit {
 

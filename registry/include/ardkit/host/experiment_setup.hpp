@@ -1,9 +1,9 @@
 #pragma once
 // Turns a validated experiment into live plugin objects: the wiring between the experiment
 // file's tables and the registry.
-#include <ardkit/config.hpp>
-#include <ardkit/registry.hpp>
-#include <ardkit/trainer.hpp>
+#include <ardkit/host/config.hpp>
+#include <ardkit/host/registry.hpp>
+#include <ardkit/host/trainer.hpp>
 
 namespace ardkit {
 

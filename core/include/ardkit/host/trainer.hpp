@@ -3,15 +3,15 @@
 #include <vector>
 
 #include "ardkit/attack.hpp"
-#include "ardkit/config.hpp"
 #include "ardkit/data.hpp"
-#include "ardkit/evaluator.hpp"
 #include "ardkit/generator.hpp"
 #include "ardkit/hook.hpp"
+#include "ardkit/host/config.hpp"
+#include "ardkit/host/evaluator.hpp"
+#include "ardkit/host/run_dir.hpp"
 #include "ardkit/knobs.hpp"
 #include "ardkit/model.hpp"
 #include "ardkit/objective.hpp"
-#include "ardkit/run_dir.hpp"
 #include "ardkit/weights.hpp"
 
 namespace ardkit {

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "ardkit/config.hpp"
+#include "ardkit/host/config.hpp"
 
 namespace ardkit {
 

@@ -10,7 +10,7 @@
 #include <torch/serialize/archive.h>
 
 #include "ardkit/generator.hpp"
-#include "ardkit/loss_balance.hpp"
+#include "ardkit/host/loss_balance.hpp"
 #include "ardkit/objective.hpp"
 
 namespace ardkit {

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "ardkit/config.hpp"
 #include "ardkit/error.hpp"
+#include "ardkit/host/config.hpp"
 #include "ardkit/plugin.hpp"
 
 namespace ardkit {
