@@ -4,11 +4,10 @@
 #include <png.h>
 #include <torch/torch.h>
 
-#include <cstdio>
-#include <cstring>
-#include <memory>
+#include <string>
 
 #include "ardkit/error.hpp"
+#include "ardkit/host/run_dir.hpp"
 
 namespace fs = std::filesystem;
 
@@ -34,17 +33,20 @@ void write_image_grid(const torch::Tensor& images, const fs::path& path, int64_t
   }
   canvas = canvas.contiguous();
 
-  const fs::path tmp = path.string() + ".tmp";
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(tmp.c_str(), "wb"), &std::fclose);
-  if (!file)
-    throw_runtime_error(fmt::format("{}: cannot write: {}", tmp.string(), std::strerror(errno)));
+  // Encoded in memory, then written atomically (a full disk is one line; no half image left).
+  std::string encoded;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   png_infop info = png ? png_create_info_struct(png) : nullptr;
   if (!png || !info || setjmp(png_jmpbuf(png))) {
     png_destroy_write_struct(&png, &info);
-    throw_runtime_error(fmt::format("{}: libpng failed to write the image grid", tmp.string()));
+    throw_runtime_error(fmt::format("{}: libpng failed to encode the image grid", path.string()));
   }
-  png_init_io(png, file.get());
+  png_set_write_fn(
+      png, &encoded,
+      [](png_structp p, png_bytep data, png_size_t size) {
+        static_cast<std::string*>(png_get_io_ptr(p))->append(reinterpret_cast<char*>(data), size);
+      },
+      nullptr);
   png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8,
                c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
@@ -54,8 +56,7 @@ void write_image_grid(const torch::Tensor& images, const fs::path& path, int64_t
     png_write_row(png, data + y * width * c);
   png_write_end(png, nullptr);
   png_destroy_write_struct(&png, &info);
-  file.reset();
-  fs::rename(tmp, path);
+  write_file_atomic(path, encoded);
 }
 
 }  // namespace ardkit

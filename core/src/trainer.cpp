@@ -171,10 +171,11 @@ class Checkpointer {
     archive.write("epoch_counted", torch::tensor(position.epoch_counted));
     archive.write("epoch_images", torch::tensor(position.epoch_images));
     archive.write("rng", default_generator().get_state());
-    // Temporary file, then rename: a crash mid-write never replaces a good checkpoint.
-    const fs::path tmp = path.string() + ".tmp";
-    archive.save_to(tmp.string());
-    fs::rename(tmp, path);
+    // Serialized in memory, then written atomically: a crash or a full disk mid-write never
+    // replaces a good checkpoint, and the error is one line naming the file.
+    std::ostringstream bytes;
+    archive.save_to(bytes);
+    write_file_atomic(path, std::move(bytes).str());
   }
 
   Position load(const fs::path& path) const {

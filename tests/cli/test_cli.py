@@ -688,6 +688,99 @@ class Runs(CliCase):
                           "nope.toml not found", runs_allowed=True)
 
 
+class FullDisk(CliCase):
+    """A file system that fills up while ardkit writes a checkpoint or an evaluation: one line
+    naming the file and the fix, the previous file intact, and the same command resumes once
+    there is space. A small tmpfs stands in for a full disk (mounting it needs root, as CI has)."""
+
+    def setUp(self):
+        super().setUp()
+        self.disk = self.dir / "disk"
+        self.disk.mkdir()
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(self.disk)],
+                                 capture_output=True, text=True)
+        if mounted.returncode != 0:
+            self.skipTest("cannot mount a tmpfs here (needs root): " + mounted.stderr.strip())
+
+    def tearDown(self):
+        subprocess.run(["umount", "-l", str(self.disk)], capture_output=True)
+        super().tearDown()
+
+    def fill(self, leave=0):
+        """Fills the disk to the last byte, then frees `leave` bytes; returns the filler file."""
+        filler = self.disk / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            for size in (1 << 20, 1 << 12, 1):
+                try:
+                    while True:
+                        os.write(fd, b"\0" * size)
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
+        if leave:
+            os.truncate(filler, max(0, filler.stat().st_size - leave))
+        return filler
+
+    def error_line(self, stderr):
+        lines = [l for l in stderr.splitlines() if l.startswith("ardkit: error: ")]
+        self.assertEqual(len(lines), 1, stderr)
+        return lines[0]
+
+    def test_checkpoint_on_a_full_disk_keeps_the_previous_one(self):
+        exp = self.write("long.toml", TINY.replace("train_size = 256", "train_size = 16384")
+                         .replace("epochs = 2", "epochs = 3").replace("steps = 2", "steps = 5"))
+        cmd = [ARDKIT, "run", str(exp), "--output", str(self.disk / "runs"), "--threads", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        last = lambda: list((self.disk / "runs").glob("*/checkpoints/last.pt"))
+        deadline = time.time() + 300
+        while not last() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        self.assertTrue(last(), "no checkpoint was written")
+        proc.send_signal(signal.SIGSTOP)  # between checkpoints: fill the disk under it
+        [checkpoint] = last()
+        time.sleep(0.5)  # a checkpoint being renamed into place has landed
+        before = checkpoint.read_bytes()
+        # Room for the small files (status.json, metrics lines), none for a checkpoint.
+        self.assertGreater(len(before), 4 * 16384)
+        filler = self.fill(leave=16384)
+        proc.send_signal(signal.SIGCONT)
+        _, err = proc.communicate(timeout=300)
+        self.assertEqual(proc.returncode, 1, err)
+        line = self.error_line(err)
+        self.assertIn("No space left on device; free disk space and re-run", line)
+        self.assertIn(str(checkpoint.parent), line)
+        self.assertEqual(checkpoint.read_bytes(), before)
+        self.assertEqual(list(checkpoint.parent.glob("*.tmp")), [])
+        folder = checkpoint.parent.parent
+        self.assertFalse((folder / "results.json").exists())
+        # With space again, the same command resumes from the intact checkpoint and completes.
+        filler.unlink()
+        resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+        self.assertIn("resuming", resumed.stderr)
+        self.assertEqual(json.loads((folder / "status.json").read_text())["state"], "completed")
+
+    def test_evaluation_results_on_a_full_disk(self):
+        exp = self.write("exp.toml", TINY)
+        result = run("run", str(exp), "--output", str(self.disk / "runs"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        [folder] = [s.parent for s in (self.disk / "runs").glob("*/status.json")]
+        filler = self.fill()
+        result = run("eval", str(folder), "--points", "40")
+        self.assertEqual(result.returncode, 1, result.stderr)
+        line = self.error_line(result.stderr)
+        self.assertIn("cannot write " + str(folder / "evals"), line)
+        self.assertIn("free disk space and re-run", line)
+        self.assertFalse((folder / "evals" / "best-test.json").exists())
+        self.assertEqual(list((folder / "evals").glob("*.tmp")), [])
+        filler.unlink()
+        result = run("eval", str(folder), "--points", "40")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertTrue((folder / "evals" / "best-test.json").exists())
+
+
 class CrossTask(CliCase):
     def test_features_cross_tasks_and_soft_labels_refuse(self):
         # Teacher on classes 0-4 of the synthetic data; students on classes 5-9 (the same count,

@@ -88,6 +88,27 @@ TEST_CASE("weights_digest is equal for equal weights and tells one changed value
   CHECK(ardkit::weights_digest(*a) == digest);
 }
 
+TEST_CASE("atomic writes replace a file whole and fail in one line, leaving nothing behind") {
+  test::TempDir dir;
+  const auto file = dir / "results.json";
+  ardkit::write_file_atomic(file, "first");
+  ardkit::write_file_atomic(file, "second");
+  std::ifstream in(file);
+  CHECK(std::string((std::istreambuf_iterator<char>(in)), {}) == "second");
+  CHECK_FALSE(std::filesystem::exists(dir / "results.json.tmp"));
+  const auto missing = dir / "absent" / "results.json";
+  const std::string message =
+      test::error_of([&] { ardkit::write_file_atomic(missing, "x"); }, ardkit::ErrorKind::runtime);
+  CHECK(contains(message, "cannot write " + missing.string() + ": No such file or directory"));
+  CHECK(contains(message, "the previous file, if any, is unchanged"));
+  CHECK(message.find('\n') == std::string::npos);
+  // A temporary file that cannot become the target (a folder is in the way) is removed.
+  std::filesystem::create_directories(dir / "taken" / "inside");
+  test::error_of([&] { ardkit::write_file_atomic(dir / "taken", "x"); },
+                 ardkit::ErrorKind::runtime);
+  CHECK_FALSE(std::filesystem::exists(dir / "taken.tmp"));
+}
+
 TEST_CASE("a tiny adversarial training run fills its folder") {
   TinyRun r;
   REQUIRE(r.train() == ardkit::TrainOutcome::completed);
