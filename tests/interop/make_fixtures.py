@@ -2,6 +2,7 @@
 exactly as PyTorch users save one (torch.save(model.state_dict(), f)), an input batch with the
 logits PyTorch computes for it, TorchScript models, and checkpoint dicts in both file formats."""
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -34,6 +35,16 @@ class WithFeatures(torch.nn.Module):
         out = self.net.maxpool2(self.net.relu2(self.net.conv2(out)))
         features = self.net.relu3(self.net.conv3(out)).flatten(1)
         return self.net.fc2(self.net.relu4(self.net.fc1(features))), features
+
+
+class ShellCommand:
+    """Pickles as os.system(command): what a malicious checkpoint holds."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
 
 
 def main(out):
@@ -79,6 +90,15 @@ def main(out):
     torch.save(checkpoint, out / "checkpoint_legacy.pt", _use_new_zipfile_serialization=False)
     torch.save(trades.state_dict(), out / "state_dict_legacy.pt", _use_new_zipfile_serialization=False)
     torch.save(trades, out / "whole_model.pt")  # the whole module pickled: not loadable, clearly
+    # Pickles whose REDUCE would run a shell command if a reader executed what a file names (as
+    # Python's unpickler does): beside real weights, and alone. Loading must run nothing.
+    marker = out / "pickle_ran_a_command"
+    marker.unlink(missing_ok=True)
+    for fmt_name, zipped in (("zip", True), ("legacy", False)):
+        torch.save({"state_dict": trades.state_dict(), "callback": ShellCommand(f"touch {marker}")},
+                   out / f"reduce_beside_weights_{fmt_name}.pt", _use_new_zipfile_serialization=zipped)
+        torch.save(ShellCommand(f"touch {marker}"), out / f"reduce_alone_{fmt_name}.pt",
+                   _use_new_zipfile_serialization=zipped)
     x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
         torch.save({"input": x, "logits": trades(x)}, out / "checkpoint.io.pt")

@@ -211,6 +211,26 @@ TEST_CASE("truncated and foreign files are runtime errors naming the file") {
       "not found"));
 }
 
+TEST_CASE("a pickle whose reduce names a shell command runs nothing") {
+  // make_fixtures.py pickled os.system("touch MARKER") (GLOBAL posix.system + REDUCE); Python's
+  // unpickler would run it. The reader only ever interprets the torch names it knows.
+  const fs::path marker = fixtures() / "pickle_ran_a_command";
+  REQUIRE_FALSE(fs::exists(marker));
+  for (const char* format : {"zip", "legacy"}) {
+    CAPTURE(format);
+    auto model = trades_cnn();
+    const fs::path beside = fixtures() / fmt::format("reduce_beside_weights_{}.pt", format);
+    ardkit::load_weights(*model, beside);  // the weights load; the callable is inert data
+    const fs::path alone = fixtures() / fmt::format("reduce_alone_{}.pt", format);
+    const auto message =
+        test::error_of([&] { ardkit::load_weights(*model, alone); }, ErrorKind::config);
+    CHECK(test::contains(message, alone.string()));
+    CHECK(test::contains(message, "posix.system"));
+    CHECK(message.find('\n') == std::string::npos);
+    CHECK_FALSE(fs::exists(marker));
+  }
+}
+
 TEST_CASE("torchscript: traced and scripted models, features, frozen, input gradients") {
   const fs::path io = fixtures() / "torchscript.io.pt";
   const auto x = entry(io, "input");
