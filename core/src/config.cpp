@@ -477,6 +477,7 @@ PluginTable plugin_table(const toml::table& table, const std::string& name, Plug
   out.table = name;
   out.plugin = plugin_name->get();
   out.params = validate_table(info.schema, table, file, name, host_keys, out.plugin, preset);
+  out.need_flags = info.need_flags;
   for (const auto& [key, value] : preset.values())
     if (!table.contains(key))
       out.preset_keys.push_back(key);
@@ -616,6 +617,22 @@ ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& fil
   config.evals =
       read_plugin_tables(root, "eval", PluginKind::attack, eval_host_schema(), file, lookup);
   config.hooks = read_plugin_tables(root, "hook", PluginKind::hook, no_host_keys, file, lookup);
+  // What the objective declared at registration: a missing table is named here, by `ardkit
+  // validate`, before anything is built.
+  const auto objective_at = [&] {
+    const toml::node* plugin = root.at_path("objective.plugin").node();
+    return plugin ? position(file, plugin->source()) : file;
+  };
+  if (config.objective->needs(Need::teacher) && !config.teacher)
+    throw_config_error(fmt::format(
+        "{}: [objective] '{}' distills from a teacher but the experiment has no [teacher] table; "
+        "add one with plugin and checkpoint (or experiment = \"TEACHER.toml\")",
+        objective_at(), config.objective->plugin));
+  if (config.objective->needs(Need::attack) && !config.attack)
+    throw_config_error(fmt::format(
+        "{}: [objective] '{}' trains on adversarial examples but the experiment has no [attack] "
+        "table; add one, e.g. [attack] plugin = \"pgd\"",
+        objective_at(), config.objective->plugin));
   return config;
 }
 

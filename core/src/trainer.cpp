@@ -307,19 +307,9 @@ void check_requirements(const TrainSetup& setup) {
                     "experiment has no [teacher] table: add one with plugin and checkpoint "
                     "(or experiment)",
                     config.file.string()));
-  if (setup.objective->needs_teacher() && !setup.teacher)
-    throw_config_error(
-        fmt::format("{}: objective '{}' distills from a teacher but the experiment has no "
-                    "[teacher] table: add one with plugin and checkpoint",
-                    config.file.string(), config.objective->plugin));
-  if (setup.objective->needs_attack() && !setup.attack)
-    throw_config_error(
-        fmt::format("{}: objective '{}' trains on adversarial examples but the experiment "
-                    "has no [attack] table: add one, e.g. [attack] plugin = \"pgd\"",
-                    config.file.string(), config.objective->plugin));
   // A teacher from another experiment's task: refused before any run folder exists. (A class
   // count that differs for other reasons is caught by train()'s probe.)
-  if (setup.teacher && setup.data && setup.objective->needs_same_label_space()) {
+  if (setup.teacher && setup.data && config.objective->needs(Need::same_label_space)) {
     const DataSpec data = setup.data->spec();
     if (label_space_of(setup.teacher_data) != label_space_of(data) ||
         setup.teacher_data.num_classes != data.num_classes)
@@ -474,7 +464,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
     throw_config_error(config.file.string() + ": [data] the training split is empty");
   const ObjectiveSetup sizes = objective_setup(student, setup.teacher.get(), setup.teacher_data,
                                                *setup.data, train_size, device);
-  if (setup.teacher && setup.objective->needs_same_label_space() && !sizes.same_label_space())
+  if (setup.teacher && config.objective->needs(Need::same_label_space) && !sizes.same_label_space())
     refuse_label_spaces(config, sizes.teacher_classes, sizes.teacher_label_space, sizes.num_classes,
                         sizes.label_space);
   torch::manual_seed(static_cast<uint64_t>(seed));  // heads and banks: initialized from the seed

@@ -23,16 +23,6 @@ class AdaAd : public ardkit::Objective {
         reduction_(p.get_string("kl_reduction")),
         bn_mode_(distill::bn_mode(p)) {}
 
-  bool needs_teacher() const override {
-    return true;
-  }
-  bool needs_same_label_space() const override {
-    return true;
-  }
-  bool needs_attack() const override {
-    return true;
-  }
-
   ardkit::LossTerms compute(ardkit::StepContext& c) override {
     const auto& x = c.batch.x;
     ardkit::Model& student = c.student;
@@ -75,5 +65,6 @@ ARDKIT_PLUGIN_LIBRARY(manifest) {
            "their KL",
            schema(),
            [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<AdaAd>(p); })
+      .needs({ardkit::Need::teacher, ardkit::Need::attack, ardkit::Need::same_label_space})
       .attack_defaults = [](const Params&) { return distill::pgd10_defaults("gaussian", false); };
 }

@@ -24,15 +24,6 @@ class Ard : public ardkit::Objective {
         reduction_(p.get_string("kl_reduction")),
         bn_mode_(distill::bn_mode(p)) {}
 
-  bool needs_teacher() const override {
-    return true;
-  }
-  bool needs_same_label_space() const override {
-    return true;
-  }
-  bool needs_attack() const override {
-    return true;
-  }
   void declare_knobs(ardkit::Knobs& knobs) override {
     knobs.declare("temperature", temperature_, ardkit::KnobRange::above(0));
     knobs.declare("alpha", alpha_, ardkit::KnobRange::between(0, 1));
@@ -79,5 +70,6 @@ ARDKIT_PLUGIN_LIBRARY(manifest) {
            "adversarial examples",
            schema(),
            [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Ard>(p); })
+      .needs({ardkit::Need::teacher, ardkit::Need::attack, ardkit::Need::same_label_space})
       .attack_defaults = [](const Params&) { return distill::pgd10_defaults("uniform", false); };
 }

@@ -6,7 +6,7 @@
 // must match, "sample reweighted estimation" against the teacher's mistakes, and transfer across
 // models and tasks. This plugin is a documented re-derivation on CRD's machinery (Tian et al.,
 // ICLR 2020; HobbitLong/RepDistiller@b84f547c crd/), NOT a reproduction; every open choice is a
-// parameter, its default argued in README "GACD":
+// parameter, its default argued in docs/methods.md "GACD":
 //
 //   v_t   = normalize(W_t f_T(x))        teacher anchor: the frozen teacher's clean features
 //                                        (penultimate, or a tapped layer: teacher_layer)
@@ -103,13 +103,6 @@ class Gacd : public ardkit::Objective {
         kl_weight_(p.get_real("kl_weight")),
         kl_temperature_(p.get_real("kl_temperature")),
         bn_mode_(distill::bn_mode(p)) {}
-
-  bool needs_teacher() const override {
-    return true;
-  }
-  bool needs_attack() const override {
-    return true;
-  }
 
   void setup(const ardkit::ObjectiveSetup& s) override {
     // Reading the teacher's class probabilities needs one label space; features do not.
@@ -342,5 +335,6 @@ ARDKIT_PLUGIN_LIBRARY(manifest) {
            "adversarial examples with sample reweighting",
            schema(),
            [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Gacd>(p); })
+      .needs({ardkit::Need::teacher, ardkit::Need::attack})
       .attack_defaults = [](const Params&) { return distill::pgd10_defaults("uniform", true); };
 }

@@ -71,15 +71,6 @@ class Iad : public ardkit::Objective {
       parameter.set_requires_grad(false);
   }
 
-  bool needs_teacher() const override {
-    return true;
-  }
-  bool needs_same_label_space() const override {
-    return true;
-  }
-  bool needs_attack() const override {
-    return true;
-  }
   void declare_knobs(ardkit::Knobs& knobs) override {
     knobs.declare("temperature", temperature_, ardkit::KnobRange::above(0));
   }
@@ -223,6 +214,7 @@ ARDKIT_PLUGIN_LIBRARY(manifest) {
            [](const Params& p, const ardkit::BuildContext& context) {
              return std::make_shared<Iad>(p, context);
            })
+      .needs({ardkit::Need::teacher, ardkit::Need::attack, ardkit::Need::same_label_space})
       .attack_defaults = [](const Params& p) {
     // IAD's AttackPGD: uniform start, not clipped; AdaAD's adaad_inner_loss: Gaussian, not clipped.
     return distill::pgd10_defaults(p.get_string("variant") == "adaiad" ? "gaussian" : "uniform",

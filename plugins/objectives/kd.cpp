@@ -17,12 +17,6 @@ class Kd : public ardkit::Objective {
         temperature_(p.get_real("temperature")),
         reduction_(p.get_string("kl_reduction")) {}
 
-  bool needs_teacher() const override {
-    return true;
-  }
-  bool needs_same_label_space() const override {
-    return true;
-  }
   void declare_knobs(ardkit::Knobs& knobs) override {
     knobs.declare("temperature", temperature_, ardkit::KnobRange::above(0));
     knobs.declare("alpha", alpha_, ardkit::KnobRange::between(0, 1));
@@ -57,8 +51,9 @@ ardkit::ParamSchema schema() {
 }  // namespace
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
-  manifest.add(
-      ardkit::PluginKind::objective, "kd", "1.0.0",
-      "Hinton knowledge distillation on clean inputs (non-robust baseline)", schema(),
-      [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Kd>(p); });
+  manifest
+      .add(ardkit::PluginKind::objective, "kd", "1.0.0",
+           "Hinton knowledge distillation on clean inputs (non-robust baseline)", schema(),
+           [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Kd>(p); })
+      .needs({ardkit::Need::teacher, ardkit::Need::same_label_space});
 }

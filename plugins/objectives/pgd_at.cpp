@@ -25,10 +25,6 @@ class PgdAt : public ardkit::Objective {
         clean_weight_(p.get_real("clean_weight")),
         clean_forward_(p.get_bool("clean_forward")) {}
 
-  bool needs_attack() const override {
-    return true;
-  }
-
   ardkit::LossTerms compute(ardkit::StepContext& c) override {
     const auto x_adv = distill::attack_student(c, bn_mode_, ardkit::losses::cross_entropy());
     auto adv = torch::nn::functional::cross_entropy(c.student.logits(x_adv), c.batch.y);
@@ -75,6 +71,7 @@ ARDKIT_PLUGIN_LIBRARY(manifest) {
       .add(ardkit::PluginKind::objective, "pgd_at", "1.0.0",
            "Madry PGD adversarial training: cross-entropy on [attack] examples", schema(),
            [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<PgdAt>(p); })
+      .needs({ardkit::Need::attack})
       .attack_defaults = [](const Params& p) {
     // Both recipes clip the random start into [0,1] before the first gradient.
     return p.get_string("variant") == "adaad" ? distill::pgd10_defaults("gaussian", true)

@@ -44,16 +44,6 @@ class Rslad : public ardkit::Objective {
     knobs.declare("temperature", temperature_, ardkit::KnobRange::above(0));
   }
 
-  bool needs_teacher() const override {
-    return true;
-  }
-  bool needs_same_label_space() const override {
-    return true;
-  }
-  bool needs_attack() const override {
-    return true;
-  }
-
   ardkit::LossTerms compute(ardkit::StepContext& c) override {
     const auto& x = c.batch.x;
     // In float16 mode every teacher-side result is rounded as a half tensor would hold it.
@@ -126,5 +116,6 @@ ARDKIT_PLUGIN_LIBRARY(manifest) {
            "labels of clean and adversarial inputs",
            schema(),
            [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Rslad>(p); })
+      .needs({ardkit::Need::teacher, ardkit::Need::attack, ardkit::Need::same_label_space})
       .attack_defaults = [](const Params&) { return distill::pgd10_defaults("gaussian", false); };
 }

@@ -21,9 +21,6 @@ class Trades : public ardkit::Objective {
         reduction_(p.get_string("kl_reduction")),
         bn_mode_(distill::bn_mode(p)) {}
 
-  bool needs_attack() const override {
-    return true;
-  }
   void declare_knobs(ardkit::Knobs& knobs) override {
     knobs.declare("beta", beta_, ardkit::KnobRange::at_least(0));
   }
@@ -69,6 +66,7 @@ ARDKIT_PLUGIN_LIBRARY(manifest) {
       .add(ardkit::PluginKind::objective, "trades", "1.0.0",
            "TRADES (Zhang et al. 2019): clean cross-entropy + beta * KL(f(x) || f(x'))", schema(),
            [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Trades>(p); })
+      .needs({ardkit::Need::attack})
       .attack_defaults = [](const Params&) {
     return std::vector<std::pair<std::string, ardkit::Value>>{
         {"eps", 0.031},          {"steps", int64_t{10}},

@@ -229,7 +229,11 @@ class BadInput(CliCase):
 
     def test_objective_requirements_checked_before_running(self):
         no_attack = TINY.replace('[attack]\nplugin = "pgd"\neps = 0.1\nsteps = 2\nstep_size = 0.125\n', "")
-        self.check_run(no_attack, 2, "objective 'pgd_at' trains on adversarial examples", "has no [attack] table")
+        self.check_run(no_attack, 2, "exp.toml:16:10: [objective] 'pgd_at' trains on adversarial examples",
+                       "has no [attack] table")
+        no_teacher = TINY.replace('plugin = "pgd_at"', 'plugin = "rslad"')
+        self.check_run(no_teacher, 2, "exp.toml:16:10: [objective] 'rslad' distills from a teacher",
+                       "has no [teacher] table")
         self.assertFalse((self.dir / "runs").exists())
         exp = self.write("exp.toml", no_attack)
         self.assert_error(run("validate", str(exp)), 2, "has no [attack] table")

@@ -396,13 +396,25 @@ TEST_CASE("a loss that blows up in epoch 2 keeps epoch 1's checkpoint untouched"
     CHECK(torch::equal(kept[i], expected[i]));
 }
 
-TEST_CASE("objectives that need an attack refuse to run without one") {
+TEST_CASE("what an objective declares it needs is checked when the experiment is read") {
   std::string text = kTiny;
   const auto at = text.find("[attack]");
   text = text.substr(0, at) + text.substr(text.find("[optimizer]"));
-  TinyRun r({}, text);
-  CHECK(contains(test::error_of([&] { r.train(); }, ardkit::ErrorKind::config),
-                 "has no [attack] table"));
+  // Before anything is built, at the objective's plugin key (registration: .needs(...)).
+  const std::string no_attack =
+      test::error_of([&] { TinyRun r({}, text); }, ardkit::ErrorKind::config);
+  CHECK(contains(no_attack, "tiny.toml:16:10: [objective] 'pgd_at' trains on adversarial"));
+  CHECK(contains(no_attack, "has no [attack] table"));
+  const std::string no_teacher = test::error_of(
+      [&] { TinyRun r({"objective.plugin=\"kd\""}, text); }, ardkit::ErrorKind::config);
+  CHECK(contains(no_teacher, "[objective] 'kd' distills from a teacher"));
+  const auto& registry = test::builtin();
+  CHECK(registry.find(ardkit::PluginKind::objective, "rslad")
+            .info.has(ardkit::Need::same_label_space));
+  CHECK_FALSE(registry.find(ardkit::PluginKind::objective, "gacd")
+                  .info.has(ardkit::Need::same_label_space));
+  CHECK_FALSE(
+      registry.find(ardkit::PluginKind::objective, "trades").info.has(ardkit::Need::teacher));
 }
 
 TEST_CASE("a linear_ramp hook moves attack.eps step by step and the run logs it") {

@@ -402,6 +402,18 @@ int plugins_command(const std::vector<std::string>& args) {
             spec.required() ? "required" : "= " + spec.default_text(), spec.doc,
             spec.constraint_text().empty() ? "" : " (" + spec.constraint_text() + ")");
       }
+      if (e->info.kind == PluginKind::objective) {
+        std::vector<std::string> needs;
+        for (const auto& [need, text] :
+             {std::pair{Need::teacher, "a [teacher] table"},
+              std::pair{Need::attack, "an [attack] table"},
+              std::pair{Need::same_label_space, "a teacher of the student's label space"}})
+          if (e->info.has(need))
+            needs.push_back(text);
+        std::cout << "  needs: "
+                  << (needs.empty() ? "nothing beyond data and a student" : join(needs, ", "))
+                  << "\n";
+      }
       if (e->info.attack_defaults) {
         // Shown for the objective's default parameters; other values may change them.
         Params defaults;

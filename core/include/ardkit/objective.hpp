@@ -83,18 +83,8 @@ class ARDKIT_API Objective : public Component {
   // check_finite, backward, optimizer step. Override it for several updates per batch or a second
   // optimizer of the objective's own (save its state in save_state).
   virtual LossTerms step(StepContext& context);
-  virtual bool needs_teacher() const {
-    return false;
-  }
-  virtual bool needs_attack() const {
-    return false;
-  }
-  // True for objectives that compare the teacher's and the student's class probabilities (soft
-  // labels, KL terms): the engine refuses a teacher whose label space differs (cross-task
-  // distillation needs a feature objective).
-  virtual bool needs_same_label_space() const {
-    return false;
-  }
+  // What the objective needs from the experiment (a teacher, an attack, one label space) is
+  // declared where it registers: manifest.add(...).needs({Need::teacher, ...}) (plugin.hpp).
   // Knobs this objective reads, with their starting values (e.g. "temperature").
   virtual void declare_knobs(Knobs& /*knobs*/) {}
   // Extra trainable state (projection heads, memory banks as registered buffers): optimized with

@@ -31,7 +31,7 @@
 
 // Bumped whenever a type that crosses the plugin boundary changes layout or meaning.
 #ifndef ARDKIT_ABI_VERSION
-#define ARDKIT_ABI_VERSION 8
+#define ARDKIT_ABI_VERSION 9
 #endif
 
 namespace ardkit {
@@ -84,20 +84,32 @@ struct PluginInfo {
   ParamSchema schema;
   Factory factory;
   AttackDefaults attack_defaults;  // objectives only; empty: none
+  uint32_t need_flags = 0;         // objectives only: Need values, or-ed
+
+  // manifest.add(...).needs({Need::teacher, Need::attack}): at registration.
+  PluginInfo& needs(std::initializer_list<Need> what) {
+    for (Need n : what)
+      need_flags |= static_cast<uint32_t>(n);
+    return *this;
+  }
+  bool has(Need n) const {
+    return (need_flags & static_cast<uint32_t>(n)) != 0;
+  }
 };
 
 class Manifest {
  public:
-  // Returns the entry, valid until the next add, to set optional fields (attack_defaults).
+  // Returns the entry, valid until the next add, to set optional fields (needs, attack_defaults).
   PluginInfo& add(PluginKind kind, std::string name, std::string version, std::string summary,
                   ParamSchema schema, Factory factory) {
-    plugins_.push_back(PluginInfo{kind,
-                                  std::move(name),
-                                  std::move(version),
-                                  std::move(summary),
-                                  std::move(schema),
-                                  std::move(factory),
-                                  {}});
+    PluginInfo info;
+    info.kind = kind;
+    info.name = std::move(name);
+    info.version = std::move(version);
+    info.summary = std::move(summary);
+    info.schema = std::move(schema);
+    info.factory = std::move(factory);
+    plugins_.push_back(std::move(info));
     return plugins_.back();
   }
   const std::vector<PluginInfo>& plugins() const {

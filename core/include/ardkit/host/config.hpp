@@ -44,6 +44,10 @@ struct PluginTable {
   // Keys the file does not write whose values came from another plugin's presets (the
   // objective's attack defaults), so that a run can say where they came from.
   std::vector<std::string> preset_keys;
+  uint32_t need_flags = 0;  // what the plugin declared it needs (PluginInfo::need_flags)
+  bool needs(Need n) const {
+    return (need_flags & static_cast<uint32_t>(n)) != 0;
+  }
 };
 
 struct ARDKIT_API ExperimentConfig {
