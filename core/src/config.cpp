@@ -23,9 +23,12 @@ const std::vector<std::string> kTopLevel = {"run",       "data",   "teacher",   
                                             "train",     "eval",   "hook",      "generator"};
 
 std::string position(const std::string& file, const toml::source_region& source) {
-  if (source.begin.line == 0)
-    return file + " (--set)";
-  return fmt::format("{}:{}:{}", file, source.begin.line, source.begin.column);
+  return source_position(file, source);
+}
+
+// A key's position; a key --set created has none, and its value's names the --set.
+std::string key_position(const std::string& file, const toml::key& key, const toml::node& node) {
+  return source_position(file, key.source().begin ? key.source() : node.source());
 }
 
 std::string describe_node(const toml::node& node) {
@@ -212,7 +215,7 @@ Params validate_table(const ParamSchema& schema, const toml::table& table, const
       std::vector<std::string> all = valid;
       all.insert(all.end(), host_keys.begin(), host_keys.end());
       throw_config_error(fmt::format("{}: {} unknown key '{}'{}; valid keys: {}",
-                                     position(file, key.source()), label, k, did_you_mean(k, all),
+                                     key_position(file, key, node), label, k, did_you_mean(k, all),
                                      all.empty() ? "none" : join(all, ", ")));
     }
     params.set(k, validator.convert(*spec, node), position(file, node.source()));
@@ -352,19 +355,44 @@ const ParamSchema& schedule_schema() {
   return schema;
 }
 
+std::string source_position(const std::string& file, const toml::source_region& source) {
+  constexpr std::string_view kSet = "--set ";
+  if (source.path && source.path->compare(0, kSet.size(), kSet) == 0)
+    return fmt::format("{} ({})", file, *source.path);
+  if (source.begin.line == 0)
+    return file + " (--set)";
+  return fmt::format("{}:{}:{}", file, source.begin.line, source.begin.column);
+}
+
 void apply_override(toml::table& root, const std::string& assignment) {
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
     throw_config_error("--set '" + assignment + "': expected KEY=VALUE, e.g. --set train.epochs=2");
   const std::string path = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
+  // The assignment is the value's source "file": errors then name it ("(--set a.b=VALUE)").
+  const std::string source = "--set " + assignment;
   toml::table value_holder;
   try {
-    value_holder = toml::parse("v = " + text);
+    value_holder = toml::parse("v = " + text, source);
   } catch (const toml::parse_error&) {
-    value_holder.insert_or_assign("v", text);  // bare words are strings: --set data.plugin=idx
+    // Bare words are strings: --set data.plugin=idx (quoted as a JSON string, which TOML reads).
+    std::string quoted = "\"";
+    for (char ch : text) {
+      if (ch == '"' || ch == '\\')
+        quoted += '\\';
+      if (static_cast<unsigned char>(ch) < 0x20)
+        quoted += fmt::format("\\u{:04x}", static_cast<unsigned char>(ch));
+      else
+        quoted += ch;
+    }
+    quoted += '"';
+    try {
+      value_holder = toml::parse("v = " + quoted, source);
+    } catch (const toml::parse_error&) {
+      value_holder.insert_or_assign("v", text);  // not valid UTF-8: no position, still a string
+    }
   }
-  // Re-create the node so it carries no source position: errors then say "(--set)".
   toml::node* value = value_holder.get("v");
 
   std::vector<std::string> parts;
@@ -396,14 +424,8 @@ void apply_override(toml::table& root, const std::string& assignment) {
   auto* table = current->as_table();
   if (!table)
     throw_config_error("--set " + path + ": the parent of '" + parts.back() + "' is not a table");
-  value->visit([&](auto&& v) {
-    using N = std::decay_t<decltype(v)>;
-    if constexpr (toml::is_value<N>) {
-      table->insert_or_assign(parts.back(), N(v.get()));
-    } else {
-      table->insert_or_assign(parts.back(), v);
-    }
-  });
+  // Moved, not copied: a copy would lose the source.
+  value->visit([&](auto&& v) { table->insert_or_assign(parts.back(), std::move(v)); });
 }
 
 toml::table parse_toml_file(const fs::path& file, const std::string& missing) {
@@ -442,7 +464,7 @@ void check_top_level(const toml::table& root, const std::string& file,
     const std::string k(key.str());
     if (std::find(allowed.begin(), allowed.end(), k) == allowed.end())
       throw_config_error(fmt::format("{}: unknown table '{}'{}; {} has: {}",
-                                     position(file, key.source()), k, did_you_mean(k, allowed),
+                                     key_position(file, key, node), k, did_you_mean(k, allowed),
                                      what, join(allowed, ", ")));
   }
 }

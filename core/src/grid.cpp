@@ -21,7 +21,7 @@ namespace {
 std::string at(const fs::path& file, const toml::source_region& source) {
   if (!source.begin)
     return file.string() + " (command line)";
-  return fmt::format("{}:{}:{}", file.string(), source.begin.line, source.begin.column);
+  return source_position(file.string(), source);
 }
 
 // A node's value as TOML text, the form --set parses back: floats in their shortest round-trip

@@ -26,8 +26,7 @@ std::optional<TeacherRun> resolve_teacher_experiment(toml::table& root, const fs
   if (!teacher || !teacher->contains("experiment"))
     return std::nullopt;
   const auto where = [&](const char* key) {
-    const auto& src = teacher->get(key)->source();
-    return fmt::format("{}:{}:{}", file.string(), src.begin.line, src.begin.column);
+    return source_position(file.string(), teacher->get(key)->source());
   };
   const auto* name = teacher->get_as<std::string>("experiment");
   if (!name)

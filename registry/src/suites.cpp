@@ -11,9 +11,7 @@ namespace ardkit {
 namespace {
 
 std::string position(const std::string& file, const toml::source_region& source) {
-  return source.begin.line > 0
-             ? fmt::format("{}:{}:{}", file, source.begin.line, source.begin.column)
-             : file + " (--set)";
+  return source_position(file, source);
 }
 
 toml::table attack(const char* plugin, const char* name) {

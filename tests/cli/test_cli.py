@@ -175,8 +175,9 @@ class BadInput(CliCase):
         self.check_run(TINY.replace("[objective]\nplugin = \"pgd_at\"", ""), 2, "missing table [objective]")
 
     def test_bad_override(self):
-        self.check_run(TINY, 2, "(--set)", "'epochs'", extra=("--set", "train.epochs=-1"))
-        self.check_run(TINY, 2, "unknown key 'epoch'", extra=("--set", "train.epoch=3"))
+        self.check_run(TINY, 2, "exp.toml (--set train.epochs=-1): [train] 'epochs'", extra=("--set", "train.epochs=-1"))
+        self.check_run(TINY, 3, "(--set data.plugin=idxx)", "did you mean", extra=("--set", "data.plugin=idxx"))
+        self.check_run(TINY, 2, "(--set train.epoch=3): [train] unknown key 'epoch'", extra=("--set", "train.epoch=3"))
 
     def test_unknown_plugin(self):
         self.check_run(TINY.replace('plugin = "pgd_at"', 'plugin = "pgd-at"'), 3, "unknown objective plugin 'pgd-at'",
@@ -284,7 +285,7 @@ class NewUser(CliCase):
         self.check(TINY.replace("eps = 0.1\nsteps = 2", "eps = nan\nsteps = 2"), 2, "exp.toml:19:7:",
                    "'eps' = nan is not a finite number")
         self.check(TINY.replace("[train]", "[optimizer]\nlr = inf\n[train]"), 2, "'lr' = inf is not a finite number")
-        self.check(TINY, 2, "(--set)", "'lr' = -inf", extra=("--set", "optimizer.lr=-inf"))
+        self.check(TINY, 2, "(--set optimizer.lr=-inf)", "'lr' = -inf", extra=("--set", "optimizer.lr=-inf"))
 
     def test_run_names_cannot_escape_the_output_folder(self):
         for name in ("../../x", "/x", "a/b", ".."):

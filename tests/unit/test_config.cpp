@@ -105,11 +105,15 @@ TEST_CASE("experiment files: malformed TOML, unknown table, overrides") {
   CHECK(config.evals.at(0).params.get_int("steps") == 5);
   CHECK(config.name() == "x");
 
-  // An override with a wrong type is reported as coming from --set.
+  // An override with a wrong type is reported as coming from that --set.
   const auto bad = ardkit::read_experiment(file, {"train.epochs=many"});
   CHECK(
       contains(error_of([&] { ardkit::resolve_experiment(bad, file, lookup); }, ErrorKind::config),
-               "(--set)"));
+               "(--set train.epochs=many): [train] 'epochs' must be"));
+  const auto bad_key = ardkit::read_experiment(file, {"train.epoch=3"});
+  CHECK(contains(
+      error_of([&] { ardkit::resolve_experiment(bad_key, file, lookup); }, ErrorKind::config),
+      "(--set train.epoch=3): [train] unknown key 'epoch'"));
   CHECK(contains(error_of([&] { ardkit::read_experiment(file, {"novalue"}); }, ErrorKind::config),
                  "KEY=VALUE"));
 }

@@ -32,6 +32,11 @@ ARDKIT_API Params validate_table(const ParamSchema& schema, const toml::table& t
 ARDKIT_API void check_folder_name(const Params& params, const std::string& table,
                                   const std::string& key);
 
+// Where a TOML node came from, for messages: "FILE:LINE:COLUMN" for a file, "FILE (--set
+// a.b=VALUE)" for a value a --set override wrote (apply_override keeps the assignment as the
+// node's source), "FILE (--set)" for other nodes made by the host.
+ARDKIT_API std::string source_position(const std::string& file, const toml::source_region& source);
+
 // Writes validated values back as TOML (every schema key, defaults included).
 ARDKIT_API toml::table to_toml(const Params& params);
 
