@@ -181,8 +181,9 @@ TEST_CASE(
   CHECK_FALSE(torch::equal(before, running_mean()));
   CHECK_FALSE(f.model->is_training());
   // Every attack of the suite, in eval mode, leaves the statistics alone.
-  for (const auto& [name, params] : suite(0.1)) {
-    CAPTURE(name);
+  for (const auto& entry : suite(0.1)) {
+    const auto& [name, params] = entry;
+    CAPTURE(entry.first);  // doctest's CAPTURE is a lambda: C++17 cannot capture a binding
     const auto stats = running_mean();
     test::make<ardkit::Attack>(PluginKind::attack, name, params)
         ->perturb(f.target(ardkit::BnMode::eval), f.batch.x, f.batch.y);
@@ -245,9 +246,11 @@ TEST_CASE("per-sample losses match their definitions") {
 TEST_CASE("every attack stays in its ball and in [0,1], and hurts the model") {
   Fixture f;
   torch::NoGradGuard outside;  // attacks must turn gradients on themselves
-  for (const auto& [name, params] : suite(0.1)) {
-    CAPTURE(name);
-    CAPTURE(ardkit::format_value(params.at("eps")));
+  for (const auto& entry : suite(0.1)) {
+    const auto& [name, params] = entry;
+    CAPTURE(entry.first);  // doctest's CAPTURE is a lambda: C++17 cannot capture a binding
+    const std::string eps = ardkit::format_value(entry.second.at("eps"));
+    CAPTURE(eps);
     auto attack = test::make<ardkit::Attack>(PluginKind::attack, name, params);
     const auto threat = attack->threat();
     const auto x_adv = attack->perturb(f.target(), f.batch.x, f.batch.y);
@@ -444,7 +447,8 @@ TEST_CASE("autoattack versions and errors") {
   for (const auto& [version, parts] : std::vector<std::pair<std::string, std::vector<std::string>>>{
            {"plus", {"apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"}},
            {"rand", {"apgd-ce", "apgd-dlr"}}}) {
-    CAPTURE(version);
+    const std::string version_shown = version;  // CAPTURE cannot capture a binding (C++17)
+    CAPTURE(version_shown);
     auto aa = test::make<ardkit::Attack>(PluginKind::attack, "autoattack",
                                          {{"version", version},
                                           {"eps", 0.05},

@@ -105,7 +105,8 @@ void check_same(const std::map<std::string, torch::Tensor>& a,
   REQUIRE(a.size() == b.size());
   std::vector<torch::Tensor> state_a, state_b;
   for (const auto& [key, value] : a) {
-    CAPTURE(key);
+    const std::string key_shown = key;  // CAPTURE cannot capture a binding (C++17)
+    CAPTURE(key_shown);
     REQUIRE(b.count(key));
     if (key.find('#') != std::string::npos) {
       state_a.push_back(value);

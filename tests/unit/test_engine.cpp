@@ -504,7 +504,8 @@ TEST_CASE("every distillation objective trains a student from a teacher checkpoi
                                                         {"iad", "kl_self"},
                                                         {"adaad", "kl_adv"},
                                                         {"trades", "kl_robust"}}) {
-    CAPTURE(objective);
+    const std::string objective_shown = objective;  // CAPTURE cannot capture a binding (C++17)
+    CAPTURE(objective_shown);
     std::vector<std::string> overrides = {"objective.plugin=" + objective, "train.epochs=1",
                                           "data.train_size=128"};
     if (objective == "iad")
