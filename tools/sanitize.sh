@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# Builds ardkit with AddressSanitizer and UndefinedBehaviorSanitizer into ./build-asan and runs
-# tests there. `bash tools/sanitize.sh` runs the unit tests (schemas, registry, engine, data,
-# attacks, grids), which CI runs; `bash tools/sanitize.sh all` runs the whole suite, the
-# command-line tests included (the ardkit binary they drive is the sanitized one).
+# Builds ardkit with clang, AddressSanitizer and UndefinedBehaviorSanitizer into ./build-asan,
+# with the libFuzzer targets of tests/fuzz, and runs tests there.
+#   bash tools/sanitize.sh        the unit tests (schemas, registry, engine, data, attacks,
+#                                 grids) and a short run of every fuzz target: what CI runs
+#   bash tools/sanitize.sh all    the whole suite, the command-line tests included (the ardkit
+#                                 binary they drive is the sanitized one)
+# Longer fuzzing runs: tools/fuzz.sh. Clang rather than GCC: libFuzzer is clang's, and clang
+# builds this configuration in a third of GCC's time (4 min cold on 2 cores, measured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Warnings stay warnings here: instrumented code makes GCC 12 report false "may be used
-# uninitialized" inside libstdc++'s <regex>; the normal build holds the code to -Werror.
 if [ ! -f build-asan/build.ninja ]; then
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DARDKIT_WERROR=OFF \
-    -DARDKIT_SANITIZE=address,undefined
+  CC=clang-14 CXX=clang++-14 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DARDKIT_WERROR=ON -DARDKIT_SANITIZE=address,undefined -DARDKIT_FUZZ=ON
 fi
 if [[ "${1:-}" == "all" ]]; then
   cmake --build build-asan
 else
-  cmake --build build-asan --target unit_tests  # and the plugins it loads
+  cmake --build build-asan --target unit_tests fuzz_toml fuzz_datasets fuzz_pytorch_file fuzz_results
 fi
 # Leaks are not checked: plugin libraries are never unloaded by design (RTLD_NODELETE), and
 # LibTorch keeps its registries until exit. A failed allocation returns null as without ASan, so
@@ -24,5 +26,5 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if [[ "${1:-}" == "all" ]]; then
   ctest --test-dir build-asan --output-on-failure -j 2 -E slurm_backend
 else
-  ctest --test-dir build-asan --output-on-failure -j 2 -L unit
+  ctest --test-dir build-asan --output-on-failure -j 2 -L 'unit|fuzz'
 fi

@@ -25,6 +25,7 @@ if [[ "${1:-}" == "--tests" ]]; then
   packages+=(slurm-wlm munge)  # a real one-node Slurm cluster for the grid's Slurm backend test
   packages+=(chromium)       # headless browser: the HTML report renders without errors
   packages+=(clang-format)   # the formatting check
+  packages+=(clang-14 libclang-rt-14-dev)  # the sanitizer build and libFuzzer (tools/sanitize.sh)
 fi
 missing=()
 for p in "${packages[@]}"; do

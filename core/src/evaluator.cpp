@@ -174,6 +174,14 @@ struct EvalState {
   }
 };
 
+}  // namespace
+
+bool evaluation_state_usable(const EvalOptions& options, int64_t points) {
+  return EvalState::load(options, points).has_value();
+}
+
+namespace {
+
 // The evaluation reseeds the default generator per batch; the caller's stream is put back.
 class DefaultGeneratorGuard {
  public:

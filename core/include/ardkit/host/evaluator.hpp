@@ -62,6 +62,11 @@ struct EvalOptions {
 ARDKIT_API EvalReport evaluate(Model& model, DataSource& data,
                                const std::vector<NamedAttack>& attacks, const EvalOptions& options);
 
+// Whether `options.state_file` holds progress that an evaluation of `points` points with these
+// options would resume from (what `evaluate` checks first). An unreadable, foreign or
+// inconsistent file is not usable: the evaluation starts over, with a log line.
+ARDKIT_API bool evaluation_state_usable(const EvalOptions& options, int64_t points);
+
 ARDKIT_API std::string format_report_table(
     const std::vector<std::pair<std::string, EvalReport>>& rows);
 
