@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the README's cross-task table: a GACD student on Fashion-MNIST classes 5-9 distilled
+# Reproduces docs/methods.md's cross-task table: a GACD student on Fashion-MNIST classes 5-9 distilled
 # from a teacher trained on classes 0-4, and a 3-class coarse student distilled from the 10-class
 # teacher of experiments/fmnist/distill/, each next to the same student trained on its task alone
 # (PGD-AT, TRADES). Shares runs/fmnist-distill with experiments/fmnist/grids/methods.toml, so the 10-class teacher

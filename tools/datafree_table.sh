@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces the README's data-free table: the PGD-AT teacher of experiments/fmnist/distill/
+# Reproduces docs/data-free.md's table: the PGD-AT teacher of experiments/fmnist/distill/
 # (trained once, on real data), then students that never read a training image: each data-free
 # generator (DAFL, DFAD, ZSKT, BN statistics) feeding ARD and RSLAD, DFARD (BN statistics with
 # adaptive balance + RSLAD + the ITA temperature hook) and its two ablations, next to ARD and

@@ -16,7 +16,7 @@ trap 'rm -f "$include"' EXIT
     echo ".fi"
   done
   echo "[SEE ALSO]"
-  echo "README.md and CONTRIBUTING.md in the ardkit repository."
+  echo "README.md, docs/ and CONTRIBUTING.md in the ardkit repository."
 } > "$include"
 mkdir -p "$(dirname "$out")"
 help2man --locale=C.UTF-8 --no-info --no-discard-stderr --section 1 \

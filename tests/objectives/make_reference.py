@@ -267,7 +267,7 @@ def make_inputs(out):
 
 
 # ---- GACD: no official code exists; this is the plugin's documented derivation written out
-# independently (plugins/objectives/gacd.cpp, README "GACD"): CRD's heads, NCE and memory banks
+# independently (plugins/objectives/gacd.cpp, docs/methods.md "GACD"): CRD's heads, NCE and memory banks
 # (HobbitLong/RepDistiller crd/), the attack guided by the in-batch contrastive loss. ----
 GACD_SAMPLES, GACD_K, GACD_DIM = 16, 5, 6
 

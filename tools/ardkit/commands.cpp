@@ -335,7 +335,10 @@ int plugins_command(const std::vector<std::string>& args) {
       "library, summary\n  show NAME   a plugin's parameters: type, default, allowed range, "
       "doc\n\noptions");
   add_common(d, common);
-  d.add_options()("words", po::value(&words), "list | show NAME");
+  bool markdown = false;
+  d.add_options()("words", po::value(&words), "list | show NAME")(
+      "markdown", po::bool_switch(&markdown),
+      "list: a Markdown table of kind, name and summary (what docs/plugins.md holds)");
   po::positional_options_description positional;
   positional.add("words", -1);
   parse(args, d, positional);
@@ -354,6 +357,17 @@ int plugins_command(const std::vector<std::string>& args) {
       return std::make_pair(std::string(kind_name(a->info.kind)), a->info.name) <
              std::make_pair(std::string(kind_name(b->info.kind)), b->info.name);
     });
+    if (markdown) {
+      std::cout << "| kind | name | summary |\n| --- | --- | --- |\n";
+      for (const auto* e : sorted) {
+        std::string summary;  // a '|' inside a cell would end it
+        for (char ch : e->info.summary)
+          summary += ch == '|' ? std::string("\\|") : std::string(1, ch);
+        std::cout << fmt::format("| {} | `{}` | {} |\n", kind_name(e->info.kind), e->info.name,
+                                 summary);
+      }
+      return registry.broken().empty() ? 0 : 1;
+    }
     size_t name_width = 4, library_width = 7;
     for (const auto* e : sorted) {
       name_width = std::max(name_width, e->info.name.size());
