@@ -91,7 +91,8 @@ TEST_CASE("apgd and apgd_t reproduce the reference algorithm's adversarial examp
              {"seed", int64_t{1}}}}},
       };
   for (const auto& [name, spec] : cases) {
-    CAPTURE(name);
+    const std::string name_shown = name;  // CAPTURE cannot capture a binding (C++17)
+    CAPTURE(name_shown);
     auto attack = test::make<ardkit::Attack>(PluginKind::attack, spec.first, spec.second);
     const auto x_adv = attack->perturb(target, r["x"], r["y"]);
     torch::NoGradGuard no_grad;
@@ -169,7 +170,8 @@ TEST_CASE("fab and fab_t reproduce the reference algorithm's adversarial example
         {"target_classes", int64_t{3}}}},
   };
   for (const auto& [name, plugin, values] : cases) {
-    CAPTURE(name);
+    const std::string name_shown = name;  // CAPTURE cannot capture a binding (C++17)
+    CAPTURE(name_shown);
     auto attack = test::make<ardkit::Attack>(PluginKind::attack, plugin, values);
     const auto x_adv = attack->perturb(target, r["x"], r["y"]);
     const double ours = robust_accuracy(*model, x_adv, r["y"]);

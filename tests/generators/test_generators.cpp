@@ -115,7 +115,8 @@ void check_update(const std::string& name, Case& c, double tolerance = 2e-5) {
   const auto& latest = c.driver->latest();
   for (const auto& [key, value] : r)
     if (key.rfind("term.", 0) == 0 && key != "term.attention") {
-      INFO(name << " " << key);
+      const std::string key_shown = key;  // INFO cannot capture a binding (C++17)
+      INFO(name << " " << key_shown);
       REQUIRE(latest.count("gen." + key.substr(5)));
       CHECK(latest.at("gen." + key.substr(5)) ==
             doctest::Approx(value.item<double>()).epsilon(1e-5));
@@ -191,7 +192,8 @@ TEST_CASE("adaptive balance reweights the terms of a real update; fixed keeps th
   for (const auto& [name, b] : base) {
     const double expected =
         b * std::clamp(weighted / total / std::abs(a.at("gen." + name)), 0.1, 10.0);
-    INFO(name);
+    const std::string name_shown = name;  // INFO cannot capture a binding (C++17)
+    INFO(name_shown);
     CHECK(a.at("gen.w." + name) == doctest::Approx(expected));
   }
   CHECK(max_diff(fixed->generator->network().named_parameters()["z"],

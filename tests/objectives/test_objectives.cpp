@@ -215,7 +215,8 @@ void check_case(const std::string& name, const std::string& objective, Values pa
   }
   size_t compared = 0;
   for (const auto& [key, value] : o.after) {
-    CAPTURE(key);
+    const std::string key_shown = key;  // CAPTURE cannot capture a binding (C++17)
+    CAPTURE(key_shown);
     REQUIRE(r.count("after." + key));
     CHECK(max_diff(value, r.at("after." + key)) < 2e-5);
     ++compared;
@@ -429,7 +430,8 @@ void check_gacd(const std::string& name, const Values& params) {
   }
   CHECK(terms >= 3);
   for (const auto& [key, value] : ardkit::model_state_dict(*student)) {
-    CAPTURE(key);
+    const std::string key_shown = key;  // CAPTURE cannot capture a binding (C++17)
+    CAPTURE(key_shown);
     CHECK(max_diff(value, r.at("after." + key)) < 2e-5);
   }
   // Heads (4 tensors) and, for crd, both banks and their Z constants (4 more); Z is of the order
@@ -503,8 +505,10 @@ TEST_CASE("every shipped paper setting has the official learning rate at every s
   const auto schedules = official_schedules();
   CHECK(schedules.size() >= 14);
   for (const auto& [experiment, entry] : schedules.items()) {
-    CAPTURE(experiment);
-    CAPTURE(entry.at("source").get<std::string>());
+    const std::string experiment_shown = experiment;  // CAPTURE cannot capture a binding (C++17)
+    CAPTURE(experiment_shown);
+    const std::string source = entry.at("source").get<std::string>();
+    CAPTURE(source);
     const auto official = entry.at("lr").get<std::vector<double>>();
     const auto ours = ardkit_lrs(experiments_dir() / experiment, entry.at("epochs").get<int64_t>(),
                                  entry.at("steps_per_epoch").get<int64_t>());
@@ -527,7 +531,8 @@ TEST_CASE("the schedule comparison catches an epoch counted from the wrong end")
       {"cifar10/pgd_at.toml", {"schedule.epoch_base=0", "schedule.per=\"batch\""}},
   };
   for (const auto& [experiment, overrides] : mistakes) {
-    CAPTURE(experiment);
+    const std::string experiment_shown = experiment;  // CAPTURE cannot capture a binding (C++17)
+    CAPTURE(experiment_shown);
     const auto& entry = schedules.at(experiment);
     const auto official = entry.at("lr").get<std::vector<double>>();
     const auto ours = ardkit_lrs(experiments_dir() / experiment, entry.at("epochs").get<int64_t>(),
