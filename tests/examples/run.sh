@@ -17,6 +17,10 @@ test -f "$work/prefix/include/ardkit/host/trainer.hpp"
 test ! -e "$work/prefix/include/ardkit/trainer.hpp"
 launcher=()
 if command -v ccache > /dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+# The compiler ardkit was built with: the ABI handshake refuses plugins from another one (the
+# sanitizer build is clang's).
+compiler=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build_dir/CMakeCache.txt")
+[ -n "$compiler" ] && launcher+=(-DCMAKE_CXX_COMPILER="$compiler")
 # No CMAKE_BUILD_TYPE, as an author who does not think of it: the package makes it Release.
 cmake -S "$examples" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" \
   -DCMAKE_EXPORT_COMPILE_COMMANDS=ON "${launcher[@]}" > "$work/configure.log"
