@@ -356,6 +356,20 @@ class NewUser(CliCase):
         (self.dir / "evil.json").write_text('{"clean_acc": 50, "attacks": {"pgd": {"robust_acc": [1]}}}')
         self.assert_error(run("report", str(self.dir / "evil.json")), 2, "/attacks/pgd/robust_acc must be a number",
                           runs_allowed=True)
+        # Every field a report reads is checked, not only the accuracies (fuzz_results found
+        # `"norm": {"fgsm": 1.2}` ending in a bare JSON library message).
+        for field, value, message in (("norm", {"fgsm": 1.2}, "/norm/fgsm must be a string"),
+                                      ("eps", 0.1, "/eps must be an object of attacks"),
+                                      ("dataset", 7, "/dataset must be a string")):
+            broken = json.loads(results.read_text())
+            broken["last"]["clean_acc"] = 50.0
+            broken[field] = value
+            results.write_text(json.dumps(broken))
+            result = run("report", str(self.dir / "runs"))
+            self.assertEqual(result.returncode, 1, result.stderr)
+            self.assertIn("results.json: " + message, result.stderr.strip().splitlines()[-1])
+        (self.dir / "named.json").write_text('{"name": 3, "clean_acc": 50, "attacks": {}}')
+        self.assert_error(run("report", str(self.dir / "named.json")), 2, "/name must be a string", runs_allowed=True)
 
     def test_binary_and_non_utf8_files_and_corrupted_run_folders(self):
         (self.dir / "exp.toml").write_bytes(bytes(range(256)) * 4)

@@ -78,6 +78,9 @@ void check_evaluation_json(const nlohmann::ordered_json& j, const fs::path& file
       fail(at + "/" + key, "a number", j[key]);
   if (j.contains("points") && !j["points"].is_number_integer())
     fail(at + "/points", "an integer", j["points"]);
+  for (const char* key : {"name", "label", "split"})
+    if (j.contains(key) && !j[key].is_string())
+      fail(at + "/" + key, "a string", j[key]);
   if (!j.contains("attacks"))
     return;
   if (!j["attacks"].is_object())
@@ -89,6 +92,8 @@ void check_evaluation_json(const nlohmann::ordered_json& j, const fs::path& file
     for (const char* key : {"robust_acc", "seconds", "eps"})
       if (attack.contains(key) && !attack[key].is_number())
         fail(where + "/" + key, "a number", attack[key]);
+    if (attack.contains("norm") && !attack["norm"].is_string())
+      fail(where + "/norm", "a string", attack["norm"]);
   }
 }
 
@@ -101,9 +106,27 @@ void check_results_json(const nlohmann::ordered_json& j, const fs::path& file, b
   }
   if (!j.is_object())
     check_evaluation_json(j, file, "");  // reports "must be an object"
-  if (j.contains("name") && !j["name"].is_string())
-    throw_runtime_error(
-        fmt::format("{}: /name must be a string; delete the file and re-run", file.string()));
+  // Every field a report reads, with the type it reads it as (nlohmann's value() throws a bare
+  // type_error on any other).
+  const auto fail = [&](const std::string& pointer, const char* expected) {
+    throw_runtime_error(fmt::format(
+        "{}: {} must be {}; the file was edited or not written by this ardkit: delete it and "
+        "re-run what writes it",
+        file.string(), pointer, expected));
+  };
+  for (const char* key : {"name", "run_id", "dataset", "architecture", "objective", "threat_model"})
+    if (j.contains(key) && !j[key].is_string())
+      fail(std::string("/") + key, "a string");
+  // Each attack's radius and norm, by attack name.
+  for (const auto& [key, number] : {std::pair{"eps", true}, std::pair{"norm", false}}) {
+    if (!j.contains(key))
+      continue;
+    if (!j[key].is_object())
+      fail(std::string("/") + key, "an object of attacks");
+    for (const auto& [name, v] : j[key].items())
+      if (number ? !v.is_number() : !v.is_string())
+        fail(std::string("/") + key + "/" + name, number ? "a number" : "a string");
+  }
   for (const char* which : {"last", "best"})
     if (j.contains(which))
       check_evaluation_json(j[which], file, std::string("/") + which);
@@ -134,7 +157,9 @@ nlohmann::ordered_json epoch_rows(const fs::path& file) {
     } catch (const std::exception&) {
       continue;
     }
-    if (!j.is_object() || j.value("type", "") != "epoch")
+    // A row another writer left (or a line a crash garbled into other JSON) is skipped.
+    if (!j.is_object() || !j.contains("type") || j["type"] != "epoch" ||
+        (j.contains("epoch") && !j["epoch"].is_number_integer()))
       continue;
     nlohmann::ordered_json row = nlohmann::ordered_json::object();
     for (const auto& [k, v] : j.items())
