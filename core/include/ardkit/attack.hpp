@@ -73,7 +73,8 @@ struct AttackStage {
 // made of parts overrides set_eps to pass the radius on.
 class ARDKIT_API Attack : public Component {
  public:
-  explicit Attack(ThreatModel threat = {}) : threat_(std::move(threat)) {}
+  explicit Attack(ThreatModel threat = {})
+      : threat_(std::move(threat)), linf_(threat_.norm == "linf") {}
   virtual ThreatModel threat() const {
     return threat_;
   }
@@ -107,11 +108,15 @@ class ARDKIT_API Attack : public Component {
   double eps() const {
     return threat_.eps;
   }
+  // Decided once by the constructor: step loops test a bool, not the norm's string.
   bool linf() const {
-    return threat_.norm == "linf";
+    return linf_;
   }
 
   ThreatModel threat_;
+
+ private:
+  bool linf_;
 };
 
 using AttackPtr = std::shared_ptr<Attack>;
