@@ -175,7 +175,7 @@ class Checkpointer {
     // replaces a good checkpoint, and the error is one line naming the file.
     std::ostringstream bytes;
     archive.save_to(bytes);
-    write_file_atomic(path, std::move(bytes).str());
+    write_file_atomic(path, bytes.str());
   }
 
   Position load(const fs::path& path) const {

@@ -61,8 +61,9 @@ inline std::vector<std::string_view> parts(std::string_view data, size_t n) {
   return out;
 }
 
-// Runs `f`; an ardkit::Error is an accepted refusal, and its message must be one line (the CLI
-// prints it as one). Any other exception is a finding: abort so libFuzzer saves the input.
+// Runs `f`; an ardkit::Error with a message is an accepted refusal (the CLI prints it, folding a
+// long one into one line). Any other exception, or an empty message, is a finding: abort so
+// libFuzzer saves the input.
 template <typename F>
 void expect_clean(F&& f) {
   try {

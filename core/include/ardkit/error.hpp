@@ -6,7 +6,7 @@
 
 namespace ardkit {
 
-// The category decides the exit status of the `ardkit` command (DESIGN.md "Command line").
+// The category decides the exit status of the `ardkit` command (docs/experiments.md, "Errors").
 enum class ErrorKind { runtime = 1, config = 2, plugin = 3 };
 
 // The one exception type that crosses the plugin boundary. Its type information lives in
