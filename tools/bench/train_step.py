@@ -1,0 +1,367 @@
+#!/usr/bin/python3
+"""Training-step benchmark: ardkit's engine against the same step in PyTorch eager.
+
+For each objective, in one invocation and back to back on the same machine and threads:
+  * ardkit: `ardkit run` on a generated experiment (synthetic data of the chosen shape, the
+    objective with its default attack, SGD), one metrics line per step; the step time is read
+    from metrics.jsonl, so what is timed is the engine a run uses (data pipeline included);
+  * PyTorch eager: the same models with the same weights (the ardkit run loads the files this
+    script saved), the same step written as idiomatic eager PyTorch (vectorized, no per-sample
+    Python loops), on one preloaded batch;
+and prints images/s of both, the ratio, the model FLOPs of one step (convolutions and matrix
+products, forward and backward, counted on the PyTorch step by a dispatch-mode counter),
+achieved GFLOP/s and the fraction of the machine's measured sgemm peak (a square float32
+matrix product of `--gemm-size` through the same LibTorch).
+
+    tools/bench/train_step.py                       # every objective, the small CNN pair
+    tools/bench/train_step.py rslad --steps 20      # one objective
+    tools/bench/train_step.py rslad --model resnet18 --device cuda   # a CUDA LibTorch build
+
+Not a test: it prints figures (and --json FILE writes them). docs/development.md shows the
+table measured on the project's 2-core machine and how to read it.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "interop"))
+import reference_models  # noqa: E402  (the PyTorch definitions the model plugins match)
+
+EPS, STEP, STEPS = 8 / 255, 2 / 255, 10  # the objectives' default PGD-10 attack
+
+
+# ---- the models: the same state-dict names as the ardkit plugins ----
+def make_model(name, widths, channels, size, classes, batch_norm):
+    if name == "small_cnn":
+        c1, c2, hidden = widths
+        model = reference_models.CompactCNN(channels, classes, c1, c2, hidden, batch_norm, size)
+        table = {"plugin": "small_cnn", "conv1": c1, "conv2": c2, "hidden": hidden,
+                 "batch_norm": batch_norm}
+        return model, table
+    if name == "resnet18":
+        return reference_models.ResNet([2, 2, 2, 2], channels, classes), {"plugin": "resnet"}
+    raise SystemExit(f"train_step.py: unknown --model {name!r}; use small_cnn or resnet18")
+
+
+# ---- the steps, as ardkit's objectives compute them with their defaults ----
+def sign_steps(x_adv, x, loss_fn, eps=EPS, step=STEP, steps=STEPS):
+    for _ in range(steps):
+        x_adv.requires_grad_()
+        grad = torch.autograd.grad(loss_fn(x_adv), [x_adv])[0]
+        x_adv = torch.min(torch.max(x_adv.detach() + step * grad.sign(), x - eps), x + eps)
+        x_adv = x_adv.clamp(0.0, 1.0)
+    return x_adv.detach()
+
+
+def uniform_start(x, clip):
+    start = x + torch.empty_like(x).uniform_(-EPS, EPS)
+    return start.clamp(0.0, 1.0) if clip else start
+
+
+def gaussian_start(x, clip=False):
+    start = x + 0.001 * torch.randn_like(x)
+    return start.clamp(0.0, 1.0) if clip else start
+
+
+def kl(p_logits, q_logits, reduction, temp=1.0):
+    """KL(softmax(p/T) || softmax(q/T)) with the given reduction ('mean' = over B*C entries)."""
+    return F.kl_div(F.log_softmax(q_logits / temp, 1), F.softmax(p_logits / temp, 1),
+                    reduction=reduction)
+
+
+def natural(s, t, x, y):
+    return F.cross_entropy(s(x), y)
+
+
+def pgd_at(s, t, x, y):  # variant "rice": uniform start clipped, attack in eval mode
+    s.eval()
+    x_adv = sign_steps(uniform_start(x, True), x, lambda v: F.cross_entropy(s(v), y))
+    s.train()
+    return F.cross_entropy(s(x_adv), y)
+
+
+def trades(s, t, x, y, beta=6.0):
+    s.eval()
+    with torch.no_grad():
+        clean = F.softmax(s(x), 1)
+    x_adv = sign_steps(gaussian_start(x), x, lambda v: F.kl_div(
+        F.log_softmax(s(v), 1), clean, reduction="sum"), eps=0.031, step=0.007)
+    s.train()
+    logits = s(x)
+    robust = kl(s(x), s(x_adv), "sum") / len(x)
+    return F.cross_entropy(logits, y) + beta * robust
+
+
+def kd(s, t, x, y, alpha=0.9, temp=4.0):
+    logits = s(x)
+    with torch.no_grad():
+        t_logits = t(x)
+    return alpha * temp * temp * kl(t_logits, logits, "batchmean", temp) + (
+        1 - alpha) * F.cross_entropy(logits, y)
+
+
+def ard(s, t, x, y, alpha=1.0, temp=30.0):  # attack in train mode, uniform start, no clip
+    x_adv = sign_steps(uniform_start(x, False), x,
+                       lambda v: F.cross_entropy(s(v), y, reduction="sum"))
+    outputs = s(x_adv)
+    with torch.no_grad():
+        t_logits = t(x)
+    basic = s(x)
+    return alpha * temp * temp * kl(t_logits, outputs, "mean", temp) + (
+        1 - alpha) * F.cross_entropy(basic, y)
+
+
+def rslad(s, t, x, y):
+    with torch.no_grad():
+        probs = F.softmax(t(x), 1)
+    s.eval()
+    x_adv = sign_steps(gaussian_start(x), x, lambda v: F.kl_div(
+        F.log_softmax(s(v), 1), probs, reduction="sum"))
+    s.train()
+    k_adv = F.kl_div(F.log_softmax(s(x_adv), 1), probs, reduction="mean")
+    k_clean = F.kl_div(F.log_softmax(s(x), 1), probs, reduction="mean")
+    return 5 / 6 * k_adv + 1 / 6 * k_clean
+
+
+def iad(s, t, x, y, alpha=1.0):  # variant iad1 before `begin`: the ARD-like step
+    with torch.no_grad():
+        t_logits = t(x)
+    x_adv = sign_steps(uniform_start(x, False), x,
+                       lambda v: F.cross_entropy(s(v), y, reduction="sum"))
+    outputs = s(x_adv)
+    s(x_adv)  # the official step's unused second forward (it moves BatchNorm statistics)
+    loss = alpha * kl(t_logits, outputs, "batchmean")
+    return loss + (1 - alpha) * F.cross_entropy(s(x), y)
+
+
+def adaad(s, t, x, y, alpha=1.0):
+    s.eval()
+    x_adv = sign_steps(gaussian_start(x), x, lambda v: F.kl_div(
+        F.log_softmax(s(v), 1), F.softmax(t(v), 1), reduction="sum"))
+    s.train()
+    ori, adv = s(x), s(x_adv)
+    with torch.no_grad():
+        t_ori, t_adv = t(x), t(x_adv)
+    return alpha * kl(t_adv, adv, "mean") + (1 - alpha) * kl(t_ori, ori, "mean")
+
+
+OBJECTIVES = {"natural": natural, "pgd_at": pgd_at, "trades": trades, "kd": kd, "ard": ard,
+              "rslad": rslad, "iad": iad, "adaad": adaad}
+NEEDS_TEACHER = {"kd", "ard", "rslad", "iad", "adaad"}
+ATTACKED = {"pgd_at", "trades", "ard", "rslad", "iad", "adaad"}  # [attack] pgd, their defaults
+# ardkit objective parameters that make its step the one above (its defaults otherwise).
+OBJECTIVE_KEYS = {"ard": {}, "iad": {}, "trades": {}, "pgd_at": {}}
+
+
+# ---- model FLOPs of a step: convolutions and matrix products, forward and backward ----
+class FlopCounter(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.flops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        name = func.overloadpacket.__name__
+        if name in ("mm", "addmm"):
+            a, b = args[-2], args[-1]
+            self.flops += 2 * a.shape[0] * a.shape[1] * b.shape[1]
+        elif name == "bmm":
+            a, b = args
+            self.flops += 2 * a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
+        elif name == "convolution":
+            self.flops += conv_flops(out, args[1], args[8])
+        elif name == "convolution_backward":
+            grad_out, weight, groups, mask = args[0], args[2], args[9], args[10]
+            self.flops += conv_flops(grad_out, weight, groups) * (int(mask[0]) + int(mask[1]))
+        return out
+
+
+def conv_flops(out, weight, groups):
+    del groups  # the weight's second dimension is already Cin / groups
+    return 2 * out.numel() * weight[0].numel()  # Cin/groups * kh * kw MACs per output
+
+
+# ---- the machine's sgemm peak through LibTorch ----
+def sgemm_peak(size, device, seconds=2.0):
+    a = torch.rand(size, size, device=device)
+    b = torch.rand(size, size, device=device)
+    torch.mm(a, b)
+    sync(device)
+    best, start = 0.0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        sync(device)
+        best = max(best, 2 * size ** 3 / (time.perf_counter() - t0))
+    return best / 1e9
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+# ---- the two sides ----
+def pytorch_side(step, student, teacher, x, y, warmup, steps, device):
+    optimizer = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    times = []
+    for i in range(warmup + steps):
+        sync(device)
+        t0 = time.perf_counter()
+        student.train()
+        optimizer.zero_grad()
+        loss = step(student, teacher, x, y)
+        loss.backward()
+        optimizer.step()
+        loss.item()  # as ardkit reads its loss terms each step
+        sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    return repr(v)
+
+
+def toml_table(name, values):
+    return f"[{name}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items())
+
+
+def ardkit_side(args, objective, work, student_table, teacher_table, shape):
+    channels, size, classes = shape
+    total = args.warmup + args.steps
+    tables = [
+        toml_table("run", {"name": objective, "seed": 0, "device": args.device,
+                           "threads": args.threads, "output": str(work / "runs")}),
+        toml_table("data", {"plugin": "synthetic", "channels": channels, "height": size,
+                            "width": size, "num_classes": classes,
+                            "train_size": total * args.batch, "test_size": 8}),
+        toml_table("student", dict(student_table, checkpoint=str(work / "student.pt"))),
+        toml_table("objective", dict({"plugin": objective}, **OBJECTIVE_KEYS.get(objective, {}))),
+        toml_table("optimizer", {"type": "sgd", "lr": 0.01, "momentum": 0.9,
+                                 "weight_decay": 5e-4}),
+        toml_table("train", {"epochs": 1, "batch_size": args.batch, "validate_every": 0,
+                             "log_every": 1, "eval_points": 8}),
+    ]
+    if objective in NEEDS_TEACHER:
+        tables.append(toml_table("teacher", dict(teacher_table,
+                                                 checkpoint=str(work / "teacher.pt"))))
+    if objective in ATTACKED:
+        tables.append(toml_table("attack", {"plugin": "pgd"}))
+    experiment = work / f"{objective}.toml"
+    experiment.write_text("\n".join(tables))
+    run = subprocess.run([args.ardkit, "run", str(experiment), "--threads", str(args.threads)],
+                         capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"train_step.py: ardkit run failed for {objective}:\n{run.stderr}")
+    (folder,) = (work / "runs").glob(f"{objective}-*")
+    lines = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    per_step = [args.batch / line["images_per_s"] for line in lines if line.get("type") == "step"]
+    return per_step[args.warmup:]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("objectives", nargs="*", help=f"default: all of {', '.join(OBJECTIVES)}")
+    parser.add_argument("--ardkit", default=str(ROOT / "build" / "bin" / "ardkit"))
+    parser.add_argument("--model", default="small_cnn", choices=["small_cnn", "resnet18"])
+    parser.add_argument("--student", default="32,64,128", help="small_cnn conv1,conv2,hidden")
+    parser.add_argument("--teacher", default="64,128,128", help="small_cnn conv1,conv2,hidden")
+    parser.add_argument("--batch-norm", action="store_true", help="small_cnn with BatchNorm")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per side")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--gemm-size", type=int, default=2048)
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    names = args.objectives or list(OBJECTIVES)
+    for name in names:
+        if name not in OBJECTIVES:
+            raise SystemExit(f"train_step.py: unknown objective {name!r}; "
+                             f"known: {', '.join(OBJECTIVES)}")
+    if not Path(args.ardkit).is_file():
+        raise SystemExit(f"train_step.py: {args.ardkit} not found; build first (tools/build.sh) "
+                         "or pass --ardkit")
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", message="reduction: 'mean'")  # 'mean' over B*C is meant
+    torch.set_flush_denormal(True)  # as ardkit does
+    shape = (1, 28, 10) if args.model == "small_cnn" else (3, 32, 10)
+    widths = lambda text: tuple(int(v) for v in text.split(","))  # noqa: E731
+    torch.manual_seed(0)
+    student, student_table = make_model(args.model, widths(args.student), shape[0], shape[1],
+                                        shape[2], args.batch_norm)
+    teacher, teacher_table = make_model(args.model, widths(args.teacher), shape[0], shape[1],
+                                        shape[2], args.batch_norm)
+    x = torch.rand(args.batch, shape[0], shape[1], shape[1])
+    y = torch.randint(0, shape[2], (args.batch,))
+
+    peak = sgemm_peak(args.gemm_size, args.device)
+    print(f"{args.threads} threads, {args.device}, {args.model} student {args.student} teacher "
+          f"{args.teacher}, batch {args.batch}, {args.steps} timed steps after {args.warmup}; "
+          f"sgemm peak {peak:.1f} GFLOP/s ({args.gemm_size}^2, LibTorch {torch.__version__})")
+    header = (f"{'objective':<9} {'GFLOP/step':>10} {'PyTorch img/s':>14} {'ardkit img/s':>13} "
+              f"{'ratio':>6} {'ardkit GFLOP/s':>15} {'of peak':>8}")
+    print(header)
+    results = []
+    work = Path(tempfile.mkdtemp(prefix="ardkit-bench-"))
+    try:
+        for name in names:
+            step = OBJECTIVES[name]
+            torch.manual_seed(1)
+            s = make_model(args.model, widths(args.student), *shape[:2], shape[2],
+                           args.batch_norm)[0]
+            s.load_state_dict(student.state_dict())
+            torch.save(dict(student.state_dict()), work / "student.pt")
+            torch.save(dict(teacher.state_dict()), work / "teacher.pt")
+            t = teacher.eval()
+            for p in t.parameters():
+                p.requires_grad_(False)
+            s, t = s.to(args.device), t.to(args.device)
+            xd, yd = x.to(args.device), y.to(args.device)
+            counter = FlopCounter()
+            with counter:
+                probe = make_model(args.model, widths(args.student), *shape[:2], shape[2],
+                                   args.batch_norm)[0].to(args.device)
+                pytorch_side(step, probe, t, xd, yd, 0, 1, args.device)
+            ardkit_times = ardkit_side(args, name, work, student_table, teacher_table, shape)
+            torch_times = pytorch_side(step, s, t, xd, yd, args.warmup, args.steps, args.device)
+            a, p = statistics.mean(ardkit_times), statistics.mean(torch_times)
+            gflops = counter.flops / 1e9
+            row = {"objective": name, "gflop_per_step": gflops,
+                   "pytorch_images_per_s": args.batch / p, "ardkit_images_per_s": args.batch / a,
+                   "ratio": p / a, "ardkit_gflops": gflops / a,
+                   "fraction_of_peak": gflops / a / peak,
+                   "ardkit_step_s": ardkit_times, "pytorch_step_s": torch_times}
+            results.append(row)
+            print(f"{name:<9} {gflops:>10.2f} {args.batch / p:>14.1f} {args.batch / a:>13.1f} "
+                  f"{p / a:>5.2f}x {gflops / a:>15.1f} {gflops / a / peak:>7.0%}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"sgemm_peak_gflops": peak, "threads": args.threads,
+                                               "device": args.device, "results": results},
+                                              indent=1))
+
+
+if __name__ == "__main__":
+    main()
