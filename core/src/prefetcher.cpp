@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "ardkit/host/threading.hpp"
+
 namespace ardkit {
 
 uint64_t augmentation_seed(uint64_t seed, int64_t epoch, int64_t step) {
@@ -23,12 +25,17 @@ BatchPrefetcher::BatchPrefetcher(DataSource& data, torch::Tensor order, int64_t 
       seed_(seed),
       epoch_(epoch) {
   if (step_ < steps_)
-    pending_ = std::async(std::launch::async, [this, s = step_] { return gather(s); });
+    worker_ = std::thread([this] { work(); });
 }
 
 BatchPrefetcher::~BatchPrefetcher() {
-  if (pending_.valid())
-    pending_.wait();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  if (worker_.joinable())
+    worker_.join();
 }
 
 Batch BatchPrefetcher::gather(int64_t step) const {
@@ -38,11 +45,39 @@ Batch BatchPrefetcher::gather(int64_t step) const {
                    Augmentation::seeded(augmentation_seed(seed_, epoch_, step)));
 }
 
+void BatchPrefetcher::work() {
+  use_one_cpu_thread_here();
+  for (int64_t step = step_; step < steps_; ++step) {
+    std::optional<Batch> batch;
+    std::exception_ptr error;
+    try {
+      batch = gather(step);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [this] { return stop_ || (!ready_ && !error_); });
+    if (stop_)
+      return;
+    ready_ = std::move(batch);
+    error_ = error;
+    changed_.notify_all();
+    if (error)
+      return;  // next() rethrows it; the epoch ends there
+  }
+}
+
 Batch BatchPrefetcher::next() {
-  Batch batch = pending_.valid() ? pending_.get() : gather(step_);
+  if (step_ >= steps_)
+    return gather(step_);  // past the end: the data source says what is wrong
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock, [this] { return ready_.has_value() || error_; });
   ++step_;
-  if (step_ < steps_)
-    pending_ = std::async(std::launch::async, [this, s = step_] { return gather(s); });
+  if (error_)
+    std::rethrow_exception(std::exchange(error_, nullptr));
+  Batch batch = std::move(*ready_);
+  ready_.reset();
+  changed_.notify_all();
   return batch;
 }
 

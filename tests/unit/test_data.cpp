@@ -2,10 +2,13 @@
 // splits and subsets, synthetic determinism, augmentation.
 #include <zlib.h>
 
+#include <atomic>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <ardkit/ardkit.hpp>
+#include <ardkit/host/prefetcher.hpp>
 
 #include "test_util.hpp"
 
@@ -184,4 +187,62 @@ TEST_CASE("augmentation crops with zero padding and flips, only when asked, only
     const bool same = torch::equal(flipped[i], plain[i]);
     CHECK((same || torch::equal(flipped[i], plain[i].flip({2}))));
   }
+}
+
+namespace {
+
+// Serves sample i as an image filled with i; refuses the batch holding `bad` (when >= 0).
+class CountingData : public ardkit::DataSource {
+ public:
+  explicit CountingData(int64_t bad) : bad_(bad) {}
+  ardkit::DataSpec spec() const override {
+    return {1, 2, 2, 10, "counting"};
+  }
+  int64_t size(ardkit::Split) const override {
+    return 20;
+  }
+  ardkit::Batch get(ardkit::Split, const torch::Tensor& indices, ardkit::Augmentation) override {
+    ++calls;
+    if (bad_ >= 0 && indices.eq(bad_).any().item<bool>())
+      ardkit::throw_runtime_error("sample " + std::to_string(bad_) + " is unreadable");
+    return {indices.to(torch::kFloat).view({-1, 1, 1, 1}).expand({-1, 1, 2, 2}).contiguous(),
+            indices.remainder(10)};
+  }
+  std::atomic<int> calls{0};
+
+ private:
+  int64_t bad_;
+};
+
+}  // namespace
+
+TEST_CASE("the prefetcher serves batches in order from its first step, and errors at theirs") {
+  CountingData data(-1);
+  const auto order = torch::arange(19, -1, -1, torch::kLong);  // 19, 18, ..., 0
+  ardkit::BatchPrefetcher batches(data, order, 6, /*first_step=*/1, 0, 0);
+  CHECK(batches.steps() == 4);  // 6 + 6 + 6 + 2
+  for (const int64_t first : {13, 7, 1}) {
+    const auto batch = batches.next();
+    CAPTURE(first);
+    CHECK(batch.x.size(0) == std::min<int64_t>(6, first + 1));
+    CHECK(batch.x[0][0][0][0].item<int64_t>() == first);
+  }
+  CHECK(data.calls == 3);
+
+  // The batch holding sample 7 (the third) fails: the two before it arrive, then its error.
+  CountingData broken(7);
+  ardkit::BatchPrefetcher failing(broken, order, 6, 0, 0, 0);
+  CHECK(failing.next().x[0][0][0][0].item<int64_t>() == 19);
+  CHECK(failing.next().x[0][0][0][0].item<int64_t>() == 13);
+  const auto message = test::error_of([&] { failing.next(); }, ardkit::ErrorKind::runtime);
+  CHECK(message.find("sample 7 is unreadable") != std::string::npos);
+
+  // Left after one batch, as an interrupted epoch leaves it: destruction does not wait for
+  // batches nobody asks for.
+  CountingData lazy(-1);
+  {
+    ardkit::BatchPrefetcher abandoned(lazy, order, 2, 0, 0, 0);
+    abandoned.next();
+  }
+  CHECK(lazy.calls <= 3);  // the one taken, at most one prefetched, at most one in flight
 }

@@ -11,9 +11,9 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <thread>
 
 #include <ardkit/host/text.hpp>
+#include <ardkit/host/threading.hpp>
 #include <ardkit/interrupt.hpp>
 #include <ardkit/progress.hpp>
 
@@ -51,15 +51,7 @@ std::vector<fs::path> to_paths(const std::vector<std::string>& items) {
 }
 
 void set_threads(int64_t configured) {
-  const int64_t threads =
-      configured > 0
-          ? configured
-          : std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
-  // Debian's LibTorch starts with one intra-op thread; use the machine unless told otherwise.
-  torch::set_num_threads(static_cast<int>(threads));
-  // Weight decay drives many weights towards zero; denormal arithmetic is ~10x slower on x86 and
-  // was measured to cost a third of training throughput by the fourth epoch.
-  at::globalContext().setFlushDenormal(true);
+  configure_cpu_threads(configured);
 }
 
 namespace {

@@ -13,6 +13,7 @@
 
 #include <ardkit/ardkit.hpp>
 #include <ardkit/host/registry.hpp>
+#include <ardkit/host/threading.hpp>
 
 namespace {
 
@@ -33,8 +34,7 @@ int main(int argc, char** argv) {
   const int threads =
       argc > 2 ? std::stoi(argv[2]) : static_cast<int>(std::thread::hardware_concurrency());
   const std::string only = argc > 3 ? argv[3] : "all";
-  torch::set_num_threads(threads);
-  at::globalContext().setFlushDenormal(true);
+  ardkit::configure_cpu_threads(threads);  // as `ardkit run` and `ardkit eval` do
   const ardkit::Registry registry({ardkit::builtin_plugin_dir()});
   struct Setup {
     std::string label, plugin;

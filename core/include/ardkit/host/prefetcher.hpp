@@ -1,5 +1,9 @@
 #pragma once
-#include <future>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "ardkit/data.hpp"
 
@@ -9,6 +13,11 @@ namespace ardkit {
 // runs, so loading never stalls training. Batches come out in `order`, starting at `first_step`;
 // each batch's augmentation seed depends only on (seed, epoch, step), so results are the same
 // with or without prefetching and after a resume.
+//
+// One worker thread serves the whole epoch, with one CPU thread's worth of ATen work: a thread
+// per batch made LibTorch rebuild its XNNPACK thread pool for every batch (each new thread's
+// first parallel loop resets the pools), and those pools' spinning threads cost a fifth of a
+// small model's step on 2 cores.
 class ARDKIT_API BatchPrefetcher {
  public:
   BatchPrefetcher(DataSource& data, torch::Tensor order, int64_t batch_size, int64_t first_step,
@@ -16,7 +25,6 @@ class ARDKIT_API BatchPrefetcher {
   ~BatchPrefetcher();
   BatchPrefetcher(const BatchPrefetcher&) = delete;
   BatchPrefetcher& operator=(const BatchPrefetcher&) = delete;
-
   Batch next();  // the batch of the next step; rethrows what gathering it threw
   int64_t steps() const {
     return steps_;
@@ -24,12 +32,21 @@ class ARDKIT_API BatchPrefetcher {
 
  private:
   Batch gather(int64_t step) const;
+  void work();
+
   DataSource& data_;
   torch::Tensor order_;
   int64_t batch_size_, steps_, step_;
   uint64_t seed_;
   int64_t epoch_;
-  std::future<Batch> pending_;
+  // One slot: the worker fills it with the batch of `step_` (or its error) and waits until
+  // next() takes it.
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::optional<Batch> ready_;
+  std::exception_ptr error_;
+  bool stop_ = false;
+  std::thread worker_;
 };
 
 // The augmentation seed of one training step.
