@@ -2,6 +2,7 @@
 // checkpoint, NaN detection, and bit-exact resume after an interrupt.
 #include <torch/torch.h>
 
+#include <ardkit/host/cpu_allocator.hpp>
 #include <ardkit/host/experiment_setup.hpp>
 #include <ardkit/host/lr_schedule.hpp>
 #include <ardkit/interrupt.hpp>
@@ -523,4 +524,58 @@ TEST_CASE("every distillation objective trains a student from a teacher checkpoi
     std::ifstream results_file(r.run->results_path());
     CHECK(nlohmann::json::parse(results_file)["objective"] == objective);
   }
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ARDKIT_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARDKIT_TEST_ASAN 1
+#endif
+#endif
+
+TEST_CASE("the caching CPU allocator hands freed blocks out again, within its limit") {
+  ardkit::install_caching_cpu_allocator(int64_t{64} << 20);
+#ifdef ARDKIT_TEST_ASAN
+  CHECK_FALSE(ardkit::caching_cpu_allocator_installed());  // ASan must see every free
+  return;
+#endif
+  REQUIRE(ardkit::caching_cpu_allocator_installed());
+  ardkit::release_cached_cpu_memory();
+  const auto before = ardkit::caching_cpu_allocator_stats();
+  CHECK(before.cached_bytes == 0);
+
+  void* first = nullptr;
+  {
+    auto a = torch::full({1 << 20}, 3.0f);  // 4 MiB
+    first = a.data_ptr();
+    CHECK(ardkit::caching_cpu_allocator_stats().live_bytes >= before.live_bytes + (4 << 20));
+  }
+  CHECK(ardkit::caching_cpu_allocator_stats().cached_bytes == 4 << 20);
+  {
+    // A little smaller: the same size class, so the same block, with no stale values visible
+    // through LibTorch's own initialization.
+    auto b = torch::zeros({(1 << 20) - 100});
+    CHECK(b.data_ptr() == first);
+    CHECK(b.sum().item<float>() == 0.0f);
+    CHECK(ardkit::caching_cpu_allocator_stats().hits == before.hits + 1);
+    CHECK(ardkit::caching_cpu_allocator_stats().cached_bytes == 0);
+  }
+  {
+    auto small = torch::ones({256});  // 1 KiB: left to malloc
+    CHECK(small.sum().item<float>() == 256.0f);
+  }
+  CHECK(ardkit::caching_cpu_allocator_stats().cached_bytes == 4 << 20);
+
+  // At most the limit is kept: three 4 MiB blocks freed under an 8 MiB limit leave two.
+  ardkit::install_caching_cpu_allocator(int64_t{8} << 20);
+  {
+    std::vector<torch::Tensor> blocks;
+    for (int i = 0; i < 3; ++i)
+      blocks.push_back(torch::empty({1 << 20}));
+  }
+  CHECK(ardkit::caching_cpu_allocator_stats().cached_bytes == 8 << 20);
+  ardkit::release_cached_cpu_memory();
+  CHECK(ardkit::caching_cpu_allocator_stats().cached_bytes == 0);
+  ardkit::install_caching_cpu_allocator();
 }
