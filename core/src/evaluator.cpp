@@ -14,6 +14,7 @@
 #include "ardkit/host/run_dir.hpp"
 #include "ardkit/interrupt.hpp"
 #include "ardkit/progress.hpp"
+#include "ardkit/weights.hpp"
 
 namespace ardkit {
 
@@ -218,8 +219,7 @@ EvalReport evaluate(Model& model, DataSource& data, const std::vector<NamedAttac
   const auto start = std::chrono::steady_clock::now();
   BnModeGuard eval_mode(model, BnMode::eval);
   DefaultGeneratorGuard keep_generator;
-  const auto device =
-      model.parameters().empty() ? torch::Device(torch::kCPU) : model.parameters().front().device();
+  const auto device = device_of(model);
   const int64_t available = data.size(options.split);
   const int64_t n = options.points > 0 ? std::min(options.points, available) : available;
   EvalReport report;

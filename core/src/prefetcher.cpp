@@ -16,14 +16,15 @@ uint64_t augmentation_seed(uint64_t seed, int64_t epoch, int64_t step) {
 }
 
 BatchPrefetcher::BatchPrefetcher(DataSource& data, torch::Tensor order, int64_t batch_size,
-                                 int64_t first_step, uint64_t seed, int64_t epoch)
+                                 int64_t first_step, uint64_t seed, int64_t epoch, bool pin_memory)
     : data_(data),
       order_(std::move(order)),
       batch_size_(batch_size),
       steps_((order_.size(0) + batch_size - 1) / batch_size),
       step_(first_step),
       seed_(seed),
-      epoch_(epoch) {
+      epoch_(epoch),
+      pin_memory_(pin_memory) {
   if (step_ < steps_)
     worker_ = std::thread([this] { work(); });
 }
@@ -52,6 +53,10 @@ void BatchPrefetcher::work() {
     std::exception_ptr error;
     try {
       batch = gather(step);
+      if (pin_memory_) {
+        batch->x = batch->x.pin_memory();
+        batch->y = batch->y.pin_memory();
+      }
     } catch (...) {
       error = std::current_exception();
     }

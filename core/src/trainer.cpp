@@ -16,6 +16,7 @@
 #include "ardkit/host/prefetcher.hpp"
 #include "ardkit/interrupt.hpp"
 #include "ardkit/progress.hpp"
+#include "ardkit/weights.hpp"
 
 namespace fs = std::filesystem;
 
@@ -171,6 +172,10 @@ class Checkpointer {
     archive.write("epoch_counted", torch::tensor(position.epoch_counted));
     archive.write("epoch_images", torch::tensor(position.epoch_images));
     archive.write("rng", default_generator().get_state());
+    // Attacks' random starts on a GPU draw from its generator: saved too, so a resumed CUDA run
+    // draws what the uninterrupted one would have.
+    if (const auto device = device_of(student_); device.is_cuda())
+      archive.write("cuda_rng", at::globalContext().defaultGenerator(device).get_state());
     // Serialized in memory, then written atomically: a crash or a full disk mid-write never
     // replaces a good checkpoint, and the error is one line naming the file.
     std::ostringstream bytes;
@@ -181,7 +186,10 @@ class Checkpointer {
   Position load(const fs::path& path) const {
     torch::serialize::InputArchive archive;
     try {
-      archive.load_from(path.string());
+      // Mapped onto the run's device: a checkpoint written on a GPU resumes on the CPU and the
+      // other way round (parameters and optimizer state land where the student is).
+      const torch::Device device = device_of(student_);
+      archive.load_from(path.string(), device);
       torch::serialize::InputArchive student_archive, optimizer_archive, knob_archive;
       archive.read("student", student_archive);
       student_.load(student_archive);
@@ -222,7 +230,10 @@ class Checkpointer {
         for (const auto& name : sums_archive.keys())
           position.epoch_sums[name] = read_tensor(sums_archive, name).item<double>();
       }
-      default_generator().set_state(read_tensor(archive, "rng"));
+      default_generator().set_state(read_tensor(archive, "rng").cpu());
+      torch::Tensor cuda_rng;
+      if (device.is_cuda() && archive.try_read("cuda_rng", cuda_rng))
+        at::Generator(at::globalContext().defaultGenerator(device)).set_state(cuda_rng.cpu());
       return position;
     } catch (const c10::Error& e) {
       throw_runtime_error(
@@ -581,7 +592,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
     std::optional<BatchPrefetcher> batches;
     if (!data_free)
       batches.emplace(data, epoch_order(seed, epoch, train_size), batch_size,
-                      position.step_in_epoch, static_cast<uint64_t>(seed), epoch);
+                      position.step_in_epoch, static_cast<uint64_t>(seed), epoch, device.is_cuda());
     // An attack or generator that runs long inside one step gives up within seconds of an
     // interrupt (check_interrupt); the half-done step is dropped and the run resumes from its
     // last checkpoint, which the abandoned step never touched.
@@ -595,8 +606,9 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
             data_free->set_lr_scale(lr / base_lr);
         }
         Batch batch = data_free ? data_free->next_batch(epoch, s) : batches->next();
-        batch.x = batch.x.to(device);
-        batch.y = batch.y.to(device);
+        // Pinned on a GPU run (above): the copy overlaps what the GPU still has queued.
+        batch.x = batch.x.to(device, /*non_blocking=*/true);
+        batch.y = batch.y.to(device, /*non_blocking=*/true);
         if (setup.attack)
           setup.attack->set_eps(knobs.get("attack.eps"));
         StepContext context{

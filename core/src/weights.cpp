@@ -190,7 +190,8 @@ void load_weights(Model& model, const fs::path& file, const WeightOptions& optio
   }
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(file.string());
+    // Onto the model's device: a checkpoint written on a GPU loads on a CPU-only machine.
+    archive.load_from(file.string(), device_of(model));
     torch::serialize::InputArchive student;
     // A full training checkpoint holds the weights under "student"; a bare model file is itself.
     if (archive.try_read("student", student))

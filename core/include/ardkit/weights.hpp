@@ -22,6 +22,12 @@ struct WeightOptions {
 
 // The host keys above, for a model table's schema, and reading them back.
 ARDKIT_API void add_weight_params(ParamSchema& schema);
+
+// Where a module's weights live (the CPU for one without parameters).
+inline torch::Device device_of(const torch::nn::Module& module) {
+  const auto parameters = module.parameters();
+  return parameters.empty() ? torch::Device(torch::kCPU) : parameters.front().device();
+}
 ARDKIT_API WeightOptions weight_options_from(const Params& host);
 
 // Parameters and buffers under PyTorch's state_dict names, in PyTorch's order (each module's own

@@ -20,8 +20,10 @@ namespace ardkit {
 // small model's step on 2 cores.
 class ARDKIT_API BatchPrefetcher {
  public:
+  // `pin_memory`: batches come in page-locked memory, so that a copy to a GPU can overlap the
+  // step (`to(device, /*non_blocking=*/true)`); needs a CUDA LibTorch.
   BatchPrefetcher(DataSource& data, torch::Tensor order, int64_t batch_size, int64_t first_step,
-                  uint64_t seed, int64_t epoch);
+                  uint64_t seed, int64_t epoch, bool pin_memory = false);
   ~BatchPrefetcher();
   BatchPrefetcher(const BatchPrefetcher&) = delete;
   BatchPrefetcher& operator=(const BatchPrefetcher&) = delete;
@@ -39,6 +41,7 @@ class ARDKIT_API BatchPrefetcher {
   int64_t batch_size_, steps_, step_;
   uint64_t seed_;
   int64_t epoch_;
+  bool pin_memory_;
   // One slot: the worker fills it with the batch of `step_` (or its error) and waits until
   // next() takes it.
   std::mutex mutex_;
