@@ -270,6 +270,10 @@ const ParamSchema& run_schema() {
           .help("run name (folder prefix); default: the experiment file's stem"),
       param::integer("seed", 0).at_least(0).help("seed of every random choice in the run"),
       param::string("device", "cpu").one_of({"cpu", "cuda"}).help("where tensors live"),
+      param::string("precision", "float32")
+          .one_of({"float32", "bfloat16", "float16"})
+          .help("training steps under autocast: bfloat16 (CPU or GPU) or float16 (GPU); "
+                "evaluation stays float32"),
       param::integer("threads", 0).at_least(0).help("LibTorch intra-op threads; 0 = one per core"),
       param::string("output", "runs")
           .help("folder that holds run folders (relative to the working directory)"),
@@ -691,6 +695,10 @@ std::string ExperimentConfig::run_id() const {
   auto* run_table = identity.get_as<toml::table>("run");
   for (const char* k : {"output", "threads", "plugin_path"})
     run_table->erase(k);
+  // A key added after runs existed does not change their identity at its default.
+  if (run_table->get("precision") &&
+      run_table->get("precision")->value_or(std::string()) == "float32")
+    run_table->erase("precision");
   std::ostringstream text;
   text << toml::toml_formatter(identity);
   const std::string bytes = text.str();

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "ardkit/error.hpp"
+#include "ardkit/host/autocast.hpp"
 #include "ardkit/host/data_free.hpp"
 #include "ardkit/host/lr_schedule.hpp"
 #include "ardkit/host/prefetcher.hpp"
@@ -453,6 +454,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   const int64_t seed = config.run.get_int("seed");
   const torch::Device device(config.run.get_string("device") == "cuda" ? torch::kCUDA
                                                                        : torch::kCPU);
+  const auto step_precision = autocast_type(config.run, device);
 
   check_requirements(setup);
 
@@ -631,7 +633,10 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
                   "the objective's parameters; the last good checkpoint is kept in {}",
                   epoch + 1, s, name, value, last.string()));
         };
-        const LossTerms loss = setup.objective->step(context);
+        const LossTerms loss = [&] {
+          const AutocastGuard autocast(device, step_precision);
+          return setup.objective->step(context);
+        }();
         if (setup.teacher && setup.teacher->is_training())
           throw_runtime_error(fmt::format(
               "objective '{}' left the teacher in train mode; a teacher is frozen: use BnModeGuard "

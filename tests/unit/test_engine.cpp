@@ -2,6 +2,8 @@
 // checkpoint, NaN detection, and bit-exact resume after an interrupt.
 #include <torch/torch.h>
 
+#include <ATen/autocast_mode.h>
+
 #include <ardkit/host/cpu_allocator.hpp>
 #include <ardkit/host/experiment_setup.hpp>
 #include <ardkit/host/lr_schedule.hpp>
@@ -578,4 +580,45 @@ TEST_CASE("the caching CPU allocator hands freed blocks out again, within its li
   ardkit::release_cached_cpu_memory();
   CHECK(ardkit::caching_cpu_allocator_stats().cached_bytes == 0);
   ardkit::install_caching_cpu_allocator();
+}
+
+TEST_CASE("[run] precision = bfloat16 trains its steps under autocast; float16 needs a GPU") {
+  const std::vector<std::string> quick = {"train.epochs=1", "train.validate_every=0",
+                                          "train.log_every=1"};
+  TinyRun full(quick);
+  auto bf16_overrides = quick;
+  bf16_overrides.push_back("run.precision=\"bfloat16\"");
+  TinyRun bf16(bf16_overrides);
+  REQUIRE(full.train() == ardkit::TrainOutcome::completed);
+  REQUIRE(bf16.train() == ardkit::TrainOutcome::completed);
+  CHECK_FALSE(at::autocast::is_cpu_enabled());  // the guard restored the thread's state
+
+  // The same weights at the start, other rounding in every step: the weights part.
+  const auto a = full.final_weights(), b = bf16.final_weights();
+  REQUIRE(a.size() == b.size());
+  bool differ = false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    CHECK(b[i].dtype() ==
+          caffe2::TypeMeta::Make<float>());  // autocast leaves the weights in float32
+    differ = differ || !torch::equal(a[i], b[i]);
+  }
+  CHECK(differ);
+  // ... and it still learns: the loss of the last steps is below that of the first.
+  const auto steps = bf16.lines("step");
+  REQUIRE(steps.size() == 18);
+  CHECK(steps.back()["loss"].get<double>() < steps.front()["loss"].get<double>());
+
+  // The key at its default leaves the run's identity as it was before the key existed; another
+  // precision is another run.
+  auto explicit_default = quick;
+  explicit_default.push_back("run.precision=\"float32\"");
+  CHECK(TinyRun(explicit_default).experiment.config.run_id() == full.experiment.config.run_id());
+  CHECK(bf16.experiment.config.run_id() != full.experiment.config.run_id());
+
+  auto half = quick;
+  half.push_back("run.precision=\"float16\"");
+  TinyRun on_cpu(half);
+  const auto message = test::error_of([&] { on_cpu.train(); }, ardkit::ErrorKind::config);
+  CHECK(message.find("precision = \"float16\" needs device = \"cuda\"") != std::string::npos);
+  CHECK(message.find("tiny.toml") != std::string::npos);  // where the key came from
 }

@@ -29,8 +29,12 @@ class ARDKIT_API Model : public Component, public torch::nn::Module {
   virtual bool pretrained() const {
     return false;
   }
+  // In float32 even under autocast ([run] precision): the losses built on logits then keep their
+  // precision, whatever the last layer computed in.
   torch::Tensor logits(const torch::Tensor& x) {
-    return forward(x).logits;
+    auto z = forward(x).logits;
+    const auto type = z.scalar_type();
+    return type == torch::kBFloat16 || type == torch::kHalf ? z.to(torch::kFloat) : z;
   }
 
   // Named intermediate activations ("taps"), so a feature method can distill a chosen layer:
