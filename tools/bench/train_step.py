@@ -10,14 +10,17 @@ For each objective, in one invocation and back to back on the same machine and t
     Python loops), on one preloaded batch;
 and prints images/s of both, the ratio, the model FLOPs of one step (convolutions and matrix
 products, forward and backward, counted on the PyTorch step by a dispatch-mode counter),
-achieved GFLOP/s and the fraction of the machine's measured sgemm peak (a square float32
-matrix product of `--gemm-size` through the same LibTorch).
+achieved GFLOP/s and the fraction of the machine's measured matrix-product peak (a square product
+of `--gemm-size` through the same LibTorch, in the step's precision: the sgemm peak for float32).
+The two sides alternate `--rounds` times, so that a noisy machine slows both; the medians and the
+range of the per-round ratios are printed.
 
     tools/bench/train_step.py                       # every objective, the small CNN pair
     tools/bench/train_step.py rslad --steps 20      # one objective
+    tools/bench/train_step.py rslad --precision bfloat16   # both sides under bf16 autocast
     tools/bench/train_step.py rslad --model resnet18 --device cuda   # a CUDA LibTorch build
 
-Not a test: it prints figures (and --json FILE writes them). docs/development.md shows the
+Not a test: it prints figures (and --json FILE writes them). docs/performance.md shows the
 table measured on the project's 2-core machine and how to read it.
 """
 import argparse
@@ -194,10 +197,10 @@ def conv_flops(out, weight, groups):
     return 2 * out.numel() * weight[0].numel()  # Cin/groups * kh * kw MACs per output
 
 
-# ---- the machine's sgemm peak through LibTorch ----
-def sgemm_peak(size, device, seconds=2.0):
-    a = torch.rand(size, size, device=device)
-    b = torch.rand(size, size, device=device)
+# ---- the machine's matrix-product peak through LibTorch, in the step's precision ----
+def gemm_peak(size, device, dtype, seconds=2.0):
+    a = torch.rand(size, size, device=device).to(dtype)
+    b = torch.rand(size, size, device=device).to(dtype)
     torch.mm(a, b)
     sync(device)
     best, start = 0.0, time.perf_counter()
@@ -215,7 +218,7 @@ def sync(device):
 
 
 # ---- the two sides ----
-def pytorch_side(step, student, teacher, x, y, warmup, steps, device):
+def pytorch_side(step, student, teacher, x, y, warmup, steps, device, precision="float32"):
     optimizer = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     times = []
     for i in range(warmup + steps):
@@ -223,7 +226,11 @@ def pytorch_side(step, student, teacher, x, y, warmup, steps, device):
         t0 = time.perf_counter()
         student.train()
         optimizer.zero_grad()
-        loss = step(student, teacher, x, y)
+        if precision == "float32":
+            loss = step(student, teacher, x, y)
+        else:  # what [run] precision does in ardkit: the step's forward passes under autocast
+            with torch.autocast(device, dtype=getattr(torch, precision)):
+                loss = step(student, teacher, x, y)
         loss.backward()
         optimizer.step()
         loss.item()  # as ardkit reads its loss terms each step
@@ -250,7 +257,8 @@ def ardkit_side(args, objective, work, student_table, teacher_table, shape):
     total = args.warmup + args.steps
     tables = [
         toml_table("run", {"name": objective, "seed": 0, "device": args.device,
-                           "threads": args.threads, "output": str(work / "runs")}),
+                           "threads": args.threads, "output": str(work / "runs"),
+                           "precision": args.precision}),
         toml_table("data", {"plugin": "synthetic", "channels": channels, "height": size,
                             "width": size, "num_classes": classes,
                             "train_size": total * args.batch, "test_size": 8}),
@@ -268,6 +276,7 @@ def ardkit_side(args, objective, work, student_table, teacher_table, shape):
         tables.append(toml_table("attack", {"plugin": "pgd"}))
     experiment = work / f"{objective}.toml"
     experiment.write_text("\n".join(tables))
+    shutil.rmtree(work / "runs", ignore_errors=True)  # each round trains from the start
     run = subprocess.run([args.ardkit, "run", str(experiment), "--threads", str(args.threads)],
                          capture_output=True, text=True)
     if run.returncode != 0:
@@ -289,10 +298,16 @@ def main():
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per side")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="ardkit and PyTorch alternate this many times; medians and the "
+                             "range of the per-round ratios are printed")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"],
+                        help="[run] precision for ardkit, torch.autocast for PyTorch")
     parser.add_argument("--gemm-size", type=int, default=2048)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--keep", help="keep the generated experiments and runs in this folder")
     args = parser.parse_args()
     names = args.objectives or list(OBJECTIVES)
     for name in names:
@@ -315,15 +330,18 @@ def main():
     x = torch.rand(args.batch, shape[0], shape[1], shape[1])
     y = torch.randint(0, shape[2], (args.batch,))
 
-    peak = sgemm_peak(args.gemm_size, args.device)
-    print(f"{args.threads} threads, {args.device}, {args.model} student {args.student} teacher "
-          f"{args.teacher}, batch {args.batch}, {args.steps} timed steps after {args.warmup}; "
-          f"sgemm peak {peak:.1f} GFLOP/s ({args.gemm_size}^2, LibTorch {torch.__version__})")
+    peak = gemm_peak(args.gemm_size, args.device, getattr(torch, args.precision))
+    print(f"{args.threads} threads, {args.device}, {args.precision}, {args.model} student {args.student} teacher "
+          f"{args.teacher}, batch {args.batch}, {args.rounds} rounds of {args.steps} timed steps "
+          f"after {args.warmup}; "
+          f"{args.precision} gemm peak {peak:.1f} GFLOP/s ({args.gemm_size}^2, LibTorch "
+          f"{torch.__version__})")
     header = (f"{'objective':<9} {'GFLOP/step':>10} {'PyTorch img/s':>14} {'ardkit img/s':>13} "
-              f"{'ratio':>6} {'ardkit GFLOP/s':>15} {'of peak':>8}")
+              f"{'ratio':>6} {'range':>11} {'GFLOP/s':>9} {'of peak':>8}")
     print(header)
     results = []
-    work = Path(tempfile.mkdtemp(prefix="ardkit-bench-"))
+    work = Path(args.keep or tempfile.mkdtemp(prefix="ardkit-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     try:
         for name in names:
             step = OBJECTIVES[name]
@@ -343,22 +361,31 @@ def main():
                 probe = make_model(args.model, widths(args.student), *shape[:2], shape[2],
                                    args.batch_norm)[0].to(args.device)
                 pytorch_side(step, probe, t, xd, yd, 0, 1, args.device)
-            ardkit_times = ardkit_side(args, name, work, student_table, teacher_table, shape)
-            torch_times = pytorch_side(step, s, t, xd, yd, args.warmup, args.steps, args.device)
-            a, p = statistics.mean(ardkit_times), statistics.mean(torch_times)
+            rounds = []  # (ardkit s/step, PyTorch s/step), alternating to share the noise
+            for _ in range(args.rounds):
+                a = statistics.mean(ardkit_side(args, name, work, student_table, teacher_table,
+                                                shape))
+                p = statistics.mean(pytorch_side(step, s, t, xd, yd, args.warmup, args.steps,
+                                                 args.device, args.precision))
+                rounds.append((a, p))
+            a = statistics.median(r[0] for r in rounds)
+            p = statistics.median(r[1] for r in rounds)
+            ratios = sorted(r[1] / r[0] for r in rounds)
             gflops = counter.flops / 1e9
             row = {"objective": name, "gflop_per_step": gflops,
                    "pytorch_images_per_s": args.batch / p, "ardkit_images_per_s": args.batch / a,
-                   "ratio": p / a, "ardkit_gflops": gflops / a,
-                   "fraction_of_peak": gflops / a / peak,
-                   "ardkit_step_s": ardkit_times, "pytorch_step_s": torch_times}
+                   "ratio": statistics.median(ratios), "ratio_min": ratios[0],
+                   "ratio_max": ratios[-1], "ardkit_gflops": gflops / a,
+                   "fraction_of_peak": gflops / a / peak, "rounds_s_per_step": rounds}
             results.append(row)
             print(f"{name:<9} {gflops:>10.2f} {args.batch / p:>14.1f} {args.batch / a:>13.1f} "
-                  f"{p / a:>5.2f}x {gflops / a:>15.1f} {gflops / a / peak:>7.0%}", flush=True)
+                  f"{row['ratio']:>5.2f}x {ratios[0]:>5.2f}-{ratios[-1]:<5.2f} {gflops / a:>9.1f} "
+                  f"{gflops / a / peak:>7.0%}", flush=True)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"sgemm_peak_gflops": peak, "threads": args.threads,
+        Path(args.json).write_text(json.dumps({"gemm_peak_gflops": peak, "precision": args.precision, "threads": args.threads,
                                                "device": args.device, "results": results},
                                               indent=1))
 
