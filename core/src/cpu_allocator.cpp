@@ -3,7 +3,13 @@
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
 
+#include "ardkit/error.hpp"
+
+#include <fmt/format.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstdlib>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -156,6 +162,23 @@ void install_caching_cpu_allocator(int64_t limit_bytes) {
   allocator.set_limit(static_cast<size_t>(std::max<int64_t>(0, limit_bytes)));
   if (!installed.exchange(true))
     c10::SetCPUAllocator(&allocator, /*priority=*/100);
+}
+
+void install_caching_cpu_allocator_from_environment() {
+  const char* text = std::getenv("ARDKIT_CPU_CACHE_MB");
+  int64_t megabytes = 4096;
+  if (text && *text) {
+    char* end = nullptr;
+    errno = 0;
+    megabytes = std::strtoll(text, &end, 10);
+    if (*end != '\0' || errno != 0 || megabytes < 0 || megabytes > (int64_t{1} << 30))
+      throw_config_error(fmt::format(
+          "ARDKIT_CPU_CACHE_MB=\"{}\": not a size in MiB; unset it (4096) or give a whole number, "
+          "0 to turn the CPU tensor cache off",
+          text));
+  }
+  if (megabytes > 0)
+    install_caching_cpu_allocator(megabytes << 20);
 }
 
 bool caching_cpu_allocator_installed() {

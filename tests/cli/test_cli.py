@@ -281,6 +281,14 @@ class NewUser(CliCase):
         for result in [run("validate", str(self.write("exp.toml", TINY.replace("steps = 2", 'steps = "two"'))))]:
             self.assertNotIn("(--set)", result.stderr)
 
+    def test_a_bad_cpu_cache_size_is_refused(self):
+        exp = self.write("exp.toml", TINY)
+        for value in ("lots", "-5", "12MB"):
+            result = run("run", str(exp), "--output", str(self.dir / "runs"),
+                         env=dict(os.environ, ARDKIT_CPU_CACHE_MB=value))
+            self.assert_error(result, 2, f'ARDKIT_CPU_CACHE_MB="{value}": not a size in MiB')
+            self.assertFalse((self.dir / "runs").exists(), "a refused run left a folder")
+
     def test_nan_and_infinity_are_refused(self):
         self.check(TINY.replace("eps = 0.1\nsteps = 2", "eps = nan\nsteps = 2"), 2, "exp.toml:19:7:",
                    "'eps' = nan is not a finite number")

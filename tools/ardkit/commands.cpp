@@ -53,12 +53,7 @@ std::vector<fs::path> to_paths(const std::vector<std::string>& items) {
 
 void set_threads(int64_t configured) {
   configure_cpu_threads(configured);
-  // ARDKIT_CPU_CACHE_MB caps the memory kept for reuse (docs/development.md); 0 turns the cache
-  // off.
-  const char* cap = std::getenv("ARDKIT_CPU_CACHE_MB");
-  const int64_t megabytes = cap && *cap ? std::atoll(cap) : 4096;
-  if (megabytes > 0)
-    install_caching_cpu_allocator(megabytes << 20);
+  install_caching_cpu_allocator_from_environment();  // docs/performance.md
 }
 
 namespace {

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include <ardkit/ardkit.hpp>
+#include <ardkit/host/cpu_allocator.hpp>
 #include <ardkit/host/registry.hpp>
 #include <ardkit/host/threading.hpp>
 
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
       argc > 2 ? std::stoi(argv[2]) : static_cast<int>(std::thread::hardware_concurrency());
   const std::string only = argc > 3 ? argv[3] : "all";
   ardkit::configure_cpu_threads(threads);  // as `ardkit run` and `ardkit eval` do
+  ardkit::install_caching_cpu_allocator_from_environment();
   const ardkit::Registry registry({ardkit::builtin_plugin_dir()});
   struct Setup {
     std::string label, plugin;

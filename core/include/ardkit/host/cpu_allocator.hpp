@@ -25,6 +25,10 @@ struct CpuCacheStats {
 // goes back to the system. Not installed under AddressSanitizer, whose reports of use after free
 // a cache would hide.
 ARDKIT_API void install_caching_cpu_allocator(int64_t limit_bytes = int64_t{4} << 30);
+// The same, capped by the environment: ARDKIT_CPU_CACHE_MB (MiB held free for reuse, default
+// 4096; 0 leaves LibTorch's allocator in place). A value that is not a whole number is a config
+// error naming the variable.
+ARDKIT_API void install_caching_cpu_allocator_from_environment();
 // Whether it is LibTorch's CPU allocator now.
 ARDKIT_API bool caching_cpu_allocator_installed();
 ARDKIT_API CpuCacheStats caching_cpu_allocator_stats();
