@@ -146,6 +146,8 @@ def iad(s, t, x, y, alpha=1.0):  # variant iad1 before `begin`: the ARD-like ste
     x_adv = sign_steps(uniform_start(x, False), x,
                        lambda v: F.cross_entropy(s(v), y, reduction="sum"))
     outputs = s(x_adv)
+    with torch.no_grad():  # the teacher's confidence on x' (w; logged as mean_w before `begin`)
+        F.softmax(t(x_adv), 1).gather(1, y.unsqueeze(1)).pow(0.1).mean()
     s(x_adv)  # the official step's unused second forward (it moves BatchNorm statistics)
     loss = alpha * kl(t_logits, outputs, "batchmean")
     return loss + (1 - alpha) * F.cross_entropy(s(x), y)
