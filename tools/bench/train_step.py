@@ -26,6 +26,7 @@ table measured on the project's 2-core machine and how to read it.
 """
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -164,10 +165,88 @@ def adaad(s, t, x, y, alpha=1.0):
     return alpha * kl(t_adv, adv, "mean") + (1 - alpha) * kl(t_ori, ori, "mean")
 
 
+class GacdHeads(torch.nn.Module):
+    """GACD's trainable state with the plugin's defaults: two 128-wide linear heads and CRD's
+    momentum memory banks, one slot per training sample (docs/methods.md "GACD")."""
+
+    def __init__(self, student_features, teacher_features, samples, dim=128):
+        super().__init__()
+        self.embed_s = torch.nn.Linear(student_features, dim)
+        self.embed_t = torch.nn.Linear(teacher_features, dim)
+        stdv = 1.0 / math.sqrt(dim / 3.0)
+        self.register_buffer("memory_s", torch.rand(samples, dim) * 2 * stdv - stdv)
+        self.register_buffer("memory_t", torch.rand(samples, dim) * 2 * stdv - stdv)
+        self.register_buffer("z_s", torch.full((1,), -1.0))
+        self.register_buffer("z_t", torch.full((1,), -1.0))
+
+
+def features_and_logits(model, x):
+    """(penultimate features, logits) of CompactCNN, as ardkit's small_cnn returns them."""
+    h = F.max_pool2d(F.relu(model.conv1(x)), 2)
+    h = F.max_pool2d(F.relu(model.conv2(h)), 2)
+    features = F.relu(model.fc1(h.flatten(1)))
+    return features, model.fc2(features)
+
+
+def gacd_step(args, device, widths):
+    """GACD's step with its state (heads, banks) and the sample indices of successive batches,
+    plus the parameters the optimizer must also move."""
+    samples = (args.warmup + args.steps) * args.batch
+    heads = GacdHeads(widths(args.student)[2], widths(args.teacher)[2], samples).to(device)
+    batches = iter(range(10 ** 9))
+
+    def step(s, t, x, y):
+        first = next(batches) * len(x) % samples
+        index = torch.arange(first, first + len(x), device=x.device) % samples
+        return gacd(s, t, x, y, heads, index)
+    return step, list(heads.parameters())
+
+
+def gacd(s, t, x, y, heads, index, negatives=4096, tau=0.07, momentum=0.5, cw=0.8, cew=1.0):
+    """The plugin's default step: CRD estimator, symmetric, contrastive guide, prob reweighting."""
+    b = len(x)
+    samples = heads.memory_s.size(0)
+    with torch.no_grad():
+        t_feat, t_logits = features_and_logits(t, x)
+    v_t = F.normalize(heads.embed_t(t_feat), dim=1)
+    anchors = v_t.detach()
+    s.eval()
+    batch = torch.arange(b, device=x.device)
+    x_adv = sign_steps(uniform_start(x, True), x, lambda v: F.cross_entropy(
+        F.normalize(heads.embed_s(features_and_logits(s, v)[0]), dim=1) @ anchors.t() / tau,
+        batch, reduction="sum"))
+    s.train()
+    feat, logits = features_and_logits(s, x_adv)
+    v_s = F.normalize(heads.embed_s(feat), dim=1)
+    w = F.softmax(t_logits, 1)[batch, y]
+    w = (w / w.mean()).detach()
+    idx = torch.cat([index.unsqueeze(1),
+                     torch.randint(0, samples, (b, negatives), device=x.device)], 1).view(-1)
+    mpn = negatives / samples
+
+    def scores(memory, v, z):
+        out = torch.exp(torch.bmm(memory[idx].view(b, negatives + 1, -1),
+                                  v.unsqueeze(2)).squeeze(2) / tau)
+        if z.item() < 0:
+            z.fill_(out.mean().item() * samples)
+        return out / z
+
+    def nce(out):
+        pos, neg = out[:, 0], out[:, 1:]
+        return -(torch.log(pos / (pos + mpn + 1e-7)) + torch.log(mpn / (neg + mpn + 1e-7)).sum(1))
+
+    per = nce(scores(heads.memory_t, v_s, heads.z_s)) + nce(scores(heads.memory_s, v_t, heads.z_t))
+    with torch.no_grad():
+        for memory, v in ((heads.memory_s, v_s), (heads.memory_t, v_t)):
+            moved = memory[index] * momentum + v.detach() * (1 - momentum)
+            memory.index_copy_(0, index, moved / moved.pow(2).sum(1, keepdim=True).sqrt())
+    return cw * (w * per).sum() / b + cew * F.cross_entropy(logits, y)
+
+
 OBJECTIVES = {"natural": natural, "pgd_at": pgd_at, "trades": trades, "kd": kd, "ard": ard,
-              "rslad": rslad, "iad": iad, "adaad": adaad}
-NEEDS_TEACHER = {"kd", "ard", "rslad", "iad", "adaad"}
-ATTACKED = {"pgd_at", "trades", "ard", "rslad", "iad", "adaad"}  # [attack] pgd, their defaults
+              "rslad": rslad, "iad": iad, "adaad": adaad, "gacd": gacd}
+NEEDS_TEACHER = {"kd", "ard", "rslad", "iad", "adaad", "gacd"}
+ATTACKED = {"pgd_at", "trades", "ard", "rslad", "iad", "adaad", "gacd"}  # [attack] pgd, their defaults
 # ardkit objective parameters that make its step the one above (its defaults otherwise).
 OBJECTIVE_KEYS = {"ard": {}, "iad": {}, "trades": {}, "pgd_at": {}}
 
@@ -232,8 +311,10 @@ def sync(device):
 
 
 # ---- the two sides ----
-def pytorch_side(step, student, teacher, x, y, warmup, steps, device, precision="float32"):
-    optimizer = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+def pytorch_side(step, student, teacher, x, y, warmup, steps, device, precision="float32",
+                 extra=()):
+    optimizer = torch.optim.SGD(list(student.parameters()) + list(extra), lr=0.01, momentum=0.9,
+                                weight_decay=5e-4)
     times = []
     for i in range(warmup + steps):
         sync(device)
@@ -361,7 +442,11 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     try:
         for name in names:
-            step = OBJECTIVES[name]
+            step, extra = OBJECTIVES[name], ()
+            if name == "gacd":
+                if args.model != "small_cnn":
+                    raise SystemExit("train_step.py: gacd is written for --model small_cnn")
+                step, extra = gacd_step(args, args.device, widths)
             torch.manual_seed(1)
             s = make_model(args.model, widths(args.student), *shape[:2], shape[2],
                            args.batch_norm)[0]
@@ -377,13 +462,15 @@ def main():
             with counter:
                 probe = make_model(args.model, widths(args.student), *shape[:2], shape[2],
                                    args.batch_norm)[0].to(args.device)
-                pytorch_side(step, probe, t, xd, yd, 0, 1, args.device)
+                probe_step, probe_extra = (gacd_step(args, args.device, widths) if name == "gacd"
+                                           else (step, ()))
+                pytorch_side(probe_step, probe, t, xd, yd, 0, 1, args.device, extra=probe_extra)
             rounds = []  # (ardkit s/step, PyTorch s/step), alternating to share the noise
             for _ in range(args.rounds):
                 a = statistics.mean(ardkit_side(args, name, work, student_table, teacher_table,
                                                 shape))
                 p = statistics.mean(pytorch_side(step, s, t, xd, yd, args.warmup, args.steps,
-                                                 args.device, args.precision))
+                                                 args.device, args.precision, extra))
                 rounds.append((a, p))
             a = statistics.median(r[0] for r in rounds)
             p = statistics.median(r[1] for r in rounds)
