@@ -36,6 +36,8 @@ constexpr size_t kHeader = 64;
 class CachingCpuAllocator final : public c10::Allocator {
  public:
   c10::DataPtr allocate(size_t n) const override {
+    if (n == 0)  // as LibTorch's own allocator: an empty tensor has no data pointer
+      return {nullptr, nullptr, &release, c10::Device(c10::DeviceType::CPU)};
     void* p = n < kSmallest ? fresh(n) : take(size_class(n));
     return {p, p, &release, c10::Device(c10::DeviceType::CPU)};
   }
@@ -106,6 +108,8 @@ class CachingCpuAllocator final : public c10::Allocator {
   }
 
   static void release(void* p) {
+    if (!p)
+      return;
     const size_t bytes = size_of(p);
     if (bytes < kSmallest) {
       free_block(p);

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <ATen/autocast_mode.h>
+#include <c10/core/CPUAllocator.h>
 
 #include <ardkit/host/cpu_allocator.hpp>
 #include <ardkit/host/experiment_setup.hpp>
@@ -566,6 +567,13 @@ TEST_CASE("the caching CPU allocator hands freed blocks out again, within its li
   {
     auto small = torch::ones({256});  // 1 KiB: left to malloc
     CHECK(small.sum().item<float>() == 256.0f);
+    auto empty = torch::empty({0, 3});  // no data, as with LibTorch's allocator
+    CHECK(empty.data_ptr() == nullptr);
+    auto* allocator = c10::GetCPUAllocator();
+    allocator->raw_deallocate(allocator->raw_allocate(0));  // the raw path takes nothing back too
+    void* raw = allocator->raw_allocate((size_t{4} << 20) - 1000);
+    CHECK(raw == first);  // ... and serves and caches large blocks like any other
+    allocator->raw_deallocate(raw);
   }
   CHECK(ardkit::caching_cpu_allocator_stats().cached_bytes == 4 << 20);
 
