@@ -22,12 +22,6 @@ struct WeightOptions {
 
 // The host keys above, for a model table's schema, and reading them back.
 ARDKIT_API void add_weight_params(ParamSchema& schema);
-
-// Where a module's weights live (the CPU for one without parameters).
-inline torch::Device device_of(const torch::nn::Module& module) {
-  const auto parameters = module.parameters();
-  return parameters.empty() ? torch::Device(torch::kCPU) : parameters.front().device();
-}
 ARDKIT_API WeightOptions weight_options_from(const Params& host);
 
 // Parameters and buffers under PyTorch's state_dict names, in PyTorch's order (each module's own
@@ -48,5 +42,11 @@ ARDKIT_API size_t load_state_dict(torch::nn::Module& model, const StateDict& sta
 // model) or anything torch.save wrote (zip or legacy format).
 ARDKIT_API void load_weights(Model& model, const std::filesystem::path& file,
                              const WeightOptions& options = {});
+
+// Where a module's weights live (the CPU for one without parameters).
+inline torch::Device device_of(const torch::nn::Module& module) {
+  const auto parameters = module.parameters();
+  return parameters.empty() ? torch::Device(torch::kCPU) : parameters.front().device();
+}
 
 }  // namespace ardkit
