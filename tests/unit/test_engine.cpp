@@ -2,12 +2,15 @@
 // checkpoint, NaN detection, and bit-exact resume after an interrupt.
 #include <torch/torch.h>
 
+#include <dlfcn.h>
+
 #include <ATen/autocast_mode.h>
 #include <c10/core/CPUAllocator.h>
 
 #include <ardkit/host/cpu_allocator.hpp>
 #include <ardkit/host/experiment_setup.hpp>
 #include <ardkit/host/lr_schedule.hpp>
+#include <ardkit/host/threading.hpp>
 #include <ardkit/interrupt.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -629,4 +632,20 @@ TEST_CASE("[run] precision = bfloat16 trains its steps under autocast; float16 n
   const auto message = test::error_of([&] { on_cpu.train(); }, ardkit::ErrorKind::config);
   CHECK(message.find("precision = \"float16\" needs device = \"cuda\"") != std::string::npos);
   CHECK(message.find("tiny.toml") != std::string::npos);  // where the key came from
+}
+
+TEST_CASE("configure_cpu_threads gives the cores to one pool: OpenBLAS runs single-threaded") {
+  const int before = torch::get_num_threads();
+  ardkit::configure_cpu_threads(2);
+  CHECK(torch::get_num_threads() == 2);
+  // LibTorch's BLAS, found among the loaded libraries as configure_cpu_threads finds it; Debian's
+  // LibTorch links OpenBLAS, so the function must be there.
+  const auto blas_threads =
+      reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  REQUIRE(bool(blas_threads));
+  CHECK(blas_threads() == 1);
+  // Denormals flush to zero on this thread: a product below float's normal range is 0.
+  const auto tiny = torch::full({1}, 1e-30f) * torch::full({1}, 1e-10f);
+  CHECK(tiny.item<float>() == 0.0f);
+  ardkit::configure_cpu_threads(before);
 }
