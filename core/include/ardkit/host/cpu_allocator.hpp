@@ -15,7 +15,7 @@ namespace ardkit {
 
 struct CpuCacheStats {
   int64_t cached_bytes = 0;  // free blocks held for reuse
-  int64_t live_bytes = 0;    // blocks of this allocator in tensors now
+  int64_t live_bytes = 0;    // cached-size blocks (64 KiB and more) in tensors now
   int64_t hits = 0, misses = 0;
 };
 

@@ -4,8 +4,7 @@
 // and pthreadpool (XNNPACK). Each spins while idle, so on a machine with few cores two pools
 // running one after the other take the cores from each other: profiles of a training step on
 // 2 cores showed a third of the time in sched_yield and spin loops. ardkit gives the cores to one
-// pool (OpenMP) and keeps its own background threads out of the way (docs/development.md,
-// "Performance").
+// pool (OpenMP) and keeps its own background threads out of the way (docs/performance.md).
 #include <cstdint>
 
 #include "ardkit/export.hpp"
