@@ -131,6 +131,26 @@ const torch::Tensor& Model::tapped(const std::string& name) const {
   return found->second;
 }
 
+std::map<std::string, std::vector<int64_t>> Model::tap_shapes(const std::vector<std::string>& names,
+                                                              const torch::Tensor& input) {
+  const auto wanted = wanted_;
+  const auto last = tapped_;
+  const bool training = is_training();
+  set_taps(names);
+  eval();
+  {
+    torch::NoGradGuard no_grad;
+    forward(input);
+  }
+  std::map<std::string, std::vector<int64_t>> out;
+  for (const auto& [name, value] : tapped_)
+    out[name] = value.sizes().vec();
+  wanted_ = wanted;
+  tapped_ = last;
+  train(training);
+  return out;
+}
+
 LossTerms Objective::step(StepContext& c) {
   if (!c.optimizer)
     throw_runtime_error("Objective::step needs the run's optimizer in its StepContext");

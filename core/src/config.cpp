@@ -327,6 +327,10 @@ const ParamSchema& optimizer_schema() {
           .help("weight decay of the objective's trainable modules; negative: weight_decay"),
       param::real("beta1", 0.9).at_least(0).at_most(1).help("Adam beta1"),
       param::real("beta2", 0.999).at_least(0).at_most(1).help("Adam beta2"),
+      param::real("grad_clip", 0.0)
+          .at_least(0)
+          .help("clip the gradient norm of every trained parameter to this before each step "
+                "(0 = off)"),
   };
   return schema;
 }

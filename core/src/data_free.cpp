@@ -107,11 +107,16 @@ void DataFree::update(int64_t epoch) {
     }
   struct Restore {
     std::vector<torch::Tensor>& parameters;
+    Model& student;
+    bool training;
     ~Restore() {
       for (auto& p : parameters)
         p.set_requires_grad(true);
+      student.train(training);
     }
-  } restore{frozen};
+  } restore{frozen, student_, student_.is_training()};
+  if (options_.student_mode == "eval")
+    student_.eval();
   const torch::Tensor z = generator_.latent(batch_size_);
   const torch::Tensor x = generator_.synthesize(z);
   GeneratorContext context{teacher_, student_, knobs_, epoch};

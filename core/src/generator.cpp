@@ -65,6 +65,10 @@ void add_generator_params(ParamSchema& s, const GeneratorOptions& d) {
   s.push_back(boolean("sample_grid", d.sample_grid)
                   .help("write samples/epoch_NNN.png in the run folder after every epoch"));
   s.push_back(integer("grid_images", d.grid_images).at_least(1).help("images per sample grid"));
+  s.push_back(string("student_mode", d.student_mode)
+                  .one_of({"train", "eval"})
+                  .help("the student's mode inside generator updates: train (its BatchNorm "
+                        "statistics absorb synthesis batches) or eval (they do not)"));
   s.push_back(boolean("real_validation", d.real_validation)
                   .help("select the best checkpoint on the real validation split (reads "
                         "training-set images; results.json records it)"));
@@ -93,6 +97,7 @@ GeneratorOptions generator_options_from(const Params& p) {
   o.sample_grid = p.get_bool("sample_grid");
   o.grid_images = p.get_int("grid_images");
   o.real_validation = p.get_bool("real_validation");
+  o.student_mode = p.get_string("student_mode");
   if (o.balance_min > o.balance_max)
     throw_config_error(p.origin("balance_min") +
                        ": [generator] balance_min must not exceed "
@@ -110,16 +115,27 @@ GeneratorOptions generator_options_from(const Params& p) {
 }
 
 torch::Tensor to_pixels(const torch::Tensor& normalized, const std::vector<double>& mean,
-                        const std::vector<double>& std) {
+                        const std::vector<double>& std, const std::string& mode) {
   const int64_t c = normalized.size(1);
-  if (mean.empty())
-    return normalized.clamp(0, 1);
-  if (static_cast<int64_t>(mean.size()) != c || static_cast<int64_t>(std.size()) != c)
-    throw_config_error(fmt::format("[generator] mean and std need one value per channel ({})", c));
-  const auto opts = normalized.options();
-  const auto m = torch::tensor(mean, opts.dtype(torch::kDouble)).to(opts).view({1, c, 1, 1});
-  const auto s = torch::tensor(std, opts.dtype(torch::kDouble)).to(opts).view({1, c, 1, 1});
-  return (normalized * s + m).clamp(0, 1);
+  torch::Tensor x = normalized;
+  if (!mean.empty()) {
+    if (static_cast<int64_t>(mean.size()) != c || static_cast<int64_t>(std.size()) != c)
+      throw_config_error(
+          fmt::format("[generator] mean and std need one value per channel ({})", c));
+    const auto opts = normalized.options();
+    const auto m = torch::tensor(mean, opts.dtype(torch::kDouble)).to(opts).view({1, c, 1, 1});
+    const auto s = torch::tensor(std, opts.dtype(torch::kDouble)).to(opts).view({1, c, 1, 1});
+    x = normalized * s + m;
+  }
+  if (mode == "none")
+    return x;
+  if (mode == "clamp")
+    return x.clamp(0, 1);
+  if (mode != "straight_through")
+    throw_config_error("[generator] pixels must be straight_through, clamp or none, got '" + mode +
+                       "'");
+  // The clamped value forward; the difference carries no gradient, so d x / d out is s everywhere.
+  return x + (x.clamp(0, 1) - x).detach();
 }
 
 }  // namespace ardkit

@@ -50,6 +50,35 @@ torch::Tensor read_tensor(torch::serialize::InputArchive& archive, const std::st
   return t;
 }
 
+// An optimizer whose step first clips the gradient norm of every parameter it updates
+// ([optimizer] grad_clip; ZSKT's solver.py clips the student's at 5). In step() rather than in
+// each objective's step, so a custom step that calls optimizer->step() clips too.
+template <class Base>
+class Clipped : public Base {
+ public:
+  template <class... Args>
+  Clipped(double max_norm, Args&&... args)
+      : Base(std::forward<Args>(args)...), max_norm_(max_norm) {}
+  torch::Tensor step(torch::optim::Optimizer::LossClosure closure = nullptr) override {
+    std::vector<torch::Tensor> params;
+    for (const auto& group : this->param_groups())
+      for (const auto& p : group.params())
+        params.push_back(p);
+    torch::nn::utils::clip_grad_norm_(params, max_norm_);
+    return Base::step(std::move(closure));
+  }
+
+ private:
+  double max_norm_;
+};
+
+template <class Base, class... Args>
+std::unique_ptr<torch::optim::Optimizer> optimizer_of(double grad_clip, Args&&... args) {
+  if (grad_clip > 0)
+    return std::make_unique<Clipped<Base>>(grad_clip, std::forward<Args>(args)...);
+  return std::make_unique<Base>(std::forward<Args>(args)...);
+}
+
 // The run's optimizer: group 0 holds the student's parameters, group 1 (when the objective has
 // a trainable() module) the objective's, with its own weight decay; lr factors per group are
 // applied by set_lr.
@@ -74,7 +103,7 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Params& p,
     torch::optim::AdamOptions options(p.get_real("lr"));
     options.betas({p.get_real("beta1"), p.get_real("beta2")})
         .weight_decay(p.get_real("weight_decay"));
-    return std::make_unique<torch::optim::Adam>(groups(options), options);
+    return optimizer_of<torch::optim::Adam>(p.get_real("grad_clip"), groups(options), options);
   }
   torch::optim::SGDOptions options(p.get_real("lr"));
   options.momentum(p.get_real("momentum"))
@@ -82,7 +111,7 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Params& p,
       .nesterov(p.get_bool("nesterov"));
   if (options.nesterov() && options.momentum() <= 0)
     throw_config_error(p.origin("nesterov") + ": [optimizer] nesterov needs momentum > 0");
-  return std::make_unique<torch::optim::SGD>(groups(options), options);
+  return optimizer_of<torch::optim::SGD>(p.get_real("grad_clip"), groups(options), options);
 }
 
 void set_lr(torch::optim::Optimizer& optimizer, double lr, double extra_factor) {
@@ -475,8 +504,9 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
                                  : data.size(Split::train);
   if (train_size == 0)
     throw_config_error(config.file.string() + ": [data] the training split is empty");
-  const ObjectiveSetup sizes = objective_setup(student, setup.teacher.get(), setup.teacher_data,
-                                               *setup.data, train_size, device);
+  ObjectiveSetup sizes = objective_setup(student, setup.teacher.get(), setup.teacher_data,
+                                         *setup.data, train_size, device);
+  sizes.synthetic = setup.generator != nullptr;
   if (setup.teacher && config.objective->needs(Need::same_label_space) && !sizes.same_label_space())
     refuse_label_spaces(config, sizes.teacher_classes, sizes.teacher_label_space, sizes.num_classes,
                         sizes.label_space);

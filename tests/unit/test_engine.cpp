@@ -649,3 +649,51 @@ TEST_CASE("configure_cpu_threads gives the cores to one pool: OpenBLAS runs sing
   CHECK(tiny.item<float>() == 0.0f);
   ardkit::configure_cpu_threads(before);
 }
+
+TEST_CASE("[optimizer] grad_clip bounds every step's update by lr x the clip") {
+  // Plain SGD (no momentum, no weight decay): a step moves the weights by lr x the gradient, so
+  // a clipped gradient norm c bounds the whole run's movement by steps x lr x c.
+  const std::vector<std::string> sgd = {"optimizer.momentum=0.0", "optimizer.weight_decay=0.0",
+                                        "train.epochs=1", "schedule.milestones=[5]"};
+  const auto moved = [&](std::vector<std::string> overrides) {
+    TinyRun r(overrides);
+    ardkit::TrainSetup setup = ardkit::build_components(r.experiment);
+    std::vector<torch::Tensor> before;
+    for (const auto& p : setup.student->parameters())
+      before.push_back(p.detach().clone());
+    REQUIRE(ardkit::train(setup, *r.run) == ardkit::TrainOutcome::completed);
+    double squared = 0;
+    const auto after = setup.student->parameters();
+    for (size_t i = 0; i < before.size(); ++i)
+      squared += (after[i].detach() - before[i]).pow(2).sum().item<double>();
+    return std::sqrt(squared);
+  };
+  const int64_t steps = (640 - 64 + 31) / 32;
+  const double clip = 1e-3, lr = 0.05;
+  auto clipped = sgd;
+  clipped.push_back("optimizer.grad_clip=" + std::to_string(clip));
+  const double with_clip = moved(clipped), without = moved(sgd);
+  CHECK(with_clip <= steps * lr * clip * (1 + 1e-4));
+  CHECK(with_clip > 0.5 * steps * lr * clip);  // clipped, not stopped: the gradients are larger
+  CHECK(without > 10 * steps * lr * clip);
+}
+
+TEST_CASE("Model::tap_shapes probes sizes and leaves taps, values and mode as they were") {
+  auto data = test::make<ardkit::DataSource>(ardkit::PluginKind::data, "synthetic",
+                                             {{"height", int64_t{16}}, {"width", int64_t{16}}});
+  ardkit::BuildContext context;
+  context.data = data->spec();
+  auto model = test::make<ardkit::Model>(ardkit::PluginKind::model, "small_cnn", {}, context);
+  model->set_taps({"features"});
+  model->train();
+  model->forward(torch::rand({3, 1, 16, 16}));
+  const auto features = model->tapped("features");
+  const auto shapes = model->tap_shapes({"block1", "block2"}, torch::zeros({2, 1, 16, 16}));
+  CHECK(shapes.at("block1") == std::vector<int64_t>{2, 32, 8, 8});
+  CHECK(shapes.at("block2") == std::vector<int64_t>{2, 64, 4, 4});
+  CHECK(model->is_training());
+  CHECK(model->tapped().size() == 1);
+  CHECK(model->tapped("features").data_ptr() == features.data_ptr());
+  model->forward(torch::rand({3, 1, 16, 16}));
+  CHECK(model->tapped().count("block1") == 0);  // still only what was asked for
+}

@@ -72,6 +72,10 @@ struct GeneratorOptions {
   // Best-checkpoint selection on the real validation split; off by default, because a data-free
   // run reads no training-set image (results.json records the choice).
   bool real_validation = false;
+  // The student's mode while a generator update runs it: "train" lets its BatchNorm running
+  // statistics absorb every synthesis batch (DFAD's and ZSKT's code, where the student stays in
+  // train()); "eval" leaves them to the student's own steps (FERD keeps the student in eval()).
+  std::string student_mode = "train";
 };
 
 // The defaults a plugin gives the shared keys.
@@ -115,10 +119,16 @@ class ARDKIT_API Generator : public Component {
 
 using GeneratorPtr = std::shared_ptr<Generator>;
 
-// Pixels in [0,1] from a generator's normalized output: the DAFL/DFAD/ZSKT networks end in a
-// BatchNorm, so their images live in the teacher's normalized input space; `mean` and `std` per
-// channel map them back (clamped to [0,1], where attacks and models work).
+// Pixels from a generator's normalized output: the DAFL/DFAD/ZSKT networks end in a BatchNorm,
+// so their images live in the teacher's normalized input space; `mean` and `std` per channel map
+// them back, x = out * std + mean. Their official code feeds `out` to the teacher unbounded;
+// attacks and the eps-ball need [0,1], and a plain clamp stops the gradient at every clamped
+// pixel (with out ~ N(0,1) and Fashion-MNIST's mean/std, about a quarter of them). `mode`:
+//   "straight_through": clamped to [0,1] forward, the identity backward (the default);
+//   "clamp": clamped both ways (no gradient through a clamped pixel);
+//   "none": unbounded, as the official code (the teacher sees exactly `out`).
 ARDKIT_API torch::Tensor to_pixels(const torch::Tensor& normalized, const std::vector<double>& mean,
-                                   const std::vector<double>& std);
+                                   const std::vector<double>& std,
+                                   const std::string& mode = "straight_through");
 
 }  // namespace ardkit

@@ -62,6 +62,11 @@ class ARDKIT_API Model : public Component, public torch::nn::Module {
   }
   // The last forward's value of one requested tap (a runtime error if it was not recorded).
   const torch::Tensor& tapped(const std::string& name) const;
+  // The sizes each of `names` has on one eval-mode, no-grad forward of `input`, for choosing
+  // layers by shape before a run; the taps asked for, the last values and the mode are left as
+  // they were. A name the forward did not pass is absent.
+  std::map<std::string, std::vector<int64_t>> tap_shapes(const std::vector<std::string>& names,
+                                                         const torch::Tensor& input);
 
  protected:
   void tap(const std::string& name, const torch::Tensor& value) {

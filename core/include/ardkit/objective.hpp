@@ -53,7 +53,10 @@ struct StepContext {
 // Feature dimensions and class counts come from one eval-mode, no-grad forward of each model on
 // a zero batch of the data's shape, so they are what compute() will see.
 struct ObjectiveSetup {
-  int64_t train_size = 0;   // samples in the training split (indices 0..train_size-1)
+  int64_t train_size = 0;  // samples in the training split (indices 0..train_size-1)
+  // True in a data-free run: every batch is new images from a generator, and Batch::index is a
+  // position within the epoch, not a sample, so per-sample state (memory banks) cannot follow.
+  bool synthetic = false;
   int64_t num_classes = 0;  // of the data (the student's label space)
   int64_t student_features = 0;
   int64_t student_classes = 0;
