@@ -9,7 +9,8 @@
 //     + oh * CE(T(x), y) for labels y drawn uniformly with the latent + adv * (-KL(T(x) || S(x)))
 //     (batchmean), with bn 5, oh 1, adv 1 as in FERD;
 //   - the network: FERD's generator (no biases in the two inner 3x3 convolutions, Sigmoid
-//     output).
+//     output); the student in eval mode during synthesis (student_mode = "eval"), as FERD's,
+//     so its BatchNorm statistics come from its own steps only.
 // FERD's further terms (a uniformity loss on non-robust features, the agreement mask of the
 // discrepancy, keeping the best batch rather than the last) are not part of this plugin.
 #include "gan_generator.hpp"
@@ -46,7 +47,17 @@ class BnStats : public GanGenerator {
     GanGenerator::setup(setup);
     batch_ = setup.batch_size;
     classes_ = setup.data.num_classes;
-    layers_ = setup.teacher->batch_norm_taps();
+    // The BatchNorm layers the forward runs: a registered layer it never calls (TRADES' WRN-34-10
+    // keeps an unused sub_block1) has no statistics to match, and DeepInversion's forward hooks
+    // never fire on it either.
+    const auto recorded = setup.teacher->tap_shapes(
+        setup.teacher->batch_norm_taps(),
+        torch::zeros({2, setup.data.channels, setup.data.height, setup.data.width},
+                     torch::TensorOptions().device(setup.device)));
+    layers_.clear();
+    for (const auto& layer : setup.teacher->batch_norm_taps())
+      if (recorded.count(layer))
+        layers_.push_back(layer);
     if (layers_.empty() && bn_ > 0)
       ardkit::throw_config_error(
           "[generator] bn_stats matches the teacher's BatchNorm statistics, but the teacher has "
@@ -122,6 +133,7 @@ ardkit::ParamSchema schema() {
   d.iterations = 400;
   d.student_steps = 1;
   d.student_batch = "pool";
+  d.student_mode = "eval";  // FERD runs the student in eval() while it synthesises
   ardkit::ParamSchema s = {
       real("bn", 5.0).at_least(0).help("weight of the BatchNorm-statistics matching term"),
       real("oh", 1.0).at_least(0).help("weight of the one-hot term (CE to drawn labels)"),

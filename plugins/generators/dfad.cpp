@@ -4,8 +4,10 @@
 //   - the generator maximizes the student-teacher discrepancy: loss = -L1(S(x), T(x)), the mean
 //     absolute difference of logits (F.l1_loss), student in train mode as in the script;
 //   - each iteration makes 5 student steps on fresh samples, then 1 generator step
-//     (order = "student_first"); Adam lr 1e-3; with --scheduler both learning rates follow the
-//     same MultiStep schedule (lr_schedule = "follow"); 50 iterations per epoch.
+//     (order = "student_first"); Adam lr 1e-3, constant as in the script without --scheduler
+//     (lr_schedule = "constant"); the README's CIFAR commands pass --scheduler, which steps both
+//     rates on one MultiStepLR([100, 200], 0.1): lr_schedule = "follow" (the shipped CIFAR
+//     files); 50 iterations per epoch.
 #include "gan_generator.hpp"
 
 namespace {
@@ -28,7 +30,7 @@ class Dfad : public GanGenerator {
 ardkit::ParamSchema schema() {
   ardkit::GeneratorOptions d;
   d.lr = 1e-3;
-  d.lr_schedule = "follow";
+  d.lr_schedule = "constant";
   d.iterations = 50;
   d.generator_steps = 1;
   d.student_steps = 5;

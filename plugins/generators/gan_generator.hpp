@@ -86,8 +86,13 @@ inline void add_gan_params(ardkit::ParamSchema& s, int64_t latent_dim, int64_t w
       real_list("mean", {})
           .help(
               "per-channel mean mapping the network's normalized output to pixels (x = out * std + "
-              "mean, clamped to [0,1]); [] = 0.5 per channel"));
+              "mean); [] = 0.5 per channel"));
   s.push_back(real_list("std", {}).help("per-channel std of that mapping; [] = 0.5 per channel"));
+  s.push_back(string("pixels", "straight_through")
+                  .one_of({"straight_through", "clamp", "none"})
+                  .help("that mapping's range: clamped to [0,1] with the identity gradient, "
+                        "clamped (no gradient at clamped pixels), or unbounded as the official "
+                        "code"));
 }
 
 // A generator plugin on GanNet: fresh standard-normal latents, pixels through the mean/std map
@@ -99,6 +104,7 @@ class GanGenerator : public ardkit::Generator {
     options_.width = p.get_int("width");
     mean_ = p.get_real_list("mean");
     std_ = p.get_real_list("std");
+    pixels_ = p.get_string("pixels");
     if (mean_.size() != std_.size())
       ardkit::throw_config_error(p.origin("mean") +
                                  ": [generator] mean and std need the same number of values");
@@ -127,7 +133,7 @@ class GanGenerator : public ardkit::Generator {
   }
   torch::Tensor synthesize(const torch::Tensor& z) override {
     const auto out = net_->forward(z);
-    return options_.head == "sigmoid" ? out : ardkit::to_pixels(out, mean_, std_);
+    return options_.head == "sigmoid" ? out : ardkit::to_pixels(out, mean_, std_, pixels_);
   }
   void reinitialize() override {
     net_ = GanNet(options_);
@@ -136,6 +142,7 @@ class GanGenerator : public ardkit::Generator {
  protected:
   GanOptions options_;
   std::vector<double> mean_, std_;
+  std::string pixels_;
   torch::Device device_ = torch::kCPU;
   GanNet net_{nullptr};
 };

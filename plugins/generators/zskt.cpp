@@ -10,7 +10,12 @@
 //   - the student's loss adds attention transfer: beta * sum_l mean((a_S^l - a_T^l)^2), a^l the
 //     L2-normalized spatial map mean_c(A^l)^2 of layer l, beta 250 — a term this plugin adds to
 //     whatever objective the experiment uses (student_taps / teacher_taps pair the layers).
-//   Adam lr 1e-3 for the generator; both learning rates cosine-annealed (lr_schedule = "follow").
+//   - the student's layers pair with the teacher's by spatial size (WRN group outputs in ZSKT);
+//   Adam lr 1e-3 for the generator, following the student's schedule (lr_schedule = "follow").
+//   solver.py cosine-anneals both rates per pseudo-batch and clips the student's gradient norm at
+//   5: in an experiment, [schedule] type = "cosine" with per = "batch" (per student step, so
+//   finer than per pseudo-batch by the 10 steps) and [optimizer] grad_clip = 5; its student
+//   optimizer is Adam 2e-3 (main.py), its CIFAR-10 run 80,000 pseudo-batches of 128.
 #include <fmt/format.h>
 
 #include "gan_generator.hpp"
@@ -38,18 +43,8 @@ class Zskt : public GanGenerator {
     GanGenerator::setup(setup);
     if (beta_ == 0)
       return;
-    // Default: every activation tap but the flat penultimate features, paired in order.
-    const auto spatial = [](ardkit::Model& m) {
-      std::vector<std::string> out;
-      for (const auto& name : m.tap_names())
-        if (name != "features")
-          out.push_back(name);
-      return out;
-    };
-    if (student_taps_.empty())
-      student_taps_ = spatial(*setup.student);
-    if (teacher_taps_.empty())
-      teacher_taps_ = spatial(*setup.teacher);
+    if (student_taps_.empty() || teacher_taps_.empty())
+      pair_by_size(setup);
     if (student_taps_.size() != teacher_taps_.size() || student_taps_.empty())
       ardkit::throw_config_error(fmt::format(
           "[generator] attention transfer pairs student_taps [{}] with teacher_taps [{}]: give "
@@ -88,6 +83,56 @@ class Zskt : public GanGenerator {
   }
 
  private:
+  // ZSKT pairs the outputs of the WRN groups, the last map at each spatial size. For any two
+  // models: at every height x width both have a 4-d tap of, the last such tap of each (a ResNet's
+  // layer1, not its stem), from one zero-batch probe. When one side's list is given, each of its
+  // layers pairs with the other model's last map of its size.
+  void pair_by_size(const ardkit::GeneratorSetup& setup) {
+    const auto input = torch::zeros({2, setup.data.channels, setup.data.height, setup.data.width},
+                                    torch::TensorOptions().device(setup.device));
+    using Last = std::map<std::pair<int64_t, int64_t>, std::string>;
+    const auto last_per_size = [&](ardkit::Model& m,
+                                   std::vector<std::pair<int64_t, int64_t>>* order,
+                                   const std::vector<std::string>& given) {
+      const auto names = given.empty() ? m.tap_names() : given;
+      const auto shapes = m.tap_shapes(names, input);
+      Last out;
+      for (const auto& name : names) {
+        const auto found = shapes.find(name);
+        if (found == shapes.end() || found->second.size() != 4)
+          continue;
+        const std::pair<int64_t, int64_t> size{found->second[2], found->second[3]};
+        if (order && !out.count(size))
+          order->push_back(size);
+        out[size] = name;
+      }
+      return out;
+    };
+    std::vector<std::pair<int64_t, int64_t>> order;
+    const Last student = last_per_size(*setup.student, &order, student_taps_);
+    const Last teacher = last_per_size(*setup.teacher, nullptr, teacher_taps_);
+    const bool given_student = !student_taps_.empty(), given_teacher = !teacher_taps_.empty();
+    std::vector<std::string> s_taps, t_taps;
+    for (const auto& size : order)
+      if (teacher.count(size)) {
+        s_taps.push_back(student.at(size));
+        t_taps.push_back(teacher.at(size));
+      }
+    if ((given_student && s_taps.size() != student_taps_.size()) ||
+        (given_teacher && t_taps.size() != teacher_taps_.size()))
+      ardkit::throw_config_error(fmt::format(
+          "[generator] attention transfer: {} [{}] has a layer (or two of one size) the other "
+          "model has no single map of that size for; give both student_taps and teacher_taps",
+          given_student ? "student_taps" : "teacher_taps",
+          fmt::join(given_student ? student_taps_ : teacher_taps_, ", ")));
+    student_taps_ = s_taps;
+    teacher_taps_ = t_taps;
+    if (student_taps_.empty())
+      ardkit::throw_config_error(
+          "[generator] attention transfer found no spatial map size the student and the teacher "
+          "share: choose student_taps / teacher_taps of one size each (or at_beta = 0)");
+  }
+
   static GanOptions options() {
     GanOptions o;
     o.head = "bn";
@@ -118,9 +163,10 @@ ardkit::ParamSchema schema() {
           .at_least(0)
           .help("weight of the attention-transfer term added to the student's loss (0 = off)"),
       string_list("student_taps", {})
-          .help("student layers for attention transfer ([] = its activation taps but features)"),
+          .help("student layers for attention transfer ([] = the last map of each spatial size "
+                "the teacher shares)"),
       string_list("teacher_taps", {})
-          .help("teacher layers paired with student_taps ([] = its activation taps but features)"),
+          .help("teacher layers paired with student_taps ([] = paired by spatial size)"),
   };
   add_gan_params(s, 100, 64);
   ardkit::add_generator_params(s, d);

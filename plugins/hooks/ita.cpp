@@ -1,8 +1,9 @@
 // Hook plugin `ita`: Interactive Temperature Adjustment, DFARD's plug-and-play temperature
 // strategy (Wang et al., "Out of Thin Air: Exploring Data-Free Adversarial Robustness
 // Distillation", AAAI 2024). The paper says ITA adjusts the distillation temperature once per
-// epoch from the student-teacher interaction to find "more suitable training objectives"; its
-// rule is not public. This is ardkit's derivation, every choice a parameter:
+// epoch from the student-teacher interaction to find "more suitable training objectives"; the
+// paper is public but its full text was not available to us and no code is released, so the rule
+// is ardkit's derivation, every choice a parameter:
 //
 //   1. At the end of every `every`-th epoch, draw `samples` training inputs x (synthetic ones in
 //      a data-free run), label them with the teacher, and attack the student with the run's

@@ -82,6 +82,7 @@ class Gacd : public ardkit::Objective {
  public:
   explicit Gacd(const Params& p)
       : where_(p.where()),
+        estimator_origin_(p.origin("estimator")),
         reweight_origin_(p.origin("reweight")),
         guide_origin_(p.origin("guide")),
         kl_origin_(p.origin("kl_weight")),
@@ -105,6 +106,14 @@ class Gacd : public ardkit::Objective {
         bn_mode_(distill::bn_mode(p)) {}
 
   void setup(const ardkit::ObjectiveSetup& s) override {
+    // CRD's positive is the sample's own memory entry from earlier epochs: synthetic batches are
+    // new images every step, so that entry would be another image's embedding.
+    if (crd_ && s.synthetic)
+      ardkit::throw_config_error(fmt::format(
+          "{}{} estimator = \"crd\" keeps a memory bank entry per training sample, but a "
+          "[generator] run's batches are new images every step, so its positives would be other "
+          "images: use estimator = \"infonce\" (in-batch negatives) or real training data",
+          estimator_origin_ == where_ ? "" : estimator_origin_ + ": ", where_));
     // Reading the teacher's class probabilities needs one label space; features do not.
     if (!s.same_label_space()) {
       const auto refuse = [&](const std::string& origin, const std::string& what) {
@@ -282,7 +291,7 @@ class Gacd : public ardkit::Objective {
     return l;
   }
 
-  std::string where_, reweight_origin_, guide_origin_, kl_origin_;
+  std::string where_, estimator_origin_, reweight_origin_, guide_origin_, kl_origin_;
   std::map<std::string, std::string> origins_;
   bool crd_, symmetric_;
   std::string guide_, student_layer_, teacher_layer_, reweight_;

@@ -1,8 +1,9 @@
 """PyTorch side of the generator differential tests: one generator update of each data-free
 generator written the way its official code writes it, on tiny 8x8 BatchNorm networks:
 
-  dafl      DAFL/DAFL_train.py (happen2me/DAFL_train@ba25512): Generator with BatchNorm2d(C, 0.8),
-            oh*CE(T, argmax T) + ie*sum(p log p) + a*(-mean|f_T|), Adam lr 0.2
+  dafl      DAFL/DAFL-train.py (huawei-noah/Data-Efficient-Model-Compression@5e8f4e4c): Generator
+            with BatchNorm2d(C, 0.8), oh*CE(T, argmax T) + ie*sum(p log10 p) + a*(-mean|f_T|),
+            oh 1, ie 5, a 0.1, Adam lr 0.2; and the fork's natural log with ie 10
   dfad      VainF/Data-Free-Adversarial-Distillation@c161591a: GeneratorA,
             -F.l1_loss(S(G(z)), T(G(z))), Adam lr 1e-3
   zskt      polo5/ZeroShotKnowledgeTransfer@e24915d7: Generator, -F.kl_div(log_softmax(S),
@@ -10,17 +11,22 @@ generator written the way its official code writes it, on tiny 8x8 BatchNorm net
             attention-transfer term on the updated generator's images
   bn_stats  DeepInversion BatchNorm hooks (||mu - running_mean||_2 + ||var - running_var||_2 per
             layer), CE to drawn labels, -KL batchmean; FERD@c975d9e1's generator (no inner
-            biases, Sigmoid); Adam lr 2e-3 betas (0.5, 0.999), latent optimized with lr 0.015
+            biases, Sigmoid); Adam lr 2e-3 betas (0.5, 0.999), latent optimized with lr 0.015;
+            the student in eval mode during synthesis, as FERD's
+
+The student's state after each update is saved too: DFAD's and ZSKT's student runs in train
+mode inside the generator's step, so its BatchNorm running statistics move; FERD's does not.
 
 Substitutions, each what ardkit documents: images reach the models as pixels, the generator's
-normalized output mapped by x = clamp(out * 0.5 + 0.5, 0, 1) (bn_stats' Sigmoid output is used as
-is); ZSKT's generator is sized from the image (its code fixes 8x8x128 for 32x32) and its
+normalized output mapped by x = out * 0.5 + 0.5, clamped to [0, 1] with the identity gradient
+(ardkit's pixels = "straight_through"; bn_stats' Sigmoid output is used as is); ZSKT's generator is sized from the image (its code fixes 8x8x128 for 32x32) and its
 parameters are saved under ardkit's names (l1.0, conv_blocks0.0, ...), the same tensors.
 
 Writes into OUT: teacher.pt, student.pt (state dicts of TapNet) and, per case, CASE_init.pt (the
 generator's state before the update), CASE.pt (latent z, the loss terms, the state after the
 update). The latent is drawn right after torch.manual_seed(SEED), as ardkit's engine draws it.
 """
+import copy
 import sys
 from pathlib import Path
 
@@ -183,7 +189,8 @@ class DeepInversionHook:  # the BatchNorm statistics hook of DeepInversion / FER
 
 
 def pixels(out):
-    return torch.clamp(out * 0.5 + 0.5, 0.0, 1.0)
+    x = out * 0.5 + 0.5
+    return x + (x.clamp(0.0, 1.0) - x).detach()
 
 
 def attention(x):  # ZSKT solver.py
@@ -217,10 +224,11 @@ def main(out_dir):
     student.train()  # the official codes leave the student in train mode during G's step
 
     def run(name, generator, to_pixels, losses, lr, betas=(0.9, 0.999), clip=0.0, rename=None,
-            latent=None, latent_lr=0.0, extra=None):
+            latent=None, latent_lr=0.0, extra=None, student_mode="train"):
         torch.save(state(generator, rename), out / f"{name}_init.pt")
         s_state = {k: v.clone() for k, v in student.state_dict().items()}
         generator.train()
+        student.train(student_mode == "train")
         groups = [{"params": list(generator.parameters()), "lr": lr}]
         if latent is not None:
             groups.append({"params": [latent], "lr": latent_lr})
@@ -241,6 +249,8 @@ def main(out_dir):
         for term_name, t, _ in terms:
             result["term." + term_name] = t.detach()
         result.update({"after." + k: v for k, v in state(generator, rename).items()})
+        result.update({"student_after." + k: v for k, v in state(student).items()})
+        student.train()
         if latent is not None:
             result["after.z"] = latent.detach().clone()
         if extra:
@@ -252,17 +262,22 @@ def main(out_dir):
     torch.manual_seed(1)
     g = DaflGenerator(NZ, SIDE, 1)
 
-    def dafl_losses(x):
-        outputs_T, features_T, _ = teacher(x)
-        pred = outputs_T.data.max(1)[1]
-        loss_activation = -features_T.abs().mean()
-        loss_one_hot = nn.CrossEntropyLoss()(outputs_T, pred)
-        softmax_o_T = F.softmax(outputs_T, dim=1).mean(dim=0)
-        loss_information_entropy = (softmax_o_T * torch.log(softmax_o_T)).sum()
-        return [("one_hot", loss_one_hot, 1.0), ("information_entropy", loss_information_entropy,
-                                                 10.0), ("activation", loss_activation, 0.1)]
+    def dafl_losses(log, ie):
+        def losses(x):
+            outputs_T, features_T, _ = teacher(x)
+            pred = outputs_T.data.max(1)[1]
+            loss_activation = -features_T.abs().mean()
+            loss_one_hot = nn.CrossEntropyLoss()(outputs_T, pred)
+            softmax_o_T = F.softmax(outputs_T, dim=1).mean(dim=0)
+            loss_information_entropy = (softmax_o_T * log(softmax_o_T)).sum()
+            return [("one_hot", loss_one_hot, 1.0), ("information_entropy",
+                                                     loss_information_entropy, ie),
+                    ("activation", loss_activation, 0.1)]
+        return losses
 
-    run("dafl", g, lambda o: pixels(o), dafl_losses, lr=0.2)
+    initial = copy.deepcopy(g)
+    run("dafl", g, pixels, dafl_losses(torch.log10, 5.0), lr=0.2)
+    run("dafl_ln", initial, pixels, dafl_losses(torch.log, 10.0), lr=0.2)  # the fork
 
     # DFAD
     torch.manual_seed(2)
@@ -315,7 +330,7 @@ def main(out_dir):
     init["z"] = latent.detach().clone()
     init["targets"] = targets.clone()
     run("bn_stats", g, lambda o: o, bn_losses, lr=2e-3, betas=(0.5, 0.999), latent=latent,
-        latent_lr=0.015)
+        latent_lr=0.015, student_mode="eval")
     torch.save(init, out / "bn_stats_init.pt")  # ardkit's LatentNet names: net.*, z, targets
     result = torch.load(out / "bn_stats.pt")
     result = {("after.net." + k[6:] if k.startswith("after.") and k != "after.z" else k): v

@@ -132,6 +132,14 @@ void check_update(const std::string& name, Case& c, double tolerance = 2e-5) {
     INFO(name << " buffer " << b.key());
     CHECK(max_diff(b.value(), r.at("after." + b.key())) < 2e-5);
   }
+  // The student's BatchNorm statistics: moved by the update where the official code runs the
+  // student in train mode inside it (DFAD, ZSKT), untouched where it does not (DAFL's loss never
+  // runs the student; FERD's student is in eval mode).
+  for (auto& b : c.student->named_buffers()) {
+    INFO(name << " student buffer " << b.key());
+    CHECK(max_diff(b.value(), r.at("student_after." + b.key())) < 1e-6);
+  }
+  CHECK(c.student->is_training());  // the update leaves the student's mode as it found it
 }
 
 }  // namespace
@@ -146,6 +154,11 @@ TEST_CASE("dafl: DAFL_train.py's loss terms and Adam step, BatchNorm eps 0.8 inc
         bn && bn->options.eps() == 0.8)
       found = true;
   CHECK(found);
+}
+
+TEST_CASE("dafl: the fork's natural-log entropy with ie 10 is an option") {
+  auto c = one_update("dafl", {{"entropy_log", std::string("ln")}, {"ie", 10.0}});
+  check_update("dafl_ln", *c);
 }
 
 TEST_CASE("dfad: DFAD's negative L1 logit discrepancy and Adam step") {

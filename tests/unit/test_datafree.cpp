@@ -192,9 +192,16 @@ TEST_CASE("generators refuse teachers and layers they cannot use, before any ste
              "teacher.plugin=\"fixed_linear\""});
   CHECK_THROWS_WITH(no_bn.train(), doctest::Contains("has no BatchNorm layer"));
   CHECK_FALSE(fs::exists(no_bn.run->checkpoint_path("last")));
-  // Attention transfer pairs layers one to one.
-  Run unpaired({"generator.plugin=\"zskt\"", "generator.latent_dim=16"});
+  // Attention transfer pairs layers one to one: two lists of different lengths are refused; a
+  // layer given on one side needs a map of its size on the other (the student's block2 is H/4,
+  // the teacher's only map H/2).
+  Run unpaired({"generator.plugin=\"zskt\"", "generator.latent_dim=16",
+                "generator.student_taps=[\"block1\", \"block2\"]",
+                "generator.teacher_taps=[\"block\"]"});
   CHECK_THROWS_WITH(unpaired.train(), doctest::Contains("give the same number of layers"));
+  Run no_size({"generator.plugin=\"zskt\"", "generator.latent_dim=16",
+               "generator.student_taps=[\"block2\"]"});
+  CHECK_THROWS_WITH(no_size.train(), doctest::Contains("no single map of that size"));
   // A latent-optimizing generator has no fresh samples to give.
   Run fresh({"generator.plugin=\"bn_stats\"", "generator.latent_dim=16",
              "generator.student_batch=\"fresh\""});
@@ -363,4 +370,57 @@ TEST_CASE("image grids are PNGs of the grid's size, written whole") {
   CHECK_FALSE(fs::exists(dir / "grid.png.tmp"));
   CHECK_THROWS_WITH(ardkit::write_image_grid(torch::rand({2, 2, 5, 5}), dir / "bad.png"),
                     doctest::Contains("1 or 3"));
+}
+
+TEST_CASE("to_pixels: straight-through keeps the gradient at clamped pixels, clamp does not") {
+  const auto out = torch::tensor({-4.0f, -0.5f, 0.0f, 0.5f, 4.0f}).view({1, 1, 1, 5});
+  const auto gradient = [&](const std::string& mode, torch::Tensor* value) {
+    auto o = out.clone().requires_grad_();
+    const auto x = ardkit::to_pixels(o, {0.5}, {0.25}, mode);
+    *value = x.detach().flatten();
+    x.sum().backward();
+    return o.grad().flatten();
+  };
+  torch::Tensor value;
+  // out * 0.25 + 0.5: -0.5, 0.375, 0.5, 0.625, 1.5
+  const auto ste = gradient("straight_through", &value);
+  CHECK(torch::allclose(value, torch::tensor({0.0f, 0.375f, 0.5f, 0.625f, 1.0f})));
+  CHECK(torch::allclose(ste, torch::full({5}, 0.25f)));
+  const auto clamped = gradient("clamp", &value);
+  CHECK(torch::allclose(value, torch::tensor({0.0f, 0.375f, 0.5f, 0.625f, 1.0f})));
+  CHECK(torch::allclose(clamped, torch::tensor({0.0f, 0.25f, 0.25f, 0.25f, 0.0f})));
+  const auto none = gradient("none", &value);
+  CHECK(torch::allclose(value, torch::tensor({-0.5f, 0.375f, 0.5f, 0.625f, 1.5f})));
+  CHECK(torch::allclose(none, torch::full({5}, 0.25f)));
+}
+
+TEST_CASE("gacd's CRD memory banks refuse a data-free run, its in-batch estimator trains") {
+  const std::vector<std::string> gacd = {"objective.plugin=\"gacd\"", "objective.negatives=8"};
+  auto crd = gacd;
+  Run banks(crd);
+  CHECK_THROWS_WITH(banks.train(), doctest::Contains("estimator = \"crd\" keeps a memory bank"));
+  auto infonce = gacd;
+  infonce.push_back("objective.estimator=\"infonce\"");
+  Run in_batch(infonce);
+  CHECK(in_batch.train() == ardkit::TrainOutcome::completed);
+}
+
+TEST_CASE(
+    "student_mode = \"eval\" keeps a generator update off the student's BatchNorm statistics") {
+  for (const std::string mode : {"train", "eval"}) {
+    CAPTURE(mode);
+    // dfad's loss runs the student; one synthesis update before any student step.
+    Run r({"generator.synthesis_steps=1", "generator.student_mode=\"" + mode + "\"",
+           "generator.student_batch=\"pool\"", "generator.generator_steps=0"});
+    ardkit::TrainSetup setup = ardkit::build_components(r.experiment);
+    setup.student->train();
+    const auto before = setup.student->named_buffers()["bn1.running_mean"].clone();
+    ardkit::Knobs knobs;
+    ardkit::DataFree driver(*setup.generator, *setup.teacher, *setup.student, knobs,
+                            setup.data->spec(), 16, torch::kCPU);
+    REQUIRE(driver.prepare_epoch(0));
+    const auto after = setup.student->named_buffers()["bn1.running_mean"];
+    CHECK(torch::equal(before, after) == (mode == "eval"));
+    CHECK(setup.student->is_training());
+  }
 }

@@ -1,6 +1,6 @@
 #pragma once
 // Adaptive balance of a generator's loss terms (DFARD's Adaptive Generator Balance, as ardkit
-// derives it; the paper's rule is not public).
+// derives it: the paper's full text was not available to us, and no code is released).
 #include <map>
 #include <string>
 #include <vector>
