@@ -1339,6 +1339,13 @@ points = 40
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--list"]:
+        # One line per test, CLASS.METHOD: tests/CMakeLists.txt makes each its own CTest entry, so
+        # `ctest -j` spreads them and each has its own timeout.
+        for suite in unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__]):
+            for case in suite:
+                print(case.id().split(".", 1)[1])
+        sys.exit(0)
     parser = argparse.ArgumentParser()
     parser.add_argument("--ardkit", required=True)
     parser.add_argument("--test-plugins", required=True)
