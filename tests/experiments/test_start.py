@@ -174,7 +174,7 @@ class Rewriter:
         if key in self.weights:
             return self.weights[key]
         name = f"weights-{len(self.weights)}"
-        doc = {"run": {"name": name, "output": str(self.work / "weights")},
+        doc = {"run": {"name": name, "output": str(self.work / "weights"), "threads": 1},
                "data": stand_in_data({**data, "validation": 0, "class_map": []}),
                "student": arch, "objective": {"plugin": "natural"},
                "train": {"epochs": 1, "batch_size": BATCH, "validate_every": 0}}
@@ -222,6 +222,7 @@ class Rewriter:
         out["data"] = stand_in_data(data)
         run = dict(doc.get("run", {}))
         run["output"] = str(self.runs)
+        run["threads"] = 1  # CTest runs two folders at once on two cores: no oversubscription
         out["run"] = run
         for role in ("student", "teacher", "model"):
             if role in doc:
