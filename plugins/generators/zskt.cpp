@@ -30,6 +30,27 @@ torch::Tensor attention(const torch::Tensor& a) {
                                           torch::nn::functional::NormalizeFuncOptions().dim(1));
 }
 
+// Puts a module's buffers (BatchNorm running statistics and counts) back when it leaves scope.
+class KeepBuffers {
+ public:
+  explicit KeepBuffers(torch::nn::Module& m) : buffers_(m.buffers()) {
+    for (const auto& b : buffers_)
+      saved_.push_back(b.defined() ? b.clone() : b);
+  }
+  KeepBuffers(const KeepBuffers&) = delete;
+  KeepBuffers& operator=(const KeepBuffers&) = delete;
+  // set_data, not copy_: the forward's autograd graph holds the running statistics (BatchNorm's
+  // backward takes them), and an in-place copy would bump their version and fail its backward.
+  ~KeepBuffers() {
+    for (size_t i = 0; i < buffers_.size(); ++i)
+      if (buffers_[i].defined())
+        buffers_[i].set_data(saved_[i]);
+  }
+
+ private:
+  std::vector<torch::Tensor> buffers_, saved_;
+};
+
 class Zskt : public GanGenerator {
  public:
   explicit Zskt(const Params& p)
@@ -63,6 +84,10 @@ class Zskt : public GanGenerator {
                                                    ardkit::GeneratorContext& c) override {
     if (beta_ == 0)
       return {};
+    // A second forward of the batch the objective already ran: in train mode it gives the same
+    // maps, but it would move the student's BatchNorm running statistics a second time, where
+    // solver.py's student absorbs each batch once (its attention term uses the same forward).
+    const KeepBuffers keep(c.student);
     c.student.forward(x);
     {
       torch::NoGradGuard no_grad;

@@ -41,11 +41,11 @@ B, SIDE, NZ = 16, 8, 100
 class TapNet(nn.Module):
     """conv-bn-relu ("block") -> 2x2 average pool -> linear; features = the pooled map."""
 
-    def __init__(self):
+    def __init__(self, channels=1, side=SIDE, bias=True):
         super().__init__()
-        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv = nn.Conv2d(channels, 4, 3, padding=1, bias=bias)
         self.bn = nn.BatchNorm2d(4)
-        self.fc = nn.Linear(64, 10)
+        self.fc = nn.Linear(4 * (side // 2) ** 2, 10)
 
     def forward(self, x):
         block = F.relu(self.bn(self.conv(x)))
@@ -207,6 +207,41 @@ def state(module, rename=None):
     return out
 
 
+# ---- the start of the official-code runs (tests/generators/run_official.py) ----
+# CIFAR-shaped, 3x32x32, because ZSKT's generator is written for that size only. Built here, at
+# test time, so that no weights are committed: run_official.py builds the same start from the same
+# seeds (PyTorch's CPU generator is the same on every machine) and records a fingerprint of it,
+# which the C++ test checks before it compares anything else.
+OFFICIAL_CHANNELS, OFFICIAL_SIDE = 3, 32
+
+
+def official_start():
+    # No conv bias before the BatchNorm, as in the official ResNets and WRNs: its true gradient is
+    # zero, so its computed one is rounding noise, which Adam turns into steps of about lr.
+    torch.manual_seed(10)
+    teacher = TapNet(OFFICIAL_CHANNELS, OFFICIAL_SIDE, bias=False)
+    student = TapNet(OFFICIAL_CHANNELS, OFFICIAL_SIDE, bias=False)
+    with torch.no_grad():
+        teacher.bn.running_mean.copy_(torch.tensor([0.1, -0.2, 0.3, 0.0]))
+        teacher.bn.running_var.copy_(torch.tensor([0.5, 1.5, 0.8, 1.2]))
+    torch.manual_seed(11)
+    dafl = DaflGenerator(NZ, OFFICIAL_SIDE, OFFICIAL_CHANNELS)
+    torch.manual_seed(12)
+    dfad = GeneratorA(nz=NZ, ngf=64, nc=OFFICIAL_CHANNELS, img_size=OFFICIAL_SIDE)
+    torch.manual_seed(13)
+    zskt = ZsktGenerator(NZ, OFFICIAL_SIDE // 4, OFFICIAL_CHANNELS)
+    return teacher, student, {"dafl": dafl, "dfad": dfad, "zskt": zskt}
+
+
+def write_official_start(out):
+    teacher, student, generators = official_start()
+    torch.save(state(teacher), out / "official_teacher.pt")
+    torch.save(state(student), out / "official_student.pt")
+    for name, g in generators.items():
+        torch.save(state(g, ZSKT_NAMES if name == "zskt" else None),
+                   out / f"official_{name}_init.pt")
+
+
 def main(out_dir):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -336,6 +371,8 @@ def main(out_dir):
     result = {("after.net." + k[6:] if k.startswith("after.") and k != "after.z" else k): v
               for k, v in result.items()}
     torch.save(result, out / "bn_stats.pt")
+
+    write_official_start(out)
 
 
 if __name__ == "__main__":
