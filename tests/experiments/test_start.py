@@ -35,6 +35,12 @@ BATCH = 2
 ITERATIONS = 2  # attack iterations in the evaluation
 
 
+def shown(path):
+    """A file's name relative to the repository, or as given when it lies outside it."""
+    path = path.resolve()
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def toml_value(v):
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -301,10 +307,10 @@ def main():
                     status = json.loads((results[0].parent / "status.json").read_text())
                     if status.get("state") != "completed":
                         raise AssertionError(f"status {status}")
-                print(f"{f.relative_to(ROOT)}: started, stepped and evaluated "
+                print(f"{shown(f)}: started, stepped and evaluated "
                       f"({time.time() - started:.1f} s)", flush=True)
             except Exception as e:  # noqa: BLE001 - every file is tried, failures listed at the end
-                failures.append(f"{f.relative_to(ROOT)}: {e}")
+                failures.append(f"{shown(f)}: {e}")
                 print(failures[-1], flush=True)
     if failures:
         print(f"{len(failures)} of {len(args.files)} files cannot start:", *failures, sep="\n")
