@@ -93,15 +93,11 @@ REPOS = {
 }
 
 
-class Source:
-    def __init__(self, root, name):
-        self.repo, self.commit = REPOS[name]
-        path = Path(root) / name
-        self.git = path / ".git" if (path / ".git").exists() else path
+helpers.REPOS.update(REPOS)
 
-    def text(self, file):
-        return subprocess.run(["git", f"--git-dir={self.git}", "show", f"{self.commit}:{file}"],
-                              check=True, capture_output=True, text=True).stdout
+
+class Source(helpers.Source):
+    """The objectives' runner's Source (git show COMMIT:PATH), with a way to execute a file."""
 
     def run(self, file, ns, names=(), parser=False, select=None, main_block=False):
         """Executes the top-level statements of `file` that define `names`, its argparse
