@@ -53,7 +53,6 @@ import argparse
 import ast
 import builtins
 import importlib.util
-import subprocess
 import sys
 import tempfile
 import types
