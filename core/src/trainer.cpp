@@ -507,6 +507,24 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   ObjectiveSetup sizes = objective_setup(student, setup.teacher.get(), setup.teacher_data,
                                          *setup.data, train_size, device);
   sizes.synthetic = setup.generator != nullptr;
+  if (!sizes.synthetic) {
+    // Gathered on the first call only (most objectives never ask), in chunks so that no more
+    // than a chunk of images is held at once; the prefetcher has not started yet.
+    auto labels = std::make_shared<torch::Tensor>();
+    DataSource* source = setup.data.get();
+    sizes.train_labels = [labels, source, train_size]() {
+      if (!labels->defined()) {
+        std::vector<torch::Tensor> parts;
+        constexpr int64_t chunk = 4096;
+        for (int64_t start = 0; start < train_size; start += chunk) {
+          const auto idx = torch::arange(start, std::min(start + chunk, train_size), torch::kLong);
+          parts.push_back(source->get(Split::train, idx, Augmentation::none()).y.to(torch::kCPU));
+        }
+        *labels = torch::cat(parts).to(torch::kLong);
+      }
+      return *labels;
+    };
+  }
   if (setup.teacher && config.objective->needs(Need::same_label_space) && !sizes.same_label_space())
     refuse_label_spaces(config, sizes.teacher_classes, sizes.teacher_label_space, sizes.num_classes,
                         sizes.label_space);

@@ -86,9 +86,11 @@ class Gacd : public ardkit::Objective {
         reweight_origin_(p.origin("reweight")),
         guide_origin_(p.origin("guide")),
         kl_origin_(p.origin("kl_weight")),
+        negatives_origin_(p.origin("negatives_from")),
         origins_{{"student_layer", p.origin("student_layer")},
                  {"teacher_layer", p.origin("teacher_layer")}},
         crd_(p.get_string("estimator") == "crd"),
+        other_classes_(p.get_string("negatives_from") == "other_classes"),
         symmetric_(p.get_bool("symmetric")),
         guide_(p.get_string("guide")),
         student_layer_(p.get_string("student_layer")),
@@ -150,6 +152,8 @@ class Gacd : public ardkit::Objective {
       teacher_width = width(*s.teacher, "teacher_layer", teacher_layer_);
     state_ = GacdState(student_width, teacher_width, dim_, samples_, crd_);
     state_->to(s.device);
+    if (crd_ && other_classes_)
+      index_classes(s);
   }
 
   std::shared_ptr<torch::nn::Module> trainable() override {
@@ -258,7 +262,8 @@ class Gacd : public ardkit::Objective {
                     const torch::Tensor& index) {
     const int64_t b = v_s.size(0), k = negatives_;
     const auto idx = index.to(v_s.device()).to(torch::kLong);
-    const auto negatives = torch::randint(0, samples_, {b, k}, idx.options());
+    const auto negatives = other_classes_ ? draw_other_classes(idx, k)
+                                          : torch::randint(0, samples_, {b, k}, idx.options());
     const auto all = torch::cat({idx.unsqueeze(1), negatives}, 1).view(-1);
     const auto scores = [&](const torch::Tensor& memory, const torch::Tensor& v, torch::Tensor& z) {
       const auto m = memory.index_select(0, all).view({b, k + 1, dim_});
@@ -291,14 +296,51 @@ class Gacd : public ardkit::Objective {
     return l;
   }
 
-  std::string where_, estimator_origin_, reweight_origin_, guide_origin_, kl_origin_;
+  // negatives_from = "other_classes": each training sample's class, the indices sorted by class,
+  // and each class's first position and count in that order.
+  void index_classes(const ardkit::ObjectiveSetup& s) {
+    const auto labels = s.train_labels ? s.train_labels() : torch::Tensor();
+    if (!labels.defined() || labels.size(0) != samples_)
+      ardkit::throw_runtime_error(
+          "gacd: negatives_from = \"other_classes\" needs the training labels, which this run "
+          "does not provide");
+    const auto classes = std::max<int64_t>(s.num_classes, labels.max().item<int64_t>() + 1);
+    labels_of_ = labels.to(s.device);
+    by_class_ = std::get<1>(labels.sort(c10::optional<bool>(true), 0, false)).to(s.device);
+    class_count_ = torch::bincount(labels, {}, classes).to(s.device);
+    class_start_ = (class_count_.cumsum(0) - class_count_).to(s.device);
+    if ((samples_ - class_count_).min().item<int64_t>() <= 0)
+      ardkit::throw_config_error(fmt::format(
+          "{}{} negatives_from = \"other_classes\": the training split has one class only, so "
+          "there are no negatives from other classes: use negatives_from = \"any\"",
+          negatives_origin_ == where_ ? "" : negatives_origin_ + ": ", where_));
+  }
+
+  // K indices per sample, uniform over the samples of the other classes (with replacement; CRD's
+  // dataset draws them without, which differs by the rare repeat when K << N): a position r in
+  // the class-sorted order with the sample's own class block cut out.
+  torch::Tensor draw_other_classes(const torch::Tensor& idx, int64_t k) const {
+    const auto own = labels_of_.index_select(0, idx);
+    const auto start = class_start_.index_select(0, own).unsqueeze(1);
+    const auto count = class_count_.index_select(0, own).unsqueeze(1);
+    const auto others = (samples_ - count).to(torch::kDouble);
+    auto r = (torch::rand({idx.size(0), k}, idx.options().dtype(torch::kDouble)) * others)
+                 .to(torch::kLong);
+    r = torch::minimum(r, (samples_ - count) - 1);
+    const auto position = torch::where(r < start, r, r + count);
+    return by_class_.index_select(0, position.view(-1)).view({idx.size(0), k});
+  }
+
+  std::string where_, estimator_origin_, reweight_origin_, guide_origin_, kl_origin_,
+      negatives_origin_;
   std::map<std::string, std::string> origins_;
-  bool crd_, symmetric_;
+  bool crd_, other_classes_, symmetric_;
   std::string guide_, student_layer_, teacher_layer_, reweight_;
   int64_t dim_, negatives_, samples_ = 0;
   double tau_, momentum_, power_, contrastive_weight_, ce_weight_, kl_weight_, kl_temperature_;
   ardkit::BnMode bn_mode_;
   GacdState state_{nullptr};
+  torch::Tensor by_class_, class_count_, class_start_, labels_of_;
 };
 
 ardkit::ParamSchema schema() {
@@ -309,7 +351,11 @@ ardkit::ParamSchema schema() {
           .help("crd: NCE with K negatives from momentum memory banks; infonce: the batch"),
       boolean("symmetric", true).help("add the teacher-anchored direction (CRD uses both)"),
       integer("feature_dim", 128).at_least(1).help("embedding width of both heads"),
-      integer("negatives", 4096).at_least(1).help("crd: negatives K per sample"),
+      integer("negatives", 4096).at_least(1).help("crd: negatives K per sample (CRD: 16384)"),
+      string("negatives_from", "any")
+          .one_of({"any", "other_classes"})
+          .help("crd: draw negatives uniformly over all training samples (the sample and its "
+                "class included), or over the other classes' samples, as CRD's dataset does"),
       real("temperature", 0.07).greater_than(0).help("contrastive temperature tau"),
       real("momentum", 0.5).at_least(0).at_most(1).help("crd: memory-bank momentum"),
       string("guide", "contrastive")

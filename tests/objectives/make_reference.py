@@ -284,8 +284,24 @@ class GacdHeads(nn.Module):
         self.register_buffer("z_t", torch.full((1,), -1.0))
 
 
+def other_class_negatives(labels, own, k):
+    """K negatives per sample, uniform over the samples of the other classes (CRD's "exact"
+    mode draws from cls_negative[target]): position r of the class-sorted list with the sample's
+    own class left out."""
+    order = torch.sort(labels, stable=True).indices
+    rows = []
+    for c in own.tolist():
+        others = order[labels[order] != c]
+        r = (torch.rand(k, dtype=torch.float64) * len(others)).long().clamp(max=len(others) - 1)
+        rows.append(others[r])
+    neg = torch.stack(rows)
+    assert (labels[neg] != own.unsqueeze(1)).all()
+    return neg
+
+
 def gacd(s, t, heads, x, y, estimator="crd", reweight="prob", guide="contrastive", kl_weight=0.0,
-         tau=0.07, momentum=0.5, power=0.5, cw=0.8, cew=1.0, kl_t=4.0):
+         tau=0.07, momentum=0.5, power=0.5, cw=0.8, cew=1.0, kl_t=4.0, negatives_from="any",
+         labels=None):
     def embed(head, f):
         return F.normalize(head(f), dim=1)
     b = len(x)
@@ -316,7 +332,10 @@ def gacd(s, t, heads, x, y, estimator="crd", reweight="prob", guide="contrastive
         per = F.cross_entropy(sim, index, reduction="none") + F.cross_entropy(
             sim.t(), index, reduction="none")
     else:
-        neg = torch.randint(0, GACD_SAMPLES, (b, GACD_K))
+        if negatives_from == "other_classes":
+            neg = other_class_negatives(labels, labels[index], GACD_K)
+        else:
+            neg = torch.randint(0, GACD_SAMPLES, (b, GACD_K))
         idx = torch.cat([index.unsqueeze(1), neg], 1).view(-1)
         mpn = GACD_K / GACD_SAMPLES
 
@@ -357,6 +376,9 @@ def gacd_cases(out, student, teacher, x, y):
         "gacd_crd": {},
         "gacd_infonce": {"estimator": "infonce", "reweight": "power", "kl_weight": 0.5},
         "gacd_guide_ce": {"guide": "ce", "reweight": "none"},
+        # The batch is samples 0..7 of a 16-sample training split whose other labels are fixed.
+        "gacd_crd_other_classes": {"negatives_from": "other_classes",
+                                   "labels": torch.cat([y, torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])])},
     }
     for name, kwargs in cases.items():
         s, heads = copy.deepcopy(student), copy.deepcopy(init)
@@ -368,6 +390,8 @@ def gacd_cases(out, student, teacher, x, y):
         loss.backward()
         optimizer.step()
         record = {"loss": loss.detach(), "x_adv": x_adv.detach()}
+        if "labels" in kwargs:
+            record["train_labels"] = kwargs["labels"]
         record.update({"term." + k: v.detach() for k, v in terms.items()})
         record.update({"after." + k: v.detach().clone() for k, v in s.state_dict().items()})
         record.update({"heads." + k: v.detach().clone() for k, v in heads.state_dict().items()})

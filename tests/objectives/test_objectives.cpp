@@ -64,7 +64,7 @@ class TinyNet : public ardkit::Model {
                               torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 4, 3).padding(1)))),
         bn_(register_module("bn", torch::nn::BatchNorm2d(4))),
         fc_(register_module("fc", torch::nn::Linear(64, 10))) {}
-  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+  ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
     const auto h = torch::avg_pool2d(torch::relu(bn_(conv_(x))), 2).flatten(1);
     return {fc_(h), h};
   }
@@ -381,6 +381,10 @@ void check_gacd(const std::string& name, const Values& params) {
   sizes.train_size = 16;
   sizes.num_classes = sizes.student_classes = sizes.teacher_classes = 10;
   sizes.student_features = sizes.teacher_features = 64;
+  if (r.count("train_labels")) {
+    const auto labels = r.at("train_labels");
+    sizes.train_labels = [labels] { return labels; };
+  }
   plugin->setup(sizes);
   auto heads = plugin->trainable();
   REQUIRE(heads);
@@ -458,6 +462,27 @@ TEST_CASE("gacd reproduces its documented step: both estimators, banks, reweight
                               {"reweight", std::string("power")},
                               {"kl_weight", 0.5}});
   check_gacd("gacd_guide_ce", {{"guide", std::string("ce")}, {"reweight", std::string("none")}});
+  // CRD's negatives, from the other classes' samples only (the reference asserts that of its
+  // draws, and the loss and banks below depend on every drawn index).
+  check_gacd("gacd_crd_other_classes", {{"negatives_from", std::string("other_classes")}});
+}
+
+TEST_CASE("gacd refuses other-class negatives without the training labels") {
+  auto plugin = test::builtin().create<ardkit::Objective>(
+      PluginKind::objective, "gacd",
+      test::params_for(PluginKind::objective, "gacd",
+                       {{"negatives_from", std::string("other_classes")}}),
+      {});
+  ardkit::ObjectiveSetup sizes;
+  sizes.train_size = 4;
+  sizes.num_classes = sizes.student_classes = sizes.teacher_classes = 10;
+  sizes.student_features = sizes.teacher_features = 8;
+  CHECK_THROWS_WITH_AS(plugin->setup(sizes), doctest::Contains("needs the training labels"),
+                       ardkit::Error);
+  sizes.train_labels = [] { return torch::full({4}, 3, torch::kLong); };
+  CHECK_THROWS_WITH_AS(plugin->setup(sizes), doctest::Contains("one class only"), ardkit::Error);
+  sizes.train_labels = [] { return torch::tensor({3, 3, 1, 3}, torch::kLong); };
+  CHECK_NOTHROW(plugin->setup(sizes));
 }
 
 namespace {

@@ -331,6 +331,13 @@ TEST_CASE("an objective's module and buffers resume bit-exactly") {
   check_same_student(whole, split);
 }
 
+TEST_CASE("a gacd run draws CRD's other-class negatives from the engine's training labels") {
+  TinyRun r({"objective.plugin=\"gacd\"", "objective.negatives=64",
+             "objective.negatives_from=\"other_classes\"", "train.epochs=1"},
+            std::string(kTiny) + "\n[teacher]\nplugin = \"fixed_linear\"\n");
+  CHECK(r.train() == ardkit::TrainOutcome::completed);
+}
+
 TEST_CASE("a gacd run resumes bit-exactly: heads, memory banks and their Z") {
   const std::vector<std::string> gacd = {"objective.plugin=\"gacd\"", "objective.negatives=64"};
   const std::string teacher = "\n[teacher]\nplugin = \"fixed_linear\"\n";

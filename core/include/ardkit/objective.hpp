@@ -74,6 +74,10 @@ struct ObjectiveSetup {
   // null when there is none. Valid for the run.
   Model* student = nullptr;
   Model* teacher = nullptr;
+  // The training split's labels by sample index (int64 [train_size], on the CPU), gathered from
+  // the data source when first called (a pass over the split, kept for the run) for objectives
+  // that sample by class, such as CRD's negatives from other classes. Null in a data-free run.
+  std::function<torch::Tensor()> train_labels;
 };
 
 class ARDKIT_API Objective : public Component {
