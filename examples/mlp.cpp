@@ -16,7 +16,7 @@ class Mlp : public ardkit::Model {
         out_(register_module("fc2", torch::nn::Linear(p.get_int("hidden"), data.num_classes))),
         hidden_size_(p.get_int("hidden")) {}
 
-  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+  ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
     const auto features = torch::relu(hidden_->forward(normalize_->forward(x).flatten(1)));
     return {out_->forward(features), features};
   }

@@ -147,6 +147,7 @@ void DataFree::update(int64_t epoch) {
     torch::nn::utils::clip_grad_norm_(params, options_.grad_clip);
   }
   optimizer_->step();
+  ++generator_updates_;
   last_x_ = x.detach();
   last_z_ = z.detach();
   latest_["gen.loss"] = total.item<double>();
@@ -313,11 +314,14 @@ void DataFree::save(torch::serialize::OutputArchive& archive) const {
   archive.write("student_x", or_empty(student_x_));
   archive.write("synthesis_epoch", torch::tensor(synthesis_epoch_));
   archive.write("synthesis_done", torch::tensor(synthesis_done_));
+  archive.write("generator_updates", torch::tensor(generator_updates_));
 }
 
 void DataFree::load(torch::serialize::InputArchive& archive) {
   synthesis_epoch_ = read_archived(archive, "synthesis_epoch").item<int64_t>();
   synthesis_done_ = read_archived(archive, "synthesis_done").item<int64_t>();
+  torch::Tensor updates;  // absent from checkpoints older than the budget counts
+  generator_updates_ = archive.try_read("generator_updates", updates) ? updates.item<int64_t>() : 0;
   // A checkpoint written after a re-initialisation holds the new weights: load them into a
   // network of the same shape, then rebuild the optimizer over it before loading its state.
   torch::serialize::InputArchive network, optimizer, balance;

@@ -157,9 +157,11 @@ torch::Tensor epoch_order(int64_t seed, int64_t epoch, int64_t n) {
 
 class Checkpointer {
  public:
-  Checkpointer(Model& student, Objective& objective, torch::optim::Optimizer& optimizer,
-               Knobs& knobs, DataFree* data_free, std::vector<std::shared_ptr<Hook>>& hooks)
+  Checkpointer(Model& student, Model* teacher, Objective& objective,
+               torch::optim::Optimizer& optimizer, Knobs& knobs, DataFree* data_free,
+               std::vector<std::shared_ptr<Hook>>& hooks)
       : student_(student),
+        teacher_(teacher),
         objective_(objective),
         optimizer_(optimizer),
         knobs_(knobs),
@@ -201,6 +203,8 @@ class Checkpointer {
     archive.write("epoch_sums", sums_archive);
     archive.write("epoch_counted", torch::tensor(position.epoch_counted));
     archive.write("epoch_images", torch::tensor(position.epoch_images));
+    if (teacher_)
+      archive.write("teacher_queries", torch::tensor(teacher_->queries()));
     archive.write("rng", default_generator().get_state());
     // Attacks' random starts on a GPU draw from its generator: saved too, so a resumed CUDA run
     // draws what the uninterrupted one would have.
@@ -260,6 +264,9 @@ class Checkpointer {
         for (const auto& name : sums_archive.keys())
           position.epoch_sums[name] = read_tensor(sums_archive, name).item<double>();
       }
+      torch::Tensor queries;  // absent from checkpoints older than the budget counts
+      if (teacher_ && archive.try_read("teacher_queries", queries))
+        teacher_->set_queries(queries.item<int64_t>());
       default_generator().set_state(read_tensor(archive, "rng").cpu());
       torch::Tensor cuda_rng;
       if (device.is_cuda() && archive.try_read("cuda_rng", cuda_rng))
@@ -275,6 +282,7 @@ class Checkpointer {
 
  private:
   Model& student_;
+  Model* teacher_;
   Objective& objective_;
   torch::optim::Optimizer& optimizer_;
   Knobs& knobs_;
@@ -398,7 +406,8 @@ double validate_epoch(TrainSetup& setup, int64_t epoch, nlohmann::json& line,
 
 // The final evaluation on the test split (last weights, then best when validation chose one)
 // and results.json, written atomically once every number is in.
-void evaluate_and_write_results(TrainSetup& setup, RunDir& run) {
+void evaluate_and_write_results(TrainSetup& setup, RunDir& run,
+                                const nlohmann::ordered_json& budget) {
   const ExperimentConfig& config = *setup.config;
   const Params& tp = config.train;
   Model& student = *setup.student;
@@ -459,6 +468,7 @@ void evaluate_and_write_results(TrainSetup& setup, RunDir& run) {
                             {"training_images_read", real},
                             {"selection", real ? "real validation split" : "none"}};
   }
+  results["budget"] = budget;
   for (const auto& [label, report] : rows)
     results[label] = report_json(report);
   // RobustBench's model_info keys, filled from the last checkpoint's evaluation.
@@ -542,8 +552,12 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   if (setup.generator)
     data_free = std::make_unique<DataFree>(*setup.generator, *setup.teacher, student, knobs,
                                            data.spec(), batch_size, device);
-  Checkpointer checkpointer(student, *setup.objective, *optimizer, knobs, data_free.get(),
-                            setup.hooks);
+  Checkpointer checkpointer(student, setup.teacher.get(), *setup.objective, *optimizer, knobs,
+                            data_free.get(), setup.hooks);
+  // Teacher queries count from here (the probes above are not training), and a resume restores
+  // the count of its checkpoint.
+  if (setup.teacher)
+    setup.teacher->set_queries(0);
   // The objective's module follows the student: train mode for steps, eval mode otherwise.
   const auto set_mode = [&](bool training) {
     student.train(training);
@@ -809,7 +823,18 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
   }
 
   set_mode(false);
-  evaluate_and_write_results(setup, run);
+  // What the run spent, so methods can be compared at equal budgets: student steps and the
+  // images they trained on, generator updates and images, and images through the teacher
+  // (every forward: labelling, losses, attacks on it, hooks).
+  nlohmann::ordered_json budget = {{"student_steps", position.global_step},
+                                   {"student_images", position.global_step * batch_size}};
+  if (data_free) {
+    budget["generator_updates"] = data_free->generator_updates();
+    budget["generator_images"] = data_free->generator_updates() * batch_size;
+  }
+  if (setup.teacher)
+    budget["teacher_queries"] = setup.teacher->queries();
+  evaluate_and_write_results(setup, run, budget);
   return TrainOutcome::completed;
 }
 

@@ -22,7 +22,7 @@ class LeNet5 : public ardkit::Model {
     fc2_ = register_module("fc2", nn::Linear(hidden, classes));
   }
 
-  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+  ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
     auto out = torch::max_pool2d(torch::relu(conv1_(normalize_(x))), 2, 2);
     out = torch::max_pool2d(torch::relu(conv2_(out)), 2, 2);
     auto features = torch::relu(conv3_(out)).flatten(1);

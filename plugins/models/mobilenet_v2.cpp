@@ -65,7 +65,7 @@ class MobileNetV2 : public ardkit::Model {
     linear_ = register_module("linear", nn::Linear(1280, classes));
   }
 
-  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+  ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
     auto out = torch::relu(bn1_(conv1_(normalize_(x))));
     out = layers_->forward(out);
     out = torch::relu(bn2_(conv2_(out)));

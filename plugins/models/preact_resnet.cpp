@@ -62,7 +62,7 @@ class PreActResNet : public ardkit::Model {
     linear_ = register_module("linear", nn::Linear(512, classes));
   }
 
-  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+  ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
     auto out = conv1_(normalize_(x));
     for (size_t i = 0; i < layers_.size(); ++i) {
       out = layers_[i]->forward(out);

@@ -59,7 +59,7 @@ class ResNet : public ardkit::Model {
     linear_ = register_module("linear", nn::Linear(512, classes));
   }
 
-  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+  ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
     auto out = torch::relu(bn1_(conv1_(normalize_(x))));
     tap("stem", out);
     for (size_t i = 0; i < layers_.size(); ++i) {

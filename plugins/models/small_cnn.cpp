@@ -33,7 +33,7 @@ class SmallCnn : public ardkit::Model {
     }
   }
 
-  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+  ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
     auto h = conv1_->forward(normalize_->forward(x));
     if (bn1_)
       h = bn1_->forward(h);
@@ -100,7 +100,7 @@ class TradesSmallCnn : public ardkit::Model {
     head_ = register_module("classifier", TradesHead(64 * h * w, o.classes, dropout));
   }
 
-  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+  ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
     auto h = features_->forward(normalize_->forward(x)).flatten(1);
     h = torch::dropout(torch::relu(head_->fc1(h)), head_->dropout, is_training());
     auto features = torch::relu(head_->fc2(h));

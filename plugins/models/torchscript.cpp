@@ -31,7 +31,7 @@ class TorchScriptModel : public ardkit::Model {
     feature_dim_ = probe.features.size(1);
   }
 
-  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+  ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
     const torch::IValue out = module_.forward({normalize_->forward(x)});
     if (out.isTensor()) {
       auto logits = out.toTensor();

@@ -83,7 +83,7 @@ class WideResNet : public ardkit::Model {
     fc_ = register_module("fc", nn::Linear(w[3], o.classes));
   }
 
-  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+  ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
     auto out = block1_(conv1_(normalize_(x)));
     tap("block1", out);
     out = block2_(out);

@@ -474,6 +474,8 @@ class Runs(CliCase):
         self.assertEqual(status["torch_version"][:4], "1.13")
         results = json.loads((folder / "results.json").read_text())
         self.assertLessEqual(results["last"]["attacks"]["pgd10"]["robust_acc"], results["last"]["clean_acc"])
+        # The budget: 2 epochs of the 224 training images left after validation, batches of 32.
+        self.assertEqual(results["budget"], {"student_steps": 14, "student_images": 14 * 32})
         self.assertIn("epochs = 2", (folder / "config.toml").read_text())
         # The same command again is a no-op that prints the same results.
         started = time.time()
@@ -486,6 +488,42 @@ class Runs(CliCase):
         self.assertEqual(report.returncode, 0, report.stderr)
         self.assertRegex(report.stdout, r"tiny\s+last\s+1\s+[\d.]+")
         self.assertRegex(report.stdout, r"tiny\s+best\s+1\s+[\d.]+")
+
+    def test_report_shows_the_budgets_of_data_free_runs(self):
+        self.write("teacher.toml", TINY.replace('name = "tiny"', 'name = "teacher"'))
+        datafree = self.write("datafree.toml", TINY.replace('name = "tiny"', 'name = "df"')
+                              .replace('plugin = "pgd_at"', 'plugin = "ard"') + """
+[teacher]
+experiment = "teacher.toml"
+[generator]
+plugin = "dfad"
+latent_dim = 16
+width = 8
+iterations = 3
+student_steps = 2
+""")
+        runs = str(self.dir / "runs")
+        result = run("run", str(datafree), "--output", runs)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        [folder] = [f for f in self.completed_runs() if f.name.startswith("df-")]
+        budget = json.loads((folder / "results.json").read_text())["budget"]
+        self.assertEqual(budget["student_steps"], 2 * 3 * 2)
+        self.assertEqual(budget["generator_updates"], 2 * 3)
+        self.assertGreater(budget["teacher_queries"], 0)
+        report = run("report", runs, "--format", "csv")
+        self.assertEqual(report.returncode, 0, report.stderr)
+        lines = report.stdout.splitlines()
+        header = lines[0].split(",")
+        for key in ("generator_updates", "student_steps", "teacher_queries"):
+            self.assertIn(key, header)
+        row = dict(zip(header, next(l for l in lines if l.startswith("df,last")).split(",")))
+        self.assertEqual(row["generator_updates"], "6")
+        self.assertEqual(row["teacher_queries"], str(budget["teacher_queries"]))
+        # The teacher's row (real data, no generator) leaves the generator column empty.
+        teacher = dict(zip(header, next(l for l in lines if l.startswith("teacher,last")).split(",")))
+        self.assertEqual(teacher["generator_updates"], "")
+        table = run("report", runs)
+        self.assertRegex(table.stdout, r"gen_updates\s+steps\s+queries")
 
     def start_long_run(self):
         # Long enough (~15 s idle) that the checks below happen while it still runs.

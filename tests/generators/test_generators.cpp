@@ -31,7 +31,7 @@ class TapNet : public ardkit::Model {
             torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, 4, 3).padding(1).bias(bias)))),
         bn_(register_module("bn", ardkit::nn::BatchNorm2d(4))),
         fc_(register_module("fc", torch::nn::Linear(features_, 10))) {}
-  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+  ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
     const auto block = torch::relu(bn_(conv_(x)));
     tap("block", block);
     const auto features = torch::avg_pool2d(block, 2).flatten(1);

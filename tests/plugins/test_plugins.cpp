@@ -44,7 +44,7 @@ class FixedLinear : public ardkit::Model {
     auto generator = at::detail::createCPUGenerator(7);
     fc_->weight.copy_(at::normal(0.0, 0.1, fc_->weight.sizes(), generator));
   }
-  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+  ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
     const auto h = x.flatten(1);
     return {fc_(h), h};
   }
@@ -114,7 +114,7 @@ class BnTeacher : public ardkit::Model {
     bn_->running_mean.copy_(at::normal(0.0, 0.2, {8}, generator));
     bn_->running_var.copy_(at::rand({8}, generator) + 0.5);
   }
-  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+  ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
     auto h = torch::avg_pool2d(torch::relu(bn_(conv_(x))), 2);
     tap("block", h);
     h = torch::avg_pool2d(h, 2).flatten(1);

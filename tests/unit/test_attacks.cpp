@@ -336,7 +336,7 @@ class Wrapped : public ardkit::Model {
   Wrapped(std::shared_ptr<ardkit::Model> inner, Flaw flaw) : inner_(std::move(inner)), flaw_(flaw) {
     register_module("inner", inner_);
   }
-  ardkit::ModelOutput forward(const torch::Tensor& x) override {
+  ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
     switch (flaw_) {
       case Flaw::noisy:
         return inner_->forward(x + 0.05 * torch::randn_like(x));

@@ -155,6 +155,15 @@ TEST_CASE("a data-free run trains and evaluates without touching the training sp
   CHECK_FALSE(results.contains("best"));  // nothing selected a best checkpoint
   const auto steps = r.lines("step");
   REQUIRE(steps.size() == 12);  // 2 epochs x 3 iterations x 2 student steps
+  // The budget: one DFAD update per iteration (after its 2 student steps), 16 images each; the
+  // teacher sees each update's images (DFAD's discrepancy), each student batch to label it, and
+  // again in ARD's loss.
+  const auto budget = results["budget"];
+  CHECK(budget["student_steps"] == 12);
+  CHECK(budget["student_images"] == 12 * 16);
+  CHECK(budget["generator_updates"] == 6);
+  CHECK(budget["generator_images"] == 6 * 16);
+  CHECK(budget["teacher_queries"] == 6 * 16 + 12 * 16 + 12 * 16);
   for (const char* key : {"gen.discrepancy", "gen.loss", "syn.mean", "syn.std",
                           "syn.teacher_confidence", "syn.class_entropy", "kl_adv"}) {
     CAPTURE(key);
@@ -254,6 +263,9 @@ TEST_CASE("data-free runs resume bit-exactly: generator, optimizer, pool and stu
     const auto a = whole.run->checkpoint_path("last"), b = split.run->checkpoint_path("last");
     check_same(checkpoint(a, "student"), checkpoint(b, "student"));
     check_same(checkpoint(a, "generator"), checkpoint(b, "generator"));
+    // The budget counts survive the interrupt: the abandoned step is not counted twice.
+    CHECK(whole.results()["budget"] == split.results()["budget"]);
+    CHECK(whole.results()["budget"]["teacher_queries"].get<int64_t>() > 0);
     if (std::string(v.name) == "bn_stats") {
       // Each round (an epoch's synthesis, each iteration's updates) left a batch in the pool.
       CHECK(checkpoint(a, "generator").at("pool").size(0) == 2 * (1 + 2));

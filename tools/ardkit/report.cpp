@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -203,12 +204,52 @@ std::string column_title(const std::string& metric) {
   return metric == "worst_case" ? "worst" : metric;
 }
 
+// The budget columns, in this order, of those any run recorded: what a fair comparison of
+// data-free methods holds equal (generator updates, student steps, images through the teacher).
+const std::vector<std::pair<std::string, std::string>> kBudgetColumns = {
+    {"generator_updates", "gen_updates"},
+    {"student_steps", "steps"},
+    {"teacher_queries", "queries"}};
+
+std::string budget_title(const std::string& key) {
+  for (const auto& [k, title] : kBudgetColumns)
+    if (k == key)
+      return title;
+  return key;
+}
+
+// A count as a reader scans it: 640, 81.9k, 1.23M.
+std::string compact_count(int64_t n) {
+  if (n < 10000)
+    return std::to_string(n);
+  if (n < 1000000)
+    return fmt::format("{:.1f}k", double(n) / 1e3);
+  return fmt::format("{:.3g}M", double(n) / 1e6);
+}
+
+// A group's budget for `key`: the one value its members share, else "min-max"; "-" (or "" in
+// CSV) when a member did not record it. `compact` shortens large counts for tables.
+std::string budget_range(const ReportGroup& g, const std::string& key, bool compact) {
+  int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
+  for (const auto* e : g.members) {
+    if (!e->results || !e->results->contains("budget") || !(*e->results)["budget"].contains(key))
+      return compact ? "-" : "";
+    const int64_t v = (*e->results)["budget"][key].get<int64_t>();
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  const auto text = [&](int64_t v) { return compact ? compact_count(v) : std::to_string(v); };
+  return lo == hi ? text(lo) : text(lo) + "-" + text(hi);
+}
+
 // The table as rows of strings (header first), shared by the terminal, Markdown and LaTeX.
 std::vector<std::vector<std::string>> table_rows(const Report& r) {
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> header(r.group_by.begin(), r.group_by.end());
   header.push_back("checkpoint");
   header.push_back("n");
+  for (const auto& k : r.budget)
+    header.push_back(budget_title(k));
   for (const auto& m : r.metrics)
     header.push_back(column_title(m));
   rows.push_back(header);
@@ -218,6 +259,7 @@ std::vector<std::vector<std::string>> table_rows(const Report& r) {
       row.push_back(v);
     row.push_back(g.source);
     row.push_back(std::to_string(g.members.size()));
+    row.insert(row.end(), g.budget.begin(), g.budget.end());
     for (const auto& m : r.metrics)
       row.push_back(format_stat(*g.stat(m), int(g.members.size())));
     rows.push_back(row);
@@ -307,6 +349,7 @@ std::string format_csv(const Report& r) {
   for (const auto& k : r.group_by)
     header.push_back(quote(k));
   header.insert(header.end(), {"checkpoint", "n"});
+  header.insert(header.end(), r.budget.begin(), r.budget.end());
   for (const auto& m : r.metrics) {
     header.push_back(m + "_mean");
     header.push_back(m + "_std");
@@ -318,6 +361,8 @@ std::string format_csv(const Report& r) {
       row.push_back(quote(v));
     row.push_back(g.source);
     row.push_back(std::to_string(g.members.size()));
+    for (const auto& k : r.budget)
+      row.push_back(budget_range(g, k, false));
     for (const auto& m : r.metrics) {
       const ReportStat* s = g.stat(m);
       row.push_back(s->values.empty() ? "" : fmt::format("{}", s->mean));
@@ -397,6 +442,11 @@ nlohmann::ordered_json Report::to_json() const {
     gj["runs"] = nlohmann::ordered_json::array();
     for (const auto* e : g.members)
       gj["runs"].push_back(e->run_id);
+    if (!budget.empty()) {
+      gj["budget"] = nlohmann::ordered_json::object();
+      for (size_t i = 0; i < budget.size(); ++i)
+        gj["budget"][budget[i]] = g.budget[i];
+    }
     gj["metrics"] = nlohmann::ordered_json::object();
     for (const auto& [m, s] : g.stats)
       gj["metrics"][m] = {{"mean", s.mean}, {"std", s.std}, {"values", s.values}};
@@ -580,6 +630,17 @@ int report_command(const std::vector<std::string>& args) {
         report.metrics.push_back(name);
   if (report.metrics.size() > 1)
     report.metrics.push_back("worst_case");
+  // Budget columns where budgets differ by method: whenever a data-free run is among the entries
+  // (a real-data run's steps follow from its epochs and data).
+  const auto recorded = [](const ReportEntry& e, const std::string& key) {
+    return e.results && e.results->contains("budget") && (*e.results)["budget"].contains(key);
+  };
+  if (std::any_of(report.entries.begin(), report.entries.end(),
+                  [&](const ReportEntry& e) { return recorded(e, "generator_updates"); }))
+    for (const auto& [key, title] : kBudgetColumns)
+      if (std::any_of(report.entries.begin(), report.entries.end(),
+                      [&](const ReportEntry& e) { return recorded(e, key); }))
+        report.budget.push_back(key);
 
   // Groups in the order their first member appears (the grid's order).
   std::map<std::string, size_t> group_of;
@@ -600,6 +661,9 @@ int report_command(const std::vector<std::string>& args) {
       report.groups.push_back({keys, e.source, {}, {}});
     report.groups[it->second].members.push_back(&e);
   }
+  for (auto& g : report.groups)
+    for (const auto& k : report.budget)
+      g.budget.push_back(budget_range(g, k, true));
   for (auto& g : report.groups)
     for (const auto& m : report.metrics) {
       ReportStat s;

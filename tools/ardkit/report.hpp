@@ -40,12 +40,17 @@ struct ReportGroup {
   std::string source;
   std::vector<const ReportEntry*> members;
   std::vector<std::pair<std::string, ReportStat>> stats;  // metric -> stat, in column order
+  // The members' training budget (results.json "budget"), as shown: one number when every member
+  // spent the same, else "min-max"; "-" when a member has none. In Report::budget order.
+  std::vector<std::string> budget;
   const ReportStat* stat(const std::string& metric) const;
 };
 
 struct Report {
   std::vector<std::string> group_by;
   std::vector<std::string> metrics;  // "clean", attack names..., "worst_case"
+  // Budget keys any entry's run recorded (generator_updates, student_steps, teacher_queries).
+  std::vector<std::string> budget;
   std::vector<ReportEntry> entries;
   std::vector<ReportGroup> groups;
   std::vector<std::string> axes;  // every coordinate key, for the HTML page's choices

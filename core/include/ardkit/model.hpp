@@ -1,4 +1,5 @@
 #pragma once
+#include <atomic>
 #include <map>
 #include <set>
 #include <string>
@@ -22,7 +23,20 @@ struct ModelOutput {
 class ARDKIT_API Model : public Component, public torch::nn::Module {
  public:
   ~Model() override;
-  virtual ModelOutput forward(const torch::Tensor& x) = 0;
+  // Runs the model (forward_impl, which a model plugin defines) and counts the images it ran on.
+  ModelOutput forward(const torch::Tensor& x) {
+    queries_.fetch_add(x.dim() > 0 ? x.size(0) : 1, std::memory_order_relaxed);
+    return forward_impl(x);
+  }
+  // Images through forward() since construction or the last set_queries: the engine records a
+  // teacher's count as a run's teacher queries (attack iterations included), so budgets can be
+  // compared across methods.
+  int64_t queries() const {
+    return queries_.load(std::memory_order_relaxed);
+  }
+  void set_queries(int64_t n) {
+    queries_.store(n, std::memory_order_relaxed);
+  }
   virtual int64_t feature_dim() const = 0;
   // True when the plugin's own parameters already gave it trained weights (a TorchScript file),
   // so it can be a teacher without a checkpoint.
@@ -69,12 +83,15 @@ class ARDKIT_API Model : public Component, public torch::nn::Module {
                                                          const torch::Tensor& input);
 
  protected:
+  // The model itself: logits and penultimate features of x (in [0,1] pixel space).
+  virtual ModelOutput forward_impl(const torch::Tensor& x) = 0;
   void tap(const std::string& name, const torch::Tensor& value) {
     if (!wanted_.empty() && wanted_.count(name))
       tapped_[name] = value;
   }
 
  private:
+  std::atomic<int64_t> queries_{0};
   std::set<std::string> wanted_;
   std::map<std::string, torch::Tensor> tapped_;
 };

@@ -58,6 +58,10 @@ class ARDKIT_API DataFree {
     return latest_;
   }
   void write_grid(const std::filesystem::path& path) const;
+  // Generator optimizer steps so far in the run (checkpointed: the budget in results.json).
+  int64_t generator_updates() const {
+    return generator_updates_;
+  }
 
   void save(torch::serialize::OutputArchive& archive) const;
   void load(torch::serialize::InputArchive& archive);
@@ -84,7 +88,7 @@ class ARDKIT_API DataFree {
   double lr_scale_ = 1.0;
   std::vector<torch::Tensor> pool_;
   torch::Tensor last_x_, last_z_, iteration_x_, student_x_;
-  int64_t synthesis_epoch_ = -1, synthesis_done_ = 0;
+  int64_t synthesis_epoch_ = -1, synthesis_done_ = 0, generator_updates_ = 0;
   std::map<std::string, double> latest_;
 };
 
