@@ -12,8 +12,9 @@
 //        adversarial_agreement  fraction of x' where argmax S(x') = argmax T(x)   (default)
 //        clean_agreement        fraction of x where argmax S(x) = argmax T(x)
 //        kl                     exp(-KL(softmax T(x) || softmax S(x'))) (batchmean, T = 1)
-//   3. Target temperature tau* = tau_min + (tau_max - tau_min) * s, and move the knob part way:
-//        tau <- tau + rate * (tau* - tau), clamped to [tau_min, tau_max].
+//   3. Target temperature tau* = tau_min + (tau_max - tau_min) * s (direction = "rising"; the
+//      control "falling" reverses it: tau* = tau_max - (tau_max - tau_min) * s), and move the
+//      knob part way: tau <- tau + rate * (tau* - tau), clamped to [tau_min, tau_max].
 //
 // Why this direction: while the student cannot even follow the teacher's top-1 class on
 // adversarial inputs (s small), a low temperature keeps the soft labels sharp and the gradient on
@@ -35,6 +36,7 @@ class Ita : public ardkit::Hook {
   explicit Ita(const Params& p)
       : knob_(p.get_string("knob")),
         signal_(p.get_string("signal")),
+        falling_(p.get_string("direction") == "falling"),
         tau_min_(p.get_real("tau_min")),
         tau_max_(p.get_real("tau_max")),
         rate_(p.get_real("rate")),
@@ -89,7 +91,7 @@ class Ita : public ardkit::Hook {
 
   // The documented rule, on its own so tests can check it.
   double next_temperature(double tau, double s) const {
-    const double target = tau_min_ + (tau_max_ - tau_min_) * s;
+    const double target = tau_min_ + (tau_max_ - tau_min_) * (falling_ ? 1.0 - s : s);
     return std::clamp(tau + rate_ * (target - tau), tau_min_, tau_max_);
   }
 
@@ -125,6 +127,7 @@ class Ita : public ardkit::Hook {
   }
 
   std::string knob_, signal_;
+  bool falling_;
   double tau_min_, tau_max_, rate_;
   int64_t samples_, every_;
 };
@@ -136,8 +139,12 @@ ardkit::ParamSchema schema() {
       string("signal", "adversarial_agreement")
           .one_of({"adversarial_agreement", "clean_agreement", "kl"})
           .help("how closely the student follows the teacher, in [0,1]"),
-      real("tau_min", 1.0).greater_than(0).help("temperature when the student does not follow"),
-      real("tau_max", 8.0).greater_than(0).help("temperature when it follows fully"),
+      string("direction", "rising")
+          .one_of({"rising", "falling"})
+          .help("rising: the temperature rises as the student follows (tau_min at s = 0, tau_max "
+                "at s = 1); falling: the reversed mapping, a control for the direction"),
+      real("tau_min", 1.0).greater_than(0).help("the lowest temperature (s = 0 when rising)"),
+      real("tau_max", 8.0).greater_than(0).help("the highest temperature (s = 1 when rising)"),
       real("rate", 0.5)
           .greater_than(0)
           .at_most(1)

@@ -345,6 +345,17 @@ TEST_CASE("ita moves the temperature knob by the documented rule, in a run and o
   hook->on_epoch_end(event, knobs);
   CHECK(report.at("ita.signal") == 1.0);
   CHECK(knobs.get("temperature") == doctest::Approx(3.0 + 0.25 * (6.0 - 3.0)));
+  // The reversed mapping (a control): full agreement now targets tau_min.
+  auto falling = test::make<ardkit::Hook>(ardkit::PluginKind::hook, "ita",
+                                          {{"signal", std::string("clean_agreement")},
+                                           {"direction", std::string("falling")},
+                                           {"tau_min", 2.0},
+                                           {"tau_max", 6.0},
+                                           {"rate", 0.25}});
+  knobs.set("temperature", 3.0);
+  falling->on_train_start(event, knobs);
+  falling->on_epoch_end(event, knobs);
+  CHECK(knobs.get("temperature") == doctest::Approx(3.0 + 0.25 * (2.0 - 3.0)));
   // A knob the objective does not declare is refused before training, as are bounds outside
   // the knob's range.
   ardkit::Knobs none;
