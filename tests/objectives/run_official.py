@@ -64,6 +64,7 @@ REPOS = {
     "IAD": ("ZFancy/IAD", "a8091a8c7552cef43d8f3f28085426cb786ce9d3"),
     "AdaAD": ("boyellow/AdaAD", "9e5c6e5ff73052af196065439517562d37eff6e6"),
     "TRADES": ("yaodongyu/TRADES", "6e8e11b7c281371c2f027ffadfbaea80361f09de"),
+    "FERD": ("mayaobuduyao/FERD", "c975d9e1a2cd75de1cd6287f6c1ef999d0532871"),
 }
 
 
@@ -329,6 +330,48 @@ def trades_step(src):
 
 
 # ---- learning rates at every step of the official training loops ----
+# ---- FERD (mayaobuduyao) ----
+def ferd_step(src):
+    """test.py's train_model_ds_at for one student step (--N_S 1), with losses.py's dkl_loss and
+    query_sample.py's generate_adv. Substituted: the synthetic-image pool on disk is the one
+    batch, served in order (the official DataLoader shuffles it); the crop and flip (kornia,
+    std_aug) are the identity, because in ardkit the engine augments the student's batch before
+    the objective sees it; and generate_adv's random start is drawn right after reseeding, as
+    ardkit's attack draws it first in its step."""
+    def run(s, t, u, x, y, opt):
+        class OneBatch:
+            def __init__(self, *args, **kwargs):
+                pass
+
+            def next(self):
+                return x, y
+
+        def reseeded(generate_adv):
+            def call(*args, **kwargs):
+                torch.manual_seed(SEED)
+                return generate_adv(*args, **kwargs)
+            return call
+
+        losses = run_official(src, "losses.py", base_namespace(), names=("T", "dkl_loss"))
+        ns = base_namespace(L=types.SimpleNamespace(dkl_loss=losses["dkl_loss"]),
+                            SyntheticDataset=lambda **k: None, DataIter=OneBatch,
+                            std_aug=lambda v: v, NUM_CLASSES=10, save_mem_dir="")
+        args = types.SimpleNamespace(batch_size=len(x), N_S=1)
+        run_official(src, "query_sample.py", ns, names=("generate_adv",))
+        ns["generate_adv"] = reseeded(ns["generate_adv"])
+        run_official(src, "test.py", ns, names=("train_model_ds_at",))
+        loader, torch.utils.data.DataLoader = torch.utils.data.DataLoader, lambda *a, **k: None
+        try:
+            with Locals("train_model_ds_at") as frames:
+                loss, loss_dkl, loss_rob, _ = ns["train_model_ds_at"](args, nn.Identity(), s, t, opt, 1)
+        finally:
+            torch.utils.data.DataLoader = loader
+        return frames.values["train_model_ds_at"]["x_adv"], loss, {
+            "dkl_clean": loss_dkl, "dkl_adv": loss_rob}
+    return Step("ferd", src.cite("test.py", "train_model_ds_at with losses.py dkl_loss and "
+                                 "query_sample.py generate_adv"), run)
+
+
 class RecordingSGD(optim.SGD):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -445,7 +488,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repos", required=True, help="folder of the official clones")
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--cases", default="",
+                        help="comma-separated cases to (re)write, keeping the others and the "
+                        "schedules in OUT/official.json; only their repositories are needed")
     a = parser.parse_args()
+    only = set(filter(None, a.cases.split(",")))
     sources = {name: Source(a.repos, name) for name in REPOS}
     a.out.mkdir(parents=True, exist_ok=True)
     out = a.out.resolve()
@@ -482,8 +529,16 @@ def main():
                    {"adv_ce": "adv_loss"}, binary=True),
         trades_step(trades),
         rice_step(iad),
+        ferd_step(sources["FERD"]),
     ]
     manifest = {"repositories": {r: c for r, c in REPOS.values()}, "cases": {}}
+    if only:
+        unknown = only - {step.name for step in steps}
+        if unknown:
+            raise SystemExit(f"--cases: no case {sorted(unknown)}")
+        manifest = json.loads((out / "official.json").read_text())
+        manifest["repositories"] = {r: c for r, c in REPOS.values()}
+        steps = [step for step in steps if step.name in only]
     for step in steps:
         s = copy.deepcopy(student)
         opt = sgd(s)
@@ -499,7 +554,8 @@ def main():
         torch.save(record, out / (step.name + ".pt"))
         manifest["cases"][step.name] = step.cite
         print(f"{step.name}: loss {loss.item():.6f} ({step.cite})")
-    manifest["schedules"] = schedules(sources, student, teacher, st_teacher, x, y)
+    if not only:
+        manifest["schedules"] = schedules(sources, student, teacher, st_teacher, x, y)
     (out / "official.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"official reference written to {out}")
 

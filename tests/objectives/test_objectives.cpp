@@ -251,6 +251,7 @@ TEST_CASE("objectives reproduce one step of the official repositories' own code"
              "batch_binary", {{"steps", int64_t{1}}});
   check_case("trades", "trades", {});
   check_case("pgd_at", "pgd_at", {});
+  check_case("ferd", "ferd", {});  // test.py train_model_ds_at: the pairwise term vanishes
 }
 
 TEST_CASE("objectives reproduce the ported official steps") {
@@ -286,6 +287,14 @@ TEST_CASE("the official steps are sensitive to what the objectives get right") {
   };
   const auto s = [](const char* v) { return ardkit::Value(std::string(v)); };
   const std::vector<Mistake> mistakes = {
+      // With the teacher's softmax as prior the pairwise logit-difference term does not vanish.
+      {"FERD's student step with the generator's prior",
+       "ferd",
+       "ferd",
+       {{"prior", s("teacher")}},
+       0,
+       {}},
+      {"FERD attacking in train mode", "ferd", "ferd", {{"attack_bn_mode", s("train")}}, 0, {}},
       {"ARD with batchmean KL",
        "ard",
        "ard",
