@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# Reproduces docs/data-free.md's table: the PGD-AT teacher of experiments/fmnist/distill/
-# (trained once, on real data), then students that never read a training image: each data-free
-# generator (DAFL, DFAD, ZSKT, BN statistics) feeding ARD and RSLAD, DFARD (BN statistics with
-# adaptive balance + RSLAD + the ITA temperature hook) and its two ablations, next to ARD and
-# RSLAD distilled with the real training images. Shares runs/fmnist-distill with
-# the methods grid (experiments/fmnist/grids/methods.toml). Extra arguments go to every run (e.g. --set run.seed=1).
+# Reproduces docs/data-free.md's tables. The PGD-AT teacher of experiments/fmnist/distill/ is
+# trained once, on real data; every other student never reads a training image. Four grids, three
+# seeds each (experiments/fmnist/grids/datafree*.toml):
+#   datafree        each generator feeding RSLAD, DFARD, its ablations and the ITA controls, each
+#                   method at its own structure (generator updates per student step differ)
+#   datafree_equal  the same at one budget: as many generator updates as student steps
+#   datafree_agb    AGB's control: fixed BN-statistics weights swept
+#   datafree_gacd   gacd without data, with and without its CE term and CE-guided attack
+# Training ends with FGSM and PGD-20 on all 10,000 test images; then AutoAttack (the standard
+# suite) on the first 300 with `ardkit eval`, as a gradient-masking check. Every step resumes:
+# run the script again after an interruption. Extra arguments go to every grid (e.g. --jobs 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
 bash tools/build.sh
-out=runs/fmnist-distill
-for experiment in dafl_ard dafl_rslad dfad_ard dfad_rslad zskt_ard zskt_rslad bn_stats_ard \
-                  bn_stats_rslad dfard dfard_no_ita dfard_no_agb; do
-  build/bin/ardkit run "experiments/fmnist/datafree/$experiment.toml" --output "$out" "$@"
+ardkit=build/bin/ardkit
+grids=(datafree datafree_equal datafree_agb datafree_gacd)
+for grid in "${grids[@]}"; do
+  "$ardkit" grid "experiments/fmnist/grids/$grid.toml" "$@"
 done
-for real in ard rslad; do
-  build/bin/ardkit run "experiments/fmnist/distill/$real.toml" --output "$out" "$@"
+for results in runs/fmnist-distill/fmnist-{datafree-*,ard-*,rslad-*}/results.json; do
+  run=$(dirname "$results")
+  [[ -f $run/evals/last-test.json ]] && continue
+  "$ardkit" eval "$run" --which last --suite standard --eps 0.1 --points 300 > /dev/null
 done
-echo
-echo "Fashion-MNIST data-free, eps = 0.1, accuracy (%) on the first 300 test images:"
-build/bin/ardkit report "$out"/fmnist-datafree-* "$out"/fmnist-ard-* "$out"/fmnist-rslad-*
+for grid in "${grids[@]}"; do
+  echo
+  echo "$grid: FGSM and PGD-20 on the 10,000 test images (mean ± std over seeds; budgets per run)"
+  "$ardkit" report "experiments/fmnist/grids/$grid.toml" --checkpoint last --format markdown
+  echo
+  echo "$grid: the standard suite (AutoAttack) on the first 300 test images"
+  "$ardkit" report "experiments/fmnist/grids/$grid.toml" --checkpoint eval --format markdown
+done
