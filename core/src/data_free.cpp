@@ -8,6 +8,7 @@
 
 #include "ardkit/error.hpp"
 #include "ardkit/host/image_grid.hpp"
+#include "ardkit/in_memory_data.hpp"
 #include "ardkit/interrupt.hpp"
 
 namespace ardkit {
@@ -137,6 +138,11 @@ void DataFree::update(int64_t epoch) {
   torch::Tensor total = torch::zeros({}, x.options());
   for (size_t k = 0; k < terms.size(); ++k)
     total = total + weights[k] * terms[k].value;
+  // FERD's best_mem: the images of the lowest loss, judged before the update that follows them.
+  if (options_.keep == "best" && (!best_x_.defined() || total.item<double>() < best_loss_)) {
+    best_x_ = x.detach();
+    best_loss_ = total.item<double>();
+  }
   optimizer_->zero_grad();
   total.backward();
   if (options_.grad_clip > 0) {
@@ -158,12 +164,18 @@ void DataFree::update(int64_t epoch) {
   }
 }
 
-// A round of updates (an iteration's, or the epoch's synthesis) leaves its last images in the
-// pool, the oldest batch leaving when the pool is full.
+// A round of updates (an iteration's, or the epoch's synthesis) starts with no best batch.
+void DataFree::start_round() {
+  best_x_ = torch::Tensor();
+  best_loss_ = 0;
+}
+
+// A round leaves its last images (keep = "best": its lowest-loss ones) in the pool, the oldest
+// batch leaving when the pool is full.
 void DataFree::add_to_pool() {
   if (options_.student_batch != "pool")
     return;
-  pool_.push_back(last_x_);
+  pool_.push_back(options_.keep == "best" && best_x_.defined() ? best_x_ : last_x_);
   if (options_.pool_size > 0 && static_cast<int64_t>(pool_.size()) > options_.pool_size)
     pool_.erase(pool_.begin());
 }
@@ -171,6 +183,8 @@ void DataFree::add_to_pool() {
 void DataFree::updates(int64_t epoch, int64_t count) {
   if (count > 0 && options_.reinitialize == "round")
     reinitialize();
+  if (count > 0)
+    start_round();
   for (int64_t i = 0; i < count; ++i)
     update(epoch);
   if (count > 0)
@@ -185,6 +199,7 @@ bool DataFree::prepare_epoch(int64_t epoch) {
   if (synthesis_epoch_ != epoch) {
     synthesis_epoch_ = epoch;
     synthesis_done_ = 0;
+    start_round();
     if (options_.reinitialize == "epoch" ||
         (options_.reinitialize == "round" && options_.synthesis_steps > 0))
       reinitialize();
@@ -257,6 +272,12 @@ Batch DataFree::next_batch(int64_t epoch, int64_t s) {
     generator_.network().train();
     x = generator_.synthesize(generator_.latent(batch_size_)).detach();
   }
+  if (options_.student_crop_padding > 0 || options_.student_flip) {
+    // The shared augmentation draws its crops and flips on the CPU, from the global generator
+    // the checkpoint restores.
+    const AugmentOptions augment_options{options_.student_crop_padding, options_.student_flip};
+    x = augment(x.cpu(), augment_options, at::detail::getDefaultCPUGenerator()).to(device_);
+  }
   student_x_ = x;
   return label(x, s * batch_size_);
 }
@@ -315,6 +336,8 @@ void DataFree::save(torch::serialize::OutputArchive& archive) const {
   archive.write("synthesis_epoch", torch::tensor(synthesis_epoch_));
   archive.write("synthesis_done", torch::tensor(synthesis_done_));
   archive.write("generator_updates", torch::tensor(generator_updates_));
+  archive.write("best_x", or_empty(best_x_));
+  archive.write("best_loss", torch::tensor(best_loss_, torch::kDouble));
 }
 
 void DataFree::load(torch::serialize::InputArchive& archive) {
@@ -341,6 +364,9 @@ void DataFree::load(torch::serialize::InputArchive& archive) {
   last_z_ = or_undefined(read_archived(archive, "last_z"), device_);
   iteration_x_ = or_undefined(read_archived(archive, "iteration_x"), device_);
   student_x_ = or_undefined(read_archived(archive, "student_x"), device_);
+  torch::Tensor best_x, best_loss;  // absent from checkpoints older than keep = "best"
+  best_x_ = archive.try_read("best_x", best_x) ? or_undefined(best_x, device_) : torch::Tensor();
+  best_loss_ = archive.try_read("best_loss", best_loss) ? best_loss.item<double>() : 0.0;
 }
 
 }  // namespace ardkit

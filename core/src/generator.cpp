@@ -48,6 +48,20 @@ void add_generator_params(ParamSchema& s, const GeneratorOptions& d) {
   s.push_back(integer("pool_size", d.pool_size)
                   .at_least(0)
                   .help("synthetic batches kept in the pool (0 = all of the run's)"));
+  s.push_back(string("keep", d.keep)
+                  .one_of({"last", "best"})
+                  .help("which batch of a round of updates joins the pool: the last update's, or "
+                        "the one of the lowest total generator loss (FERD)"));
+  s.push_back(integer("warmup_epochs", d.warmup_epochs)
+                  .at_least(0)
+                  .help("first epochs with generator updates only, no student step (FERD: 20); "
+                        "the student's schedule counts them"));
+  s.push_back(integer("student_crop_padding", d.student_crop_padding)
+                  .at_least(0)
+                  .help("augment each student batch: random crop after zero padding by N pixels "
+                        "(FERD: 4); 0 = off"));
+  s.push_back(boolean("student_flip", d.student_flip)
+                  .help("augment each student batch with a random horizontal flip (FERD)"));
   s.push_back(string("balance", d.balance)
                   .one_of({"fixed", "adaptive"})
                   .help("loss-term weights: fixed, or adaptive (AGB: each term's weight is its "
@@ -90,6 +104,10 @@ GeneratorOptions generator_options_from(const Params& p) {
   o.synthesis_steps = p.get_int("synthesis_steps");
   o.student_batch = p.get_string("student_batch");
   o.pool_size = p.get_int("pool_size");
+  o.keep = p.get_string("keep");
+  o.warmup_epochs = p.get_int("warmup_epochs");
+  o.student_crop_padding = p.get_int("student_crop_padding");
+  o.student_flip = p.get_bool("student_flip");
   o.balance = p.get_string("balance");
   o.balance_momentum = p.get_real("balance_momentum");
   o.balance_min = p.get_real("balance_min");

@@ -640,7 +640,9 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
         }
       }
     }
-    Progress progress(fmt::format("epoch {}/{}", epoch + 1, epochs), steps_per_epoch);
+    // A data-free warmup epoch has no student step (the schedule still counts it).
+    const int64_t steps_this_epoch = data_free ? data_free->steps_in(epoch) : steps_per_epoch;
+    Progress progress(fmt::format("epoch {}/{}", epoch + 1, epochs), steps_this_epoch);
     if (position.step_in_epoch == 0) {
       position.epoch_sums.clear();
       position.epoch_counted = position.epoch_images = 0;
@@ -661,7 +663,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
     // interrupt (check_interrupt); the half-done step is dropped and the run resumes from its
     // last checkpoint, which the abandoned step never touched.
     try {
-      for (int64_t s = position.step_in_epoch; s < steps_per_epoch; ++s) {
+      for (int64_t s = position.step_in_epoch; s < steps_this_epoch; ++s) {
         set_mode(true);
         if (schedule.per_batch()) {
           lr = schedule.at(epoch, s, steps_per_epoch);
@@ -721,7 +723,7 @@ TrainOutcome train(TrainSetup& setup, RunDir& run) {
           sums[name] += value;
           latest[name] = value;
         }
-        if (position.global_step % log_every == 0 || s + 1 == steps_per_epoch) {
+        if (position.global_step % log_every == 0 || s + 1 == steps_this_epoch) {
           const double window_seconds =
               std::chrono::duration<double>(Clock::now() - window_start).count();
           nlohmann::json line = {{"type", "step"},

@@ -278,6 +278,81 @@ TEST_CASE("data-free runs resume bit-exactly: generator, optimizer, pool and stu
   }
 }
 
+TEST_CASE("FERD's schedule: warmup epochs, the round's best batch, augmented student batches") {
+  // One synthesis round of the BN-statistics generator per epoch feeds a one-batch pool.
+  const std::vector<std::string> base = {"generator.plugin=\"bn_stats\"", "generator.latent_dim=16",
+                                         "generator.iterations=2", "generator.generator_steps=0",
+                                         "generator.student_steps=2"};
+  const auto with = [&](std::vector<std::string> extra) {
+    extra.insert(extra.begin(), base.begin(), base.end());
+    return extra;
+  };
+  // Warmup: the first epoch synthesises and trains no student; the budget says so.
+  Run warm(with({"generator.synthesis_steps=2", "generator.warmup_epochs=1"}));
+  REQUIRE(warm.train() == ardkit::TrainOutcome::completed);
+  const auto steps = warm.lines("step");
+  REQUIRE_FALSE(steps.empty());
+  for (const auto& line : steps)
+    CHECK(line["epoch"] == 2);
+  const auto budget = warm.results()["budget"];
+  CHECK(budget["student_steps"] == 4);      // epoch 2 only
+  CHECK(budget["generator_updates"] == 4);  // both epochs' syntheses
+  CHECK(warm.lines("epoch").size() == 2);
+
+  // keep = "best": the pool gets the round's images of the lowest total loss. A run whose
+  // synthesis stops after k updates pools update k's images and logs its loss (the first step's
+  // gen.loss), so four such runs give every candidate of a four-update round. A generator step
+  // of lr 5 makes the losses jump, so the best is not simply the last.
+  const std::vector<std::string> jumpy = {"generator.lr=5", "generator.latent_lr=5",
+                                          "train.epochs=1"};
+  const auto pool_of = [](const Run& r) {
+    return checkpoint(r.run->checkpoint_path("last"), "generator").at("pool")[0];
+  };
+  double lowest = 0;
+  int best_k = 0;
+  torch::Tensor expected, last_images;
+  for (int k = 1; k <= 4; ++k) {
+    auto overrides = with({"generator.synthesis_steps=" + std::to_string(k)});
+    overrides.insert(overrides.end(), jumpy.begin(), jumpy.end());
+    Run prefix(overrides);
+    REQUIRE(prefix.train() == ardkit::TrainOutcome::completed);
+    const double loss = prefix.lines("step").front()["gen.loss"].get<double>();
+    last_images = pool_of(prefix);
+    if (k == 1 || loss < lowest) {
+      lowest = loss;
+      best_k = k;
+      expected = pool_of(prefix);
+    }
+  }
+  CAPTURE(best_k);
+  REQUIRE_FALSE(torch::equal(expected, last_images));  // else keep = "last" would pass too
+  auto best = with({"generator.synthesis_steps=4", "generator.keep=\"best\""});
+  best.insert(best.end(), jumpy.begin(), jumpy.end());
+  Run kept(best);
+  REQUIRE(kept.train() == ardkit::TrainOutcome::completed);
+  CHECK(torch::equal(pool_of(kept), expected));
+
+  // Flipped student batches: every row the student saw is a pool row or its mirror image.
+  Run flipped(
+      with({"generator.synthesis_steps=2", "generator.student_flip=true", "train.epochs=1"}));
+  REQUIRE(flipped.train() == ardkit::TrainOutcome::completed);
+  const auto state = checkpoint(flipped.run->checkpoint_path("last"), "generator");
+  const auto pool = state.at("pool")[0], seen = state.at("student_x");
+  int64_t mirrored = 0;
+  for (int64_t i = 0; i < seen.size(0); ++i) {
+    bool found = false;
+    for (int64_t j = 0; j < pool.size(0) && !found; ++j) {
+      found = torch::equal(seen[i], pool[j]);
+      if (!found && torch::equal(seen[i], pool[j].flip({2}))) {
+        found = true;
+        ++mirrored;
+      }
+    }
+    CHECK(found);
+  }
+  CHECK(mirrored > 0);
+}
+
 TEST_CASE("an interrupt during an epoch's synthesis resumes it where it stopped") {
   const std::vector<std::string> synthesis = {
       "generator.plugin=\"bn_stats\"", "generator.latent_dim=16",   "generator.synthesis_steps=4",

@@ -64,6 +64,15 @@ struct GeneratorOptions {
   // the updated generator), "pool" (a random batch of the pool of synthesised batches).
   std::string student_batch = "fresh";
   int64_t pool_size = 0;  // batches kept in the pool (oldest dropped first)
+  // Which batch of a round joins the pool: "last" (the last update's) or "best" (the lowest
+  // total generator loss of the round, FERD's best_mem).
+  std::string keep = "last";
+  // First epochs of generator updates only: no student step (FERD's warmup, 20 epochs).
+  int64_t warmup_epochs = 0;
+  // Augmentation of every student batch before the teacher labels it (FERD's std_aug: crop with
+  // zero padding 4, horizontal flip); drawn from the global generator, so resume stays exact.
+  int64_t student_crop_padding = 0;
+  bool student_flip = false;
   // "fixed": each term's own weight; "adaptive" (AGB, see loss_balance.hpp).
   std::string balance = "fixed";
   double balance_momentum = 0.9, balance_min = 0.1, balance_max = 10.0;

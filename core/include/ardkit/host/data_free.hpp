@@ -34,6 +34,10 @@ class ARDKIT_API DataFree {
   int64_t steps_per_epoch() const {
     return options_.iterations * options_.student_steps;
   }
+  // Student steps of `epoch`: none in the warmup epochs, steps_per_epoch() after them.
+  int64_t steps_in(int64_t epoch) const {
+    return epoch < options_.warmup_epochs ? 0 : steps_per_epoch();
+  }
   int64_t samples_per_epoch() const {
     return steps_per_epoch() * batch_size_;
   }
@@ -70,6 +74,7 @@ class ARDKIT_API DataFree {
   void update(int64_t epoch);
   void updates(int64_t epoch, int64_t count);
   void add_to_pool();
+  void start_round();
   void reset_optimizer();
   void reinitialize();
   Batch label(torch::Tensor x, int64_t first_index);
@@ -87,7 +92,8 @@ class ARDKIT_API DataFree {
   LossBalance balance_;
   double lr_scale_ = 1.0;
   std::vector<torch::Tensor> pool_;
-  torch::Tensor last_x_, last_z_, iteration_x_, student_x_;
+  torch::Tensor last_x_, last_z_, iteration_x_, student_x_, best_x_;
+  double best_loss_ = 0;  // of best_x_, the round's lowest total loss so far (keep = "best")
   int64_t synthesis_epoch_ = -1, synthesis_done_ = 0, generator_updates_ = 0;
   std::map<std::string, double> latest_;
 };
