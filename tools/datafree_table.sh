@@ -19,10 +19,15 @@ grids=(datafree datafree_equal datafree_agb datafree_gacd)
 for grid in "${grids[@]}"; do
   "$ardkit" grid "experiments/fmnist/grids/$grid.toml" "$@"
 done
-for results in runs/fmnist-distill/fmnist-{datafree-*,ard-*,rslad-*}/results.json; do
-  run=$(dirname "$results")
-  [[ -f $run/evals/last-test.json ]] && continue
-  "$ardkit" eval "$run" --which last --suite standard --eps 0.1 --points 300 > /dev/null
+# Exactly the grids' cells (the store also holds other grids' runs, e.g. at eps 0.05).
+for grid in "${grids[@]}"; do
+  name=$(grep -m1 '^name' "experiments/fmnist/grids/$grid.toml" | cut -d'"' -f2)
+  for id in $(grep -o '"run_id": "[^"]*"' "runs/fmnist-distill/grids/$name/cells.json" |
+              cut -d'"' -f4); do
+    run=runs/fmnist-distill/$id
+    [[ -f $run/evals/last-test.json ]] && continue
+    "$ardkit" eval "$run" --which last --suite standard --eps 0.1 --points 300 > /dev/null
+  done
 done
 for grid in "${grids[@]}"; do
   echo
