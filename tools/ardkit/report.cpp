@@ -637,10 +637,13 @@ int report_command(const std::vector<std::string>& args) {
   };
   if (std::any_of(report.entries.begin(), report.entries.end(),
                   [&](const ReportEntry& e) { return recorded(e, "generator_updates"); }))
-    for (const auto& [key, title] : kBudgetColumns)
+    for (const auto& column : kBudgetColumns) {
+      // A named copy: clang 14 cannot capture a structured binding in a lambda (C++17).
+      const std::string& key = column.first;
       if (std::any_of(report.entries.begin(), report.entries.end(),
                       [&](const ReportEntry& e) { return recorded(e, key); }))
         report.budget.push_back(key);
+    }
 
   // Groups in the order their first member appears (the grid's order).
   std::map<std::string, size_t> group_of;
