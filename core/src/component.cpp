@@ -38,6 +38,21 @@ std::vector<std::string> Model::available_taps() {
   return out;
 }
 
+ModelOutput Model::forward_from(const std::string& tap, const torch::Tensor& value) {
+  const auto resumable = resumable_taps();
+  if (std::find(resumable.begin(), resumable.end(), tap) == resumable.end())
+    throw_config_error(fmt::format("this model cannot run from tap '{}'{}; it can from: {}", tap,
+                                   did_you_mean(tap, resumable),
+                                   resumable.empty() ? "none" : join(resumable, ", ")));
+  return forward_from_impl(tap, value);
+}
+
+ModelOutput Model::forward_from_impl(const std::string& tap, const torch::Tensor& /*value*/) {
+  throw_runtime_error(fmt::format(
+      "model plugin lists tap '{}' in resumable_taps() but does not implement forward_from_impl",
+      tap));
+}
+
 void Model::set_taps(const std::vector<std::string>& names) {
   wanted_.clear();
   add_taps(names);

@@ -180,6 +180,12 @@ void DataFree::add_to_pool() {
     pool_.erase(pool_.begin());
 }
 
+void DataFree::end_round(int64_t epoch) {
+  add_to_pool();
+  GeneratorContext context{teacher_, student_, knobs_, epoch};
+  generator_.end_round(context);
+}
+
 void DataFree::updates(int64_t epoch, int64_t count) {
   if (count > 0 && options_.reinitialize == "round")
     reinitialize();
@@ -188,7 +194,7 @@ void DataFree::updates(int64_t epoch, int64_t count) {
   for (int64_t i = 0; i < count; ++i)
     update(epoch);
   if (count > 0)
-    add_to_pool();
+    end_round(epoch);
   if (count > 0 && options_.student_batch == "update_latent") {
     torch::NoGradGuard no_grad;
     iteration_x_ = generator_.synthesize(last_z_).detach();
@@ -208,7 +214,7 @@ bool DataFree::prepare_epoch(int64_t epoch) {
     update(epoch);
     ++synthesis_done_;
     if (synthesis_done_ == options_.synthesis_steps) {
-      add_to_pool();
+      end_round(epoch);
       break;
     }
     if (interrupt_requested())

@@ -13,6 +13,7 @@
 //     so its BatchNorm statistics come from its own steps only.
 // FERD's further terms (a uniformity loss on non-robust features, the agreement mask of the
 // discrepancy, keeping the best batch rather than the last) are not part of this plugin.
+#include "bn_matching.hpp"
 #include "gan_generator.hpp"
 
 namespace {
@@ -35,10 +36,10 @@ class LatentNetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LatentNet);
 
-class BnStats : public GanGenerator {
+class BnStats : public OptimizedLatentGenerator<LatentNet> {
  public:
   explicit BnStats(const Params& p)
-      : GanGenerator(p, options()),
+      : OptimizedLatentGenerator(p, options()),
         bn_(p.get_real("bn")),
         oh_(p.get_real("oh")),
         adv_(p.get_real("adv")) {}
@@ -47,63 +48,25 @@ class BnStats : public GanGenerator {
     GanGenerator::setup(setup);
     batch_ = setup.batch_size;
     classes_ = setup.data.num_classes;
-    // The BatchNorm layers the forward runs: a registered layer it never calls (TRADES' WRN-34-10
-    // keeps an unused sub_block1) has no statistics to match, and DeepInversion's forward hooks
-    // never fire on it either.
-    const auto recorded = setup.teacher->tap_shapes(
-        setup.teacher->batch_norm_taps(),
-        torch::zeros({2, setup.data.channels, setup.data.height, setup.data.width},
-                     torch::TensorOptions().device(setup.device)));
-    layers_.clear();
-    for (const auto& layer : setup.teacher->batch_norm_taps())
-      if (recorded.count(layer))
-        layers_.push_back(layer);
-    if (layers_.empty() && bn_ > 0)
-      ardkit::throw_config_error(
-          "[generator] bn_stats matches the teacher's BatchNorm statistics, but the teacher has "
-          "no BatchNorm layer (built with ardkit::nn::BatchNorm2d); use another generator or "
-          "set bn = 0");
     if (bn_ > 0)
-      setup.teacher->add_taps(layers_);
-    for (const auto& layer : layers_) {
-      const std::string path = layer.substr(3);  // "bn:PATH"
-      running_.push_back({*setup.teacher->named_buffers().find(path + ".running_mean"),
-                          *setup.teacher->named_buffers().find(path + ".running_var")});
-    }
+      matching_.setup(setup, "bn_stats");
     reinitialize();
   }
-  torch::nn::Module& network() override {
-    return *latent_net_;
-  }
-  torch::Tensor latent(int64_t /*n: always the whole fixed batch*/) override {
-    return latent_net_->z;
-  }
-  std::vector<torch::Tensor> latent_parameters() override {
-    return {latent_net_->z};
-  }
-  torch::Tensor synthesize(const torch::Tensor& z) override {
-    return latent_net_->net->forward(z);
-  }
   void reinitialize() override {
-    latent_net_ = LatentNet(options_, batch_, classes_, device_);
+    holder_ = LatentNet(options_, batch_, classes_, device_);
   }
 
   std::vector<ardkit::GeneratorTerm> losses(const torch::Tensor& x,
                                             ardkit::GeneratorContext& c) override {
     const auto t = c.teacher.logits(x);
-    torch::Tensor matching = torch::zeros({}, x.options());
-    if (bn_ > 0)
-      for (size_t l = 0; l < layers_.size(); ++l) {
-        const auto& stats = c.teacher.tapped(layers_[l]);
-        matching = matching + torch::norm(stats[0] - running_[l].first, 2) +
-                   torch::norm(stats[1] - running_[l].second, 2);
-      }
+    const torch::Tensor matching =
+        bn_ > 0 ? matching_.loss(c.teacher, x.options()) : torch::zeros({}, x.options());
     const auto s = c.student.logits(x);
     const auto kl =
         torch::kl_div(torch::log_softmax(s, 1), torch::softmax(t, 1), at::Reduction::Sum) /
         x.size(0);
     return {{"bn", matching, bn_},
-            {"one_hot", torch::cross_entropy_loss(t, latent_net_->targets), oh_},
+            {"one_hot", torch::cross_entropy_loss(t, holder_->targets), oh_},
             {"adversarial", -kl, adv_}};
   }
 
@@ -116,9 +79,7 @@ class BnStats : public GanGenerator {
   }
   double bn_, oh_, adv_;
   int64_t batch_ = 0, classes_ = 0;
-  std::vector<std::string> layers_;
-  std::vector<std::pair<torch::Tensor, torch::Tensor>> running_;
-  LatentNet latent_net_{nullptr};
+  BatchNormMatching matching_;
 };
 
 ardkit::ParamSchema schema() {

@@ -147,4 +147,28 @@ class GanGenerator : public ardkit::Generator {
   GanNet net_{nullptr};
 };
 
+// A GanGenerator whose latent is one optimized batch, held with the network in a module
+// `Holder` (members `net`, a GanNet, and `z`), so that both are checkpointed and re-drawn
+// together (bn_stats, ferd).
+template <class Holder>
+class OptimizedLatentGenerator : public GanGenerator {
+ public:
+  using GanGenerator::GanGenerator;
+  torch::nn::Module& network() override {
+    return *holder_;
+  }
+  torch::Tensor latent(int64_t /*n: always the whole fixed batch*/) override {
+    return holder_->z;
+  }
+  std::vector<torch::Tensor> latent_parameters() override {
+    return {holder_->z};
+  }
+  torch::Tensor synthesize(const torch::Tensor& z) override {
+    return holder_->net->forward(z);
+  }
+
+ protected:
+  Holder holder_{nullptr};
+};
+
 }  // namespace ardkit_generators

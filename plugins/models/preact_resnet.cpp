@@ -63,16 +63,16 @@ class PreActResNet : public ardkit::Model {
   }
 
   ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
-    auto out = conv1_(normalize_(x));
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      out = layers_[i]->forward(out);
-      tap(kLayers[i], out);
-    }
-    if (bn_)
-      out = torch::relu(bn_(out));
-    auto features = torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
-    tap("features", features);
-    return {linear_(features), features};
+    return from_stage(conv1_(normalize_(x)), 0);
+  }
+  ardkit::ModelOutput forward_from_impl(const std::string& name,
+                                        const torch::Tensor& value) override {
+    if (name == "features")
+      return {linear_(value), value};
+    return from_stage(value, static_cast<size_t>(name.back() - '0'));  // after "layerK"
+  }
+  std::vector<std::string> resumable_taps() const override {
+    return tap_names();
   }
   int64_t feature_dim() const override {
     return 512;
@@ -82,6 +82,17 @@ class PreActResNet : public ardkit::Model {
   }
 
  private:
+  ardkit::ModelOutput from_stage(torch::Tensor out, size_t first) {
+    for (size_t i = first; i < layers_.size(); ++i) {
+      out = layers_[i]->forward(out);
+      tap(kLayers[i], out);
+    }
+    if (bn_)
+      out = torch::relu(bn_(out));
+    auto features = torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
+    tap("features", features);
+    return {linear_(features), features};
+  }
   ardkit::nn::InputNormalization normalize_;
   nn::Conv2d conv1_;
   std::vector<nn::Sequential> layers_;

@@ -62,14 +62,17 @@ class ResNet : public ardkit::Model {
   ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
     auto out = torch::relu(bn1_(conv1_(normalize_(x))));
     tap("stem", out);
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      out = layers_[i]->forward(out);
-      tap(kLayers[i], out);
-    }
-    // Global average pooling: the reference's avg_pool2d(4) on the 4x4 map of 32x32 inputs.
-    auto features = torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
-    tap("features", features);
-    return {linear_(features), features};
+    return from_stage(out, 0);
+  }
+  ardkit::ModelOutput forward_from_impl(const std::string& name,
+                                        const torch::Tensor& value) override {
+    if (name == "features")
+      return {linear_(value), value};
+    // "stem" continues with stage 0, "layerK" with stage K.
+    return from_stage(value, name == "stem" ? 0 : static_cast<size_t>(name.back() - '0'));
+  }
+  std::vector<std::string> resumable_taps() const override {
+    return tap_names();
   }
   int64_t feature_dim() const override {
     return 512;
@@ -79,6 +82,16 @@ class ResNet : public ardkit::Model {
   }
 
  private:
+  ardkit::ModelOutput from_stage(torch::Tensor out, size_t first) {
+    for (size_t i = first; i < layers_.size(); ++i) {
+      out = layers_[i]->forward(out);
+      tap(kLayers[i], out);
+    }
+    // Global average pooling: the reference's avg_pool2d(4) on the 4x4 map of 32x32 inputs.
+    auto features = torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
+    tap("features", features);
+    return {linear_(features), features};
+  }
   ardkit::nn::InputNormalization normalize_;
   nn::Conv2d conv1_;
   ardkit::nn::BatchNorm2d bn1_;

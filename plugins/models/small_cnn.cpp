@@ -39,14 +39,26 @@ class SmallCnn : public ardkit::Model {
       h = bn1_->forward(h);
     h = torch::max_pool2d(torch::relu(h), 2);
     tap("block1", h);
-    h = conv2_->forward(h);
-    if (bn2_)
-      h = bn2_->forward(h);
-    h = torch::max_pool2d(torch::relu(h), 2);
-    tap("block2", h);
+    return forward_from_impl("block1", h);
+  }
+  ardkit::ModelOutput forward_from_impl(const std::string& name,
+                                        const torch::Tensor& value) override {
+    if (name == "features")
+      return {fc2_->forward(value), value};
+    auto h = value;
+    if (name == "block1") {
+      h = conv2_->forward(h);
+      if (bn2_)
+        h = bn2_->forward(h);
+      h = torch::max_pool2d(torch::relu(h), 2);
+      tap("block2", h);
+    }
     auto features = torch::relu(fc1_->forward(h.flatten(1)));
     tap("features", features);
     return {fc2_->forward(features), features};
+  }
+  std::vector<std::string> resumable_taps() const override {
+    return tap_names();
   }
   int64_t feature_dim() const override {
     return options_.hidden;

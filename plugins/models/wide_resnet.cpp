@@ -84,26 +84,52 @@ class WideResNet : public ardkit::Model {
   }
 
   ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
-    auto out = block1_(conv1_(normalize_(x)));
-    tap("block1", out);
-    out = block2_(out);
-    tap("block2", out);
-    out = block3_(out);
-    tap("block3", out);
-    out = torch::relu(bn1_(out));
-    // Global average pooling: the reference's avg_pool2d(8) on the 8x8 map of 32x32 inputs.
-    auto features = torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
-    tap("features", features);
-    return {fc_(features), features};
+    return from("input", conv1_(normalize_(x)));
+  }
+  ardkit::ModelOutput forward_from_impl(const std::string& name,
+                                        const torch::Tensor& value) override {
+    return from(name, value);
+  }
+  std::vector<std::string> resumable_taps() const override {
+    return tap_names();
   }
   int64_t feature_dim() const override {
     return width_;
   }
   std::vector<std::string> tap_names() const override {
-    return {"block1", "block2", "block3", "features"};
+    // "bn1": the last BatchNorm's output before its ReLU (FERD's IFD layer, pop = 3).
+    return {"block1", "block2", "block3", "bn1", "features"};
   }
 
  private:
+  // The network after point `start` ("input": conv1's output) with `out` there.
+  ardkit::ModelOutput from(const std::string& start, torch::Tensor out) {
+    static const std::vector<std::string> points = {"input",  "block1", "block2",
+                                                    "block3", "bn1",    "features"};
+    const auto at = std::find(points.begin(), points.end(), start) - points.begin();
+    if (at == 5)
+      return {fc_(out), out};
+    if (at < 1) {
+      out = block1_(out);
+      tap("block1", out);
+    }
+    if (at < 2) {
+      out = block2_(out);
+      tap("block2", out);
+    }
+    if (at < 3) {
+      out = block3_(out);
+      tap("block3", out);
+    }
+    if (at < 4) {
+      out = bn1_(out);
+      tap("bn1", out);
+    }
+    // Global average pooling: the reference's avg_pool2d(8) on the 8x8 map of 32x32 inputs.
+    auto features = torch::adaptive_avg_pool2d(torch::relu(out), {1, 1}).flatten(1);
+    tap("features", features);
+    return {fc_(features), features};
+  }
   ardkit::nn::InputNormalization normalize_;
   int64_t width_;
   nn::Conv2d conv1_{nullptr};

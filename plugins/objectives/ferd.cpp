@@ -6,9 +6,8 @@
 //   x'    = [attack] maximizing sum_i KL(softmax t_i || softmax S(x'_i)), student in EVAL mode,
 //           start x + 0.001 N(0, I) unclipped, 10 steps of 2/255 in the 8/255 ball
 //   L     = clean_weight * dkl(S(x), t) + adv_weight * dkl(S(x'), t)        (5/6 and 1/6)
-//   dkl(s, t) = 0.25 * sum_{i,j,k} (dt_ijk - ds_ijk)^2 p_ijk / sum p  +  soft CE(softmax t, s)
-// with d_ijk = z_ij - z_ik the pairwise logit differences of sample i and p_i = q_i q_i^T. The
-// official student step passes its class prior (GI=True): q = one-hot of the batch's labels
+//   dkl   = FERD's dkl_loss (ferd_dkl.hpp)
+// The official student step passes its class prior (GI=True): q = one-hot of the batch's labels
 // (`prior = "labels"`), whose outer product is nonzero only on the diagonal, where both
 // differences are 0, so the pairwise term vanishes and the loss is soft cross-entropy, exactly;
 // `prior = "teacher"` (q = softmax(t / t2)^gamma, the generator's form) keeps it. The student
@@ -17,6 +16,8 @@
 // Checked against the official functions run as is (tests/objectives/official_reference, case
 // ferd).
 #include <ardkit/distill.hpp>
+
+#include "ferd_dkl.hpp"
 
 namespace {
 
@@ -41,8 +42,8 @@ class Ferd : public ardkit::Objective {
         distill::attack_student(c, bn_mode_, ardkit::losses::kl_to(torch::softmax(teacher, 1)));
     const auto adv = c.student.logits(x_adv);
     const auto q = prior(teacher, c.batch.y);
-    const auto dkl_clean = dkl(clean, teacher, q);
-    const auto dkl_adv = dkl(adv, teacher, q);
+    const auto dkl_clean = ardkit_ferd::dkl(clean, teacher, q);
+    const auto dkl_adv = ardkit_ferd::dkl(adv, teacher, q);
     return {clean_weight_ * dkl_clean + adv_weight_ * dkl_adv,
             {{"dkl_clean", dkl_clean}, {"dkl_adv", dkl_adv}}};
   }
@@ -54,17 +55,6 @@ class Ferd : public ardkit::Objective {
     if (teacher_prior_)
       return torch::softmax(teacher / t2_, 1).pow(gamma_);
     return torch::one_hot(y.to(torch::kLong), teacher.size(1)).to(teacher.dtype()).pow(gamma_);
-  }
-
-  static torch::Tensor dkl(const torch::Tensor& student, const torch::Tensor& teacher,
-                           const torch::Tensor& q) {
-    const auto differences = [](const torch::Tensor& z) { return z.unsqueeze(2) - z.unsqueeze(1); };
-    const auto p = q.unsqueeze(2) * q.unsqueeze(1);
-    const auto mse =
-        0.25 * ((differences(teacher) - differences(student)).pow(2) * p).sum() / p.sum();
-    const auto soft_ce =
-        -(torch::softmax(teacher, 1) * torch::log_softmax(student, 1)).sum(1).mean();
-    return mse + soft_ce;
   }
 
   double clean_weight_, adv_weight_;

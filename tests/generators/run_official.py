@@ -419,10 +419,136 @@ def run_zskt(src, pseudo_batches=3):
     return record_end(result, student, solver.generator.generator, images, port.ZSKT_NAMES)
 
 
+# ---- FERD ----
+class FerdTeacher(nn.Module):
+    """TapNet with FERD's IFD teacher conventions (models/wideresnet_ifd.py): `pop=3` returns the
+    feature map the IFD perturbs (TapNet's block), `intermediate_propagate=3` runs the rest of
+    the network from it; plain calls give the logits."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def head(self, block):
+        return self.net.fc(F.avg_pool2d(block, 2).flatten(1))
+
+    def forward(self, x, intermediate_propagate=0, pop=0):
+        if intermediate_propagate == 3:
+            return self.head(x)
+        block = F.relu(self.net.bn(self.net.conv(x)))
+        return block if pop == 3 else self.head(block)
+
+
+class Logits(nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)[0]
+
+
+class Identity:
+    """kornia's augmentations, switched off (their random draws are kornia's own)."""
+
+    def __init__(self, *a, **k):
+        pass
+
+    def __call__(self, x):
+        return x
+
+
+# test.py main()'s update of the class-sampling probabilities after each epoch.
+CLASS_MAX, CLASS_MIN = 0.2, 0.05
+
+
+def ferd_label_prob(labels_loss):
+    lo, hi = labels_loss.min(), labels_loss.max()
+    prob = (labels_loss - lo) / (hi - lo + 1e-8)
+    prob = prob * (CLASS_MAX - CLASS_MIN) + CLASS_MIN
+    return prob / prob.sum()
+
+
+def run_ferd(src, epochs=2, steps=3):
+    teacher, student, _ = start()
+    t, s = FerdTeacher(teacher), Logits(student)
+    s.eval()
+    ns = {"torch": torch, "nn": nn, "F": F, "optim": optim, "print": quiet,
+          "random": __import__("random")}
+    src.run("models/generator.py", ns, names=("Generator",))
+    src.run("models/IFP.py", ns, names=("InformativeFeaturePackage",))
+    src.run("networks/deepinversion.py", ns, names=("DeepInversionHook", "InstanceMeanHook"))
+    src.run("query_sample.py", ns, names=("pgd_attack",))
+    losses = src.run("losses.py", {"torch": torch, "F": F}, names=("T", "dkl_loss",
+                                                                  "KT_loss_student"))
+    official_pgd = ns["pgd_attack"]
+
+    def pgd_attack(model, images, _teacher_logits, labels):
+        # The one-line fix: the official call passes the teacher's logits as the labels and the
+        # labels as eps (a TypeError at the first epoch's end); and its pgd_attack returns the
+        # teacher in train(), which ardkit's frozen teacher never is.
+        adv = official_pgd(model, images, labels)
+        model.eval()
+        return adv
+    ns.update(pgd_attack=pgd_attack,
+              L=types.SimpleNamespace(dkl_loss=losses["dkl_loss"],
+                                      KT_loss_student=losses["KT_loss_student"]),
+              deepinversion=types.SimpleNamespace(DeepInversionHook=ns["DeepInversionHook"],
+                                                  InstanceMeanHook=ns["InstanceMeanHook"]),
+              augmentation=types.SimpleNamespace(RandomCrop=Identity,
+                                                 RandomHorizontalFlip=Identity,
+                                                 RandomResizedCrop=Identity),
+              transforms=types.SimpleNamespace(Compose=lambda ts: Identity()))
+    src.run("IBD_module_cmi.py", ns, names=("reset_model", "MultiTransform", "MLPHead",
+                                            "MemoryBank", "Train_Gen_Module"))
+    generator = ns["Generator"](nz=port.NZ, ngf=64, img_size=port.OFFICIAL_SIDE,
+                                nc=port.OFFICIAL_CHANNELS)
+    # test.sh's CIFAR-10 weights (adv 1, bn 5, oh 1, uni 5) and learning rates; N_G = steps.
+    args = types.SimpleNamespace(data="CIFAR10", int_pop=3, batch_size=B, gen_dim_z=port.NZ,
+                                 N_G=steps, lr_G=2e-3, lr_z=0.015, adv=1.0, bn=5.0, oh=1.0,
+                                 uni=5.0)
+    helper = ns["Train_Gen_Module"](args, t, s, generator)
+    result = {}
+    # The generator's start is not recorded: reset_model redraws every weight each epoch.
+    for k, v in port.state(teacher).items():
+        fingerprint("start.teacher." + k, v, result)
+    for k, v in port.state(student).items():
+        fingerprint("start.student." + k, v, result)
+    prob = torch.ones(10) / 10
+    terms = {k: [] for k in ("loss", "bn", "adversarial", "one_hot", "uniformity")}
+    torch.manual_seed(SEED)
+    for epoch in range(epochs):
+        best, labels, total, bn, adv, oh, uni, labels_loss = helper.train(prob)
+        for k, v in zip(terms, (total, bn, adv, oh, uni)):
+            terms[k].append(v)
+        fingerprint(f"best.{epoch}", best, result)
+        result[f"labels.{epoch}"] = labels.clone()
+        result[f"labels_loss.{epoch}"] = labels_loss.detach().clone()
+        prob = ferd_label_prob(labels_loss.detach())
+        result[f"label_prob.{epoch}"] = prob.detach().clone()
+    for k, v in terms.items():
+        result["gen." + k] = scalars(v)
+    for k, v in port.state(generator, FERD_NAMES).items():
+        fingerprint("generator." + k, v, result)
+    for k, v in port.state(teacher).items():  # untouched: FERD's teacher stays in eval()
+        result["teacher." + k] = v
+    for k, v in port.state(student).items():  # untouched: in eval() during synthesis
+        result["student." + k] = v
+    return result
+
+
+# FERD's Generator (one conv_blocks Sequential) in ardkit's names (gan_generator.hpp).
+FERD_NAMES = {"l1.0": "net.l1.0", "conv_blocks.0": "net.conv_blocks0.0",
+              "conv_blocks.2": "net.conv_blocks1.0", "conv_blocks.3": "net.conv_blocks1.1",
+              "conv_blocks.6": "net.conv_blocks2.0", "conv_blocks.7": "net.conv_blocks2.1",
+              "conv_blocks.9": "net.conv_blocks2.3"}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repos", required=True, help="folder of the official clones")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--cases", nargs="*", help="only these (default: all)")
     a = parser.parse_args()
     helpers.cpu_shims()
     out = Path(a.out)
@@ -431,12 +557,15 @@ def main():
         "dafl": lambda: run_dafl(Source(a.repos, "Data-Efficient-Model-Compression")),
         "dfad": lambda: run_dfad(Source(a.repos, "Data-Free-Adversarial-Distillation")),
         "zskt": lambda: run_zskt(Source(a.repos, "ZeroShotKnowledgeTransfer")),
+        "ferd": lambda: run_ferd(Source(a.repos, "FERD")),
     }
     for name, run in runs.items():
+        if a.cases and name not in a.cases:
+            continue
         result = run()
         torch.save(result, out / f"{name}.pt")
         print(f"{name}: {len(result)} tensors, student losses "
-              f"{[round(v, 5) for v in result['student.loss'].tolist()]}")
+              f"{[round(v, 5) for v in result.get('student.loss', result['gen.loss']).tolist()]}")
 
 
 if __name__ == "__main__":

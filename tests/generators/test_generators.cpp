@@ -43,6 +43,14 @@ class TapNet : public ardkit::Model {
   std::vector<std::string> tap_names() const override {
     return {"block", "features"};
   }
+  std::vector<std::string> resumable_taps() const override {
+    return {"block"};
+  }
+  ardkit::ModelOutput forward_from_impl(const std::string& /*block*/,
+                                        const torch::Tensor& block) override {
+    const auto features = torch::avg_pool2d(block, 2).flatten(1);
+    return {fc_(features), features};
+  }
 
  private:
   int64_t features_;
@@ -422,4 +430,95 @@ TEST_CASE("zskt: solver.py's own run() for 3 pseudo-batches (cosine lrs, clipped
   // Student: PyTorch's default KL reduction (elementwise mean) plus 250 x attention transfer,
   // Adam 2e-3 clipped at norm 5; the generator's lr follows the student's cosine.
   replay({"zskt", {}, kd_loss("elemmean"), [](TapNet& s) { return adam(s, 2e-3); }, 5.0});
+}
+
+TEST_CASE("ferd: Train_Gen_Module.train for 2 epochs of 3 updates (reset, IFD, class weights)") {
+  // IBD_module_cmi.py's own train() twice, with test.py's update of the class probabilities in
+  // between, on the CIFAR-shaped TapNets: the uniformity term perturbs the teacher's block (its
+  // feature map before pooling, what pop = 3 is to FERD's WRN). kornia's crops and flips are
+  // off on both sides (their draws are kornia's); the two fixes of the published label update
+  // are the plugin's (ferd.cpp). Two warmup epochs: no student step, so the official's order of
+  // random draws is the engine's.
+  const auto r = test::load_tensors(official() / "ferd.pt");
+  auto teacher = tap_net("official_teacher.pt", 3, 32, false);
+  auto student = tap_net("official_student.pt", 3, 32, false);
+  teacher->eval();
+  for (auto& t : teacher->parameters())
+    t.set_requires_grad(false);
+  student->train();
+  for (auto& [prefix, module] : std::vector<std::pair<std::string, torch::nn::Module*>>{
+           {"start.teacher.", teacher.get()}, {"start.student.", student.get()}}) {
+    for (auto& t : module->named_parameters())
+      check_tensor(r, prefix + t.key(), t.value(), 1e-7);
+    for (auto& t : module->named_buffers())
+      check_tensor(r, prefix + t.key(), t.value(), 1e-7);
+  }
+  auto generator = test::make<ardkit::Generator>(PluginKind::generator, "ferd",
+                                                 {{"synthesis_steps", int64_t{3}},
+                                                  {"warmup_epochs", int64_t{2}},
+                                                  {"sample_grid", false},
+                                                  {"latent_dim", int64_t{100}},
+                                                  {"synthesis_crop_padding", int64_t{0}},
+                                                  {"synthesis_flip", false}});
+  ardkit::DataSpec spec;
+  spec.channels = 3;
+  spec.height = spec.width = 32;
+  spec.num_classes = 10;
+  ardkit::Knobs knobs;
+  ardkit::DataFree driver(*generator, *teacher, *student, knobs, spec, kBatch, torch::kCPU);
+  torch::manual_seed(kSeed);
+  auto& net = generator->network();
+  for (int64_t e = 0; e < 2; ++e) {
+    INFO("epoch " << e);
+    REQUIRE(driver.prepare_epoch(e));
+    CHECK(driver.steps_in(e) == 0);
+    // The last update's terms (train() returns those), the labels drawn, the best batch pooled.
+    for (const char* term : {"loss", "bn", "adversarial", "one_hot", "uniformity"}) {
+      INFO(term);
+      CHECK(driver.latest().at(std::string("gen.") + term) ==
+            doctest::Approx(values(r.at(std::string("gen.") + term)).at(e)).epsilon(1e-4));
+    }
+    CHECK(torch::equal(net.named_buffers()["targets"], r.at("labels." + std::to_string(e))));
+    REQUIRE(driver.pool().size() == static_cast<size_t>(e + 1));
+    // The second epoch's images pass float32 rounding through the first epoch's class weights
+    // and three latent steps of 0.015: within 5e-4 of pixel range (2e-4 seen), where a wrong
+    // term moves them by the order of the latent's step.
+    check_tensor(r, "best." + std::to_string(e), driver.pool().back(), 5e-4);
+    CHECK(max_diff(net.named_buffers()["label_prob"], r.at("label_prob." + std::to_string(e))) <
+          5e-5);
+  }
+  CHECK(driver.generator_updates() == 6);
+  for (auto& t : net.named_parameters())
+    if (t.key() != "z")
+      check_tensor(r, "generator." + t.key(), t.value(), 1e-4);
+  for (auto& t : net.named_buffers())
+    if (t.key() != "targets" && t.key() != "label_prob")
+      check_tensor(r, "generator." + t.key(), t.value(), 1e-4);
+  // FERD's teacher and student stay in eval() during synthesis: no statistic moved.
+  for (auto& t : teacher->named_buffers())
+    CHECK(max_diff(t.value(), r.at("teacher." + t.key())) == 0);
+  for (auto& t : student->named_buffers())
+    CHECK(max_diff(t.value(), r.at("student." + t.key())) == 0);
+  CHECK(student->is_training());
+}
+
+TEST_CASE("ferd: a teacher it cannot run on from, or a wrong ifd_tap, is a one-line error") {
+  auto teacher = tap_net("teacher.pt");
+  auto student = tap_net("student.pt");
+  ardkit::DataSpec spec;
+  spec.channels = 1;
+  spec.height = spec.width = 8;
+  spec.num_classes = 10;
+  ardkit::GeneratorSetup setup{spec, torch::kCPU, kBatch, teacher.get(), student.get()};
+  auto wrong = test::make<ardkit::Generator>(PluginKind::generator, "ferd",
+                                             {{"ifd_tap", std::string("features")}});
+  CHECK_THROWS_WITH_AS(wrong->setup(setup),
+                       doctest::Contains("is not a 4-D feature map the teacher can run on from"),
+                       ardkit::Error);
+  // Without the uniformity term no tap is needed; with it the default is the last 4-D one.
+  auto plain = test::make<ardkit::Generator>(PluginKind::generator, "ferd", {{"uni", 0.0}});
+  CHECK_NOTHROW(plain->setup(setup));
+  CHECK_THROWS_WITH_AS(teacher->forward_from("features", torch::zeros({1, 64})),
+                       doctest::Contains("cannot run from tap 'features'; it can from: block"),
+                       ardkit::Error);
 }

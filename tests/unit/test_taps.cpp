@@ -52,6 +52,48 @@ TEST_CASE("models record the taps asked for, with their layers' shapes") {
                        ardkit::Error);
 }
 
+TEST_CASE("forward_from each resumable tap's value gives the forward's output, every model") {
+  ardkit::DataSpec mnist;
+  ardkit::DataSpec cifar{3, 32, 32, 10, "cifar10"};
+  const std::vector<std::tuple<std::string, ardkit::DataSpec, std::map<std::string, ardkit::Value>,
+                               std::vector<std::string>>>
+      cases = {
+          {"small_cnn", mnist, {{"batch_norm", true}}, {"block1", "block2", "features"}},
+          {"resnet", cifar, {}, {"stem", "layer1", "layer2", "layer3", "layer4", "features"}},
+          {"preact_resnet18", cifar, {}, {"layer1", "layer2", "layer3", "layer4", "features"}},
+          {"wide_resnet",
+           cifar,
+           {{"depth", int64_t{10}}, {"widen_factor", int64_t{1}}},
+           {"block1", "block2", "block3", "bn1", "features"}},
+      };
+  for (const auto& [name, data, values, resumable] : cases) {
+    const std::string shown = name;  // INFO cannot capture a binding (C++17)
+    INFO(shown);
+    auto m = model(name, data, values);
+    m->eval();
+    CHECK(m->resumable_taps() == resumable);
+    m->set_taps(resumable);
+    const auto x = torch::rand({2, data.channels, data.height, data.width});
+    const auto out = m->forward(x);
+    const auto recorded = m->tapped();
+    const int64_t queries = m->queries();
+    for (const auto& tap : resumable) {
+      INFO(tap);
+      const auto again = m->forward_from(tap, recorded.at(tap));
+      CHECK(torch::allclose(again.logits, out.logits, 1e-5, 1e-6));
+      CHECK(torch::allclose(again.features, out.features, 1e-5, 1e-6));
+    }
+    CHECK(m->queries() == queries);  // no image went in
+    // A perturbed map changes the output: the rest of the network really runs from it.
+    const auto& first = resumable.front();
+    CHECK_FALSE(torch::allclose(m->forward_from(first, recorded.at(first) + 1).logits, out.logits));
+  }
+  auto lenet = model("lenet5", mnist);
+  CHECK_THROWS_WITH_AS(lenet->forward_from("features", torch::zeros({1, 84})),
+                       doctest::Contains("cannot run from tap 'features'; it can from: none"),
+                       ardkit::Error);
+}
+
 TEST_CASE("BatchNorm taps record each layer's input mean and variance, for every BN model") {
   ardkit::DataSpec mnist;
   auto cnn = model("small_cnn", mnist,

@@ -115,6 +115,11 @@ class ARDKIT_API Generator : public Component {
                                                    GeneratorContext& /*context*/) {
     return {};
   }
+  // Called once a round of updates is done (an epoch's synthesis, or an iteration's
+  // generator_steps), after its last step: a method that adapts between rounds does it here
+  // (FERD re-weights the classes it draws labels from). Anything it changes that decides what
+  // comes next belongs in network()'s buffers, so checkpoints carry it.
+  virtual void end_round(GeneratorContext& /*context*/) {}
   // Draws fresh initial weights (and latent): the per-epoch re-initialisation.
   virtual void reinitialize() = 0;
   // Parameters of `network()` that form an optimized latent (their own lr, latent_lr).

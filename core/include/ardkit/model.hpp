@@ -76,6 +76,15 @@ class ARDKIT_API Model : public Component, public torch::nn::Module {
   }
   // The last forward's value of one requested tap (a runtime error if it was not recorded).
   const torch::Tensor& tapped(const std::string& name) const;
+  // The rest of the network from a tap: the output forward() would give if the activation at
+  // `tap` were `value` (FERD's informative-feature search perturbs a teacher's feature map and
+  // reads the logits this way). Only the taps resumable_taps() lists; another name is a config
+  // error listing them. Not counted in queries(): no image goes in.
+  ModelOutput forward_from(const std::string& tap, const torch::Tensor& value);
+  // The taps a plugin can continue its forward from (forward_from_impl); none by default.
+  virtual std::vector<std::string> resumable_taps() const {
+    return {};
+  }
   // The sizes each of `names` has on one eval-mode, no-grad forward of `input`, for choosing
   // layers by shape before a run; the taps asked for, the last values and the mode are left as
   // they were. A name the forward did not pass is absent.
@@ -85,6 +94,8 @@ class ARDKIT_API Model : public Component, public torch::nn::Module {
  protected:
   // The model itself: logits and penultimate features of x (in [0,1] pixel space).
   virtual ModelOutput forward_impl(const torch::Tensor& x) = 0;
+  // forward_from for a name in resumable_taps() (checked before the call).
+  virtual ModelOutput forward_from_impl(const std::string& tap, const torch::Tensor& value);
   void tap(const std::string& name, const torch::Tensor& value) {
     if (!wanted_.empty() && wanted_.count(name))
       tapped_[name] = value;

@@ -31,7 +31,7 @@
 
 // Bumped whenever a type that crosses the plugin boundary changes layout or meaning.
 #ifndef ARDKIT_ABI_VERSION
-#define ARDKIT_ABI_VERSION 12
+#define ARDKIT_ABI_VERSION 13
 #endif
 
 namespace ardkit {

@@ -62,6 +62,10 @@ class ARDKIT_API DataFree {
     return latest_;
   }
   void write_grid(const std::filesystem::path& path) const;
+  // The pooled synthetic batches, oldest first (student_batch = "pool").
+  const std::vector<torch::Tensor>& pool() const {
+    return pool_;
+  }
   // Generator optimizer steps so far in the run (checkpointed: the budget in results.json).
   int64_t generator_updates() const {
     return generator_updates_;
@@ -74,6 +78,7 @@ class ARDKIT_API DataFree {
   void update(int64_t epoch);
   void updates(int64_t epoch, int64_t count);
   void add_to_pool();
+  void end_round(int64_t epoch);
   void start_round();
   void reset_optimizer();
   void reinitialize();
