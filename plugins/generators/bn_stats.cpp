@@ -84,17 +84,7 @@ class BnStats : public OptimizedLatentGenerator<LatentNet> {
 
 ardkit::ParamSchema schema() {
   using namespace ardkit::param;
-  ardkit::GeneratorOptions d;
-  d.lr = 2e-3;
-  d.beta1 = 0.5;
-  d.latent_lr = 0.015;
-  d.reinitialize = "epoch";
-  d.synthesis_steps = 200;
-  d.generator_steps = 0;
-  d.iterations = 400;
-  d.student_steps = 1;
-  d.student_batch = "pool";
-  d.student_mode = "eval";  // FERD runs the student in eval() while it synthesises
+  const ardkit::GeneratorOptions d = ferd_schedule();
   ardkit::ParamSchema s = {
       real("bn", 5.0).at_least(0).help("weight of the BatchNorm-statistics matching term"),
       real("oh", 1.0).at_least(0).help("weight of the one-hot term (CE to drawn labels)"),

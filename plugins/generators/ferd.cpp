@@ -39,6 +39,7 @@
 #include "bn_matching.hpp"
 #include "gan_generator.hpp"
 
+#include <fmt/format.h>
 #include <ardkit/in_memory_data.hpp>
 
 namespace {
@@ -265,17 +266,7 @@ class Ferd : public OptimizedLatentGenerator<FerdNet> {
 
 ardkit::ParamSchema schema() {
   using namespace ardkit::param;
-  ardkit::GeneratorOptions d;
-  d.lr = 2e-3;
-  d.beta1 = 0.5;
-  d.latent_lr = 0.015;
-  d.reinitialize = "epoch";
-  d.synthesis_steps = 200;  // N_G
-  d.generator_steps = 0;
-  d.iterations = 400;  // N_S
-  d.student_steps = 1;
-  d.student_batch = "pool";
-  d.student_mode = "eval";
+  ardkit::GeneratorOptions d = ferd_schedule();  // N_G 200, N_S 400, student in eval()
   d.keep = "best";
   d.warmup_epochs = 20;
   d.student_crop_padding = 4;

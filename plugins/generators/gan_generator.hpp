@@ -171,4 +171,23 @@ class OptimizedLatentGenerator : public GanGenerator {
   Holder holder_{nullptr};
 };
 
+// FERD's schedule (mayaobuduyao/FERD@c975d9e1, README and test.py): per epoch a re-drawn
+// generator and latent, N_G = 200 Adam updates (2e-3, betas (0.5, 0.999); latent 0.015) whose
+// batch joins a pool, then N_S = 400 student steps on the pool, the student in eval() while
+// the generator updates. bn_stats takes it as is; ferd adds the rest of FERD's choices.
+inline ardkit::GeneratorOptions ferd_schedule() {
+  ardkit::GeneratorOptions d;
+  d.lr = 2e-3;
+  d.beta1 = 0.5;
+  d.latent_lr = 0.015;
+  d.reinitialize = "epoch";
+  d.synthesis_steps = 200;
+  d.generator_steps = 0;
+  d.iterations = 400;
+  d.student_steps = 1;
+  d.student_batch = "pool";
+  d.student_mode = "eval";
+  return d;
+}
+
 }  // namespace ardkit_generators
