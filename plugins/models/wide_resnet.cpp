@@ -84,11 +84,14 @@ class WideResNet : public ardkit::Model {
   }
 
   ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
-    return from("input", conv1_(normalize_(x)));
+    return from(0, conv1_(normalize_(x)));
   }
   ardkit::ModelOutput forward_from_impl(const std::string& name,
                                         const torch::Tensor& value) override {
-    return from(name, value);
+    const auto& names = tap_names();  // {"block1", ..., "features"}: point 1 onward
+    return from(
+        static_cast<size_t>(std::find(names.begin(), names.end(), name) - names.begin()) + 1,
+        value);
   }
   std::vector<std::string> resumable_taps() const override {
     return tap_names();
@@ -102,11 +105,9 @@ class WideResNet : public ardkit::Model {
   }
 
  private:
-  // The network after point `start` ("input": conv1's output) with `out` there.
-  ardkit::ModelOutput from(const std::string& start, torch::Tensor out) {
-    static const std::vector<std::string> points = {"input",  "block1", "block2",
-                                                    "block3", "bn1",    "features"};
-    const auto at = std::find(points.begin(), points.end(), start) - points.begin();
+  // The network after point `at` (0: conv1's output, then the taps in tap_names() order) with
+  // `out` there; the forward itself starts at 0, with no name to look up.
+  ardkit::ModelOutput from(size_t at, torch::Tensor out) {
     if (at == 5)
       return {fc_(out), out};
     if (at < 1) {
