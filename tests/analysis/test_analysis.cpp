@@ -2,9 +2,9 @@
 // their definitions on fixed features, run first by CTest).
 #include <doctest/doctest.h>
 
-#include <ardkit/host/analysis.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include "analysis.hpp"
 
 #include "../unit/test_util.hpp"
 

@@ -1,6 +1,6 @@
 // Grid files: expansion into cells (product, zip groups, exclusions, the experiment axis), the
 // command line's axes, and the errors a user meets writing one.
-#include <ardkit/host/grid.hpp>
+#include "grid_file.hpp"
 
 #include "test_util.hpp"
 

@@ -7,11 +7,11 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include <ardkit/host/analysis.hpp>
 #include <ardkit/host/evaluation_setup.hpp>
 #include <ardkit/host/run_dir.hpp>
 #include <ardkit/interrupt.hpp>
 #include <ardkit/progress.hpp>
+#include "analysis.hpp"
 
 #include "cli_common.hpp"
 #include "commands.hpp"

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include <ardkit/host/grid.hpp>
+#include "grid_file.hpp"
 
 namespace ardkit::cli {
 

@@ -1,4 +1,4 @@
-#include "ardkit/host/grid.hpp"
+#include "grid_file.hpp"
 
 #include <fmt/format.h>
 #include <toml++/toml.h>

@@ -1,4 +1,4 @@
-#include "ardkit/host/analysis.hpp"
+#include "analysis.hpp"
 
 #include <torch/torch.h>
 
