@@ -1154,6 +1154,26 @@ eval.1.eps = [0.05, 0.1]
                     for g in report["groups"] for m in report["metrics"]]
         self.assertEqual(cells, expected)
         self.assertIn('id="heatmap-table"', dom.stdout)
+        # A run has one colour in every chart: the colour of its value of the colour key (the
+        # first grouping key that is not an eps axis) in the scatter, the eps lines and the curves.
+        import html as html_lib
+        legend = json.loads(html_lib.unescape(
+            re.search(r'<pre id="legend-colours" hidden="">(.*?)</pre>', dom.stdout, re.S).group(1)))
+        key = next(k for k in report["group_by"] if not re.search(r"(^|\.)eps$", k))
+        scatter = legend["last checkpoint"]
+        self.assertGreaterEqual(len(scatter), 2, legend)
+        self.assertEqual(len(set(scatter.values())), len(scatter), scatter)  # told apart
+        compared = 0
+        for title, entries in legend.items():
+            for label, colour in entries.items():
+                words = label.split()
+                value = next((w.split("=", 1)[1] for w in words if w.startswith(key + "=")), None)
+                if value is None and title.startswith("worst case against"):
+                    value = words[0]
+                if value in scatter:
+                    self.assertEqual(colour, scatter[value], f"{label} in chart {title!r}")
+                    compared += 1
+        self.assertGreaterEqual(compared, 2 * len(scatter), legend)
         self.assertIn("objective.plugin", dom.stdout.split('id="diffs"')[1])  # the config diff
         shot = self.dir / "shot.png"
         subprocess.run(chrome + ["--screenshot=" + str(shot), page.as_uri()], capture_output=True, timeout=120)

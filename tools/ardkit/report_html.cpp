@@ -65,6 +65,7 @@ window.addEventListener("error", e => window.__errors.push(String(e.message)));<
 <h1>ardkit report</h1>
 <p class="note">@SUMMARY@</p>
 <pre id="errors"></pre>
+<pre id="legend-colours" hidden></pre>
 <h2>Comparison</h2>
 <p class="note">Accuracy (%) on the test points; mean ± sample standard deviation over the n runs of each row.</p>
 <table id="comparison"></table>
@@ -89,7 +90,19 @@ Chart.defaults.responsive = true;
 Chart.defaults.maintainAspectRatio = false;
 const palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
                  "#7f7f7f", "#bcbd22", "#17becf"];
-const colour = i => palette[i % palette.length];
+// One colour per value of the colour key (the first grouping key that is not an eps axis), the
+// same in every chart: a method keeps its colour from the scatter to the eps lines and the curves.
+const isEps = k => /(^|\.)eps$/.test(k);
+const colourKey = report.group_by.find(k => !isEps(k)) || report.group_by[0];
+const colours = new Map();
+const colourOf = value => {
+  const v = value === undefined ? "all" : String(value);
+  if (!colours.has(v)) colours.set(v, palette[colours.size % palette.length]);
+  return colours.get(v);
+};
+for (const g of report.groups) colourOf(colourKey ? g.keys[colourKey] : "runs");
+const runColour = r => colourOf(colourKey && r ? r.coordinates[colourKey] : "runs");
+const runsById = new Map(report.runs.map(r => [r.run_id, r]));
 const fmt = (s, n) => s === undefined ? "-" : (n > 1 ? s.mean.toFixed(2) + " ± " + s.std.toFixed(2) : s.mean.toFixed(2));
 const el = (tag, attrs, text) => { const e = document.createElement(tag);
   for (const k in attrs || {}) e.setAttribute(k, attrs[k]); if (text !== undefined) e.textContent = text; return e; };
@@ -118,18 +131,17 @@ const groupLabel = g => report.group_by.map(k => g.keys[k]).join(" ") || "all";
   }
 })();
 
-// Clean against worst-case accuracy, one colour per value of the first grouping key.
+// Clean against worst-case accuracy, one series per value of the colour key.
 (function () {
   const robust = report.metrics.includes("worst_case") ? "worst_case" : report.metrics[report.metrics.length - 1];
-  const first = report.group_by[0];
   const series = new Map();
   for (const g of report.groups) {
     if (g.checkpoint !== report.groups[0].checkpoint) continue;
-    const key = first ? g.keys[first] : "runs";
+    const key = colourKey ? g.keys[colourKey] : "runs";
     if (!series.has(key)) series.set(key, []);
     series.get(key).push({x: g.metrics.clean.mean, y: (g.metrics[robust] || g.metrics.clean).mean, label: groupLabel(g)});
   }
-  const datasets = [...series].map(([k, pts], i) => ({label: k, data: pts, backgroundColor: colour(i), pointRadius: 5}));
+  const datasets = [...series].map(([k, pts]) => ({label: k, data: pts, backgroundColor: colourOf(k), pointRadius: 5}));
   charts.push(new Chart(document.getElementById("scatter"), {type: "scatter", data: {datasets},
     options: {plugins: {title: {display: true, text: report.groups[0].checkpoint + " checkpoint"},
       tooltip: {callbacks: {label: c => c.raw.label + ": " + c.raw.x.toFixed(2) + ", " + c.raw.y.toFixed(2)}}},
@@ -141,7 +153,6 @@ const groupLabel = g => report.group_by.map(k => g.keys[k]).join(" ") || "all";
   const parent = document.getElementById("eps-section");
   // Several eps keys usually move together (the training attack's and the evaluation's): one
   // chart along the first, a line for each value of the keys that are not eps.
-  const isEps = k => /(^|\.)eps$/.test(k);
   const epsKeys = report.group_by.filter(isEps).slice(0, 1);
   let drawn = 0;
   for (const ek of epsKeys) {
@@ -150,12 +161,12 @@ const groupLabel = g => report.group_by.map(k => g.keys[k]).join(" ") || "all";
     for (const g of report.groups) {
       if (g.checkpoint !== report.groups[0].checkpoint) continue;
       const name = rest.map(k => g.keys[k]).join(" ") || "all";
-      if (!lines.has(name)) lines.set(name, []);
+      if (!lines.has(name)) lines.set(name, {colour: colourOf(colourKey === ek ? "all" : g.keys[colourKey]), pts: []});
       const m = g.metrics.worst_case || g.metrics.clean;
-      lines.get(name).push({x: parseFloat(g.keys[ek]), y: m.mean});
+      lines.get(name).pts.push({x: parseFloat(g.keys[ek]), y: m.mean});
     }
-    const datasets = [...lines].map(([k, pts], i) => ({label: k, data: pts.sort((a, b) => a.x - b.x),
-      borderColor: colour(i), backgroundColor: colour(i), showLine: true}));
+    const datasets = [...lines].map(([k, l]) => ({label: k, data: l.pts.sort((a, b) => a.x - b.x),
+      borderColor: l.colour, backgroundColor: l.colour, showLine: true}));
     chart(parent, {type: "scatter", data: {datasets}, options: {scales: {x: {title: {display: true, text: ek}},
       y: {title: {display: true, text: "worst-case accuracy (%)"}}}}}, "worst case against " + ek);
     drawn++;
@@ -166,11 +177,12 @@ const groupLabel = g => report.group_by.map(k => g.keys[k]).join(" ") || "all";
     const byEps = new Map();
     for (const a in r.attacks) { const e = (r.threats[a] || {}).eps; if (e === undefined) continue;
       byEps.set(e, Math.min(byEps.has(e) ? byEps.get(e) : 101, r.attacks[a])); }
-    if (byEps.size > 1) lines.set(r.name + " (" + r.checkpoint + ")", [...byEps].map(([x, y]) => ({x, y})).sort((a, b) => a.x - b.x));
+    if (byEps.size > 1) lines.set(r.name + " (" + r.checkpoint + ")", {colour: runColour(r),
+      pts: [...byEps].map(([x, y]) => ({x, y})).sort((a, b) => a.x - b.x)});
   }
   if (lines.size) {
-    chart(parent, {type: "scatter", data: {datasets: [...lines].map(([k, pts], i) => ({label: k, data: pts,
-      borderColor: colour(i), backgroundColor: colour(i), showLine: true}))},
+    chart(parent, {type: "scatter", data: {datasets: [...lines].map(([k, l]) => ({label: k, data: l.pts,
+      borderColor: l.colour, backgroundColor: l.colour, showLine: true}))},
       options: {scales: {x: {title: {display: true, text: "eps"}}, y: {title: {display: true, text: "accuracy (%), worst attack"}}}}},
       "evaluated at several radii");
     drawn++;
@@ -185,8 +197,9 @@ const groupLabel = g => report.group_by.map(k => g.keys[k]).join(" ") || "all";
   if (!runs.length) { parent.appendChild(el("p", {class: "note"}, "No training metrics.")); return; }
   const keys = new Set(); for (const [, rows] of runs) for (const r of rows) for (const k in r) if (k !== "epoch") keys.add(k);
   for (const key of [...keys].sort()) {
-    const datasets = runs.filter(([, rows]) => rows.some(r => key in r)).map(([id, rows], i) => ({label: data.labels[id] || id,
-      data: rows.filter(r => key in r).map(r => ({x: r.epoch, y: r[key]})), borderColor: colour(i), backgroundColor: colour(i), showLine: true}));
+    const datasets = runs.filter(([, rows]) => rows.some(r => key in r)).map(([id, rows]) => ({label: data.labels[id] || id,
+      data: rows.filter(r => key in r).map(r => ({x: r.epoch, y: r[key]})), borderColor: runColour(runsById.get(id)),
+      backgroundColor: runColour(runsById.get(id)), showLine: true}));
     chart(parent, {type: "scatter", data: {datasets}, options: {plugins: {legend: {display: datasets.length <= 12}},
       scales: {x: {title: {display: true, text: "epoch"}}, y: {title: {display: true, text: key}}}}}, key);
   }
@@ -245,6 +258,13 @@ for (const c of charts) {
   if (inked > 50) painted++;
 }
 document.body.dataset.charts = String(charts.length);
+// Each chart's legend with its colours, for tests and scripts: {title: {label: colour}}.
+const legend = {};
+for (const c of charts) {
+  const title = c.options.plugins.title.text || c.canvas.id;
+  legend[title] = Object.fromEntries(c.data.datasets.map(d => [d.label, d.borderColor || d.backgroundColor]));
+}
+document.getElementById("legend-colours").textContent = JSON.stringify(legend);
 document.body.dataset.painted = String(painted);
 document.getElementById("errors").textContent = window.__errors.join("\n");
 document.body.dataset.errors = String(window.__errors.length);
