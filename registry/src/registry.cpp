@@ -11,11 +11,13 @@
 #include <boost/dll/shared_library.hpp>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <set>
 #include <sstream>
 
 #include "ardkit/host/text.hpp"
+#include "ardkit/progress.hpp"
 
 namespace fs = std::filesystem;
 
@@ -163,6 +165,20 @@ std::vector<fs::path> plugin_search_path(const std::vector<fs::path>& command_li
   return out;
 }
 
+namespace {
+
+// A library the registry sets aside may be the one a user just built: every command says so on
+// stderr, once per file and process (a run builds a registry for its teacher's experiment too).
+void warn_set_aside(const BrokenLibrary& broken) {
+  static std::mutex mutex;
+  static std::set<std::string> warned;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (warned.insert(broken.file.string()).second)
+    log_line("warning: plugin library set aside, its plugins are unavailable: " + broken.error);
+}
+
+}  // namespace
+
 Registry::Registry(const std::vector<fs::path>& search_path) : search_path_(search_path) {
   std::set<std::string> seen_names;
   for (const auto& dir : search_path_) {
@@ -185,6 +201,7 @@ Registry::Registry(const std::vector<fs::path>& search_path) : search_path_(sear
         loaded = load_library(file);
       } catch (const Error& e) {
         broken_.push_back({file, e.what()});
+        warn_set_aside(broken_.back());
         continue;
       }
       // Two libraries claiming one name is a conflict to resolve, not a library to skip.
