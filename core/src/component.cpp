@@ -166,6 +166,31 @@ std::map<std::string, std::vector<int64_t>> Model::tap_shapes(const std::vector<
   return out;
 }
 
+namespace {
+
+template <class T>
+T& named_role(const std::map<std::string, T*>& models, const std::string& name, const char* group) {
+  const auto it = models.find(name);
+  if (it == models.end() || !it->second)
+    throw_runtime_error(fmt::format(
+        "the objective asked for the model [{}.{}], which this run does not have: declare it "
+        "at registration (.uses({{\"{}.{}\"}})) so that experiments must give it",
+        group, name, group, name));
+  return *it->second;
+}
+
+}  // namespace
+
+Model& StepContext::teacher_named(const std::string& name) const {
+  return named_role(teachers, name, "teachers");
+}
+Model& StepContext::companion(const std::string& name) const {
+  return named_role(companions, name, "companions");
+}
+torch::optim::Optimizer& StepContext::companion_optimizer(const std::string& name) const {
+  return named_role(companion_optimizers, name, "companions");
+}
+
 LossTerms Objective::step(StepContext& c) {
   if (!c.optimizer)
     throw_runtime_error("Objective::step needs the run's optimizer in its StepContext");

@@ -1,6 +1,8 @@
 #include "ardkit/host/config.hpp"
 
 #include <fmt/format.h>
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 
 #include <sstream>
@@ -18,9 +20,9 @@ namespace ardkit {
 
 namespace {
 
-const std::vector<std::string> kTopLevel = {"run",       "data",   "teacher",   "student",
-                                            "objective", "attack", "optimizer", "schedule",
-                                            "train",     "eval",   "hook",      "generator"};
+const std::vector<std::string> kTopLevel = {
+    "run",      "data",  "teacher", "student", "objective", "attack",   "optimizer",
+    "schedule", "train", "eval",    "hook",    "generator", "teachers", "companions"};
 
 std::string position(const std::string& file, const toml::source_region& source) {
   return source_position(file, source);
@@ -486,7 +488,8 @@ namespace {
 
 PluginTable plugin_table(const toml::table& table, const std::string& name, PluginKind kind,
                          const ParamSchema& host_schema, const std::string& file,
-                         const PluginLookup& lookup, const Params& preset = {}) {
+                         const PluginLookup& lookup, const Params& preset = {},
+                         const std::vector<std::string>& sub_tables = {}) {
   const toml::node* plugin = table.get("plugin");
   if (!plugin)
     throw_config_error(
@@ -501,6 +504,9 @@ PluginTable plugin_table(const toml::table& table, const std::string& name, Plug
   const std::string where = fmt::format("{}: [{}]", position(file, plugin->source()), name);
   const PluginInfo& info = lookup(kind, plugin_name->get(), where);
   std::vector<std::string> host_keys = {"plugin"};
+  host_keys.insert(host_keys.end(), sub_tables.begin(), sub_tables.end());
+  if (info.wraps_part)
+    host_keys.push_back("wrapped");
   for (const auto& spec : host_schema)
     host_keys.push_back(spec.key);
   PluginTable out;
@@ -508,12 +514,33 @@ PluginTable plugin_table(const toml::table& table, const std::string& name, Plug
   out.plugin = plugin_name->get();
   out.params = validate_table(info.schema, table, file, name, host_keys, out.plugin, preset);
   out.need_flags = info.need_flags;
+  out.roles = info.roles;
+  if (info.wraps_part) {
+    // The inner plugin's table, validated as its own; what it needs, the outer one needs.
+    const toml::node* inner = table.get("wrapped");
+    if (!inner || !inner->is_table())
+      throw_config_error(fmt::format(
+          "{}: [{}] '{}' is made of another {} plugin: add a [{}.wrapped] table with plugin = "
+          "\"...\" and its parameters",
+          position(file, (inner ? inner : plugin)->source()), name, out.plugin,
+          kind_name(info.wrapped_kind), name));
+    out.wrapped = std::make_shared<PluginTable>(
+        plugin_table(*inner->as_table(), name + ".wrapped", info.wrapped_kind, {}, file, lookup));
+    out.need_flags |= out.wrapped->need_flags;
+    for (const auto& role : out.wrapped->roles)
+      if (std::find(out.roles.begin(), out.roles.end(), role) == out.roles.end())
+        out.roles.push_back(role);
+  }
+  std::vector<std::string> skipped = sub_tables;
+  if (info.wraps_part)
+    skipped.push_back("wrapped");
   for (const auto& [key, value] : preset.values())
     if (!table.contains(key))
       out.preset_keys.push_back(key);
   // Host keys are validated on their own, against the host's schema for this table, in the
   // table itself: a copy would lose the source positions that errors name.
   std::vector<std::string> plugin_keys = {"plugin"};
+  plugin_keys.insert(plugin_keys.end(), skipped.begin(), skipped.end());
   for (const auto& spec : info.schema)
     plugin_keys.push_back(spec.key);
   out.host = validate_table(host_schema, table, file, name, plugin_keys);
@@ -525,7 +552,10 @@ PluginTable plugin_table(const toml::table& table, const std::string& name, Plug
 // left for plugin_table to report with its position.
 Params attack_defaults(const toml::table& attack, const PluginTable& objective,
                        const PluginLookup& lookup, const std::string& file) {
-  Params defaults;
+  // A wrapped objective's defaults first (a wrapper adds terms to it, and attacks as it does),
+  // then the wrapper's own, which win.
+  Params defaults =
+      objective.wrapped ? attack_defaults(attack, *objective.wrapped, lookup, file) : Params();
   const PluginInfo& info = lookup(PluginKind::objective, objective.plugin, file);
   const auto* name = attack.get_as<std::string>("plugin");
   if (!info.attack_defaults || !name)
@@ -603,6 +633,17 @@ const ParamSchema& teacher_host_schema() {
   return schema;
 }
 
+const ParamSchema& companion_host_schema() {
+  static const ParamSchema schema = [] {
+    ParamSchema s = model_host_schema();
+    s.push_back(param::string("mode", "follow")
+                    .one_of({"follow", "train", "eval"})
+                    .help("train/eval mode: the student's (follow), or always train or eval"));
+    return s;
+  }();
+  return schema;
+}
+
 const ParamSchema& eval_host_schema() {
   static const ParamSchema schema = {
       param::string("name", "")
@@ -615,8 +656,112 @@ toml::table plugin_table_to_toml(const PluginTable& t) {
   for (auto&& [k, v] : to_toml(t.host))
     table.insert_or_assign(k, v);
   table.insert_or_assign("plugin", t.plugin);
+  if (t.wrapped)
+    table.insert_or_assign("wrapped", plugin_table_to_toml(*t.wrapped));
   return table;
 }
+
+namespace {
+
+// The NAME tables of [teachers.NAME] or [companions.NAME], in file order; each NAME an identifier.
+std::vector<std::pair<std::string, const toml::table*>> named_tables(const toml::table& root,
+                                                                     const char* group,
+                                                                     const std::string& file) {
+  std::vector<std::pair<std::string, const toml::table*>> out;
+  const toml::node* node = root.get(group);
+  if (!node)
+    return out;
+  const auto* tables = node->as_table();
+  if (!tables)
+    throw_config_error(fmt::format("{}: '{}' must be a table of named tables: write [{}.NAME]",
+                                   position(file, node->source()), group, group));
+  for (auto&& [key, value] : *tables) {
+    const std::string name(key.str());
+    const bool identifier =
+        !name.empty() && std::all_of(name.begin(), name.end(),
+                                     [](unsigned char c) { return std::isalnum(c) || c == '_'; });
+    if (!value.is_table() || !identifier)
+      throw_config_error(fmt::format(
+          "{}: [{}.{}] must be a table named by letters, digits and '_': write [{}.NAME] with "
+          "plugin = \"...\"",
+          position(file, value.source()), group, name, group));
+    out.emplace_back(name, value.as_table());
+  }
+  return out;
+}
+
+// [teachers.NAME] (frozen models, like [teacher] but from a checkpoint) and [companions.NAME]
+// (trained beside the student, each with its optimizer and schedule over the run's).
+void read_role_tables(const toml::table& root, const std::string& file, const PluginLookup& lookup,
+                      ExperimentConfig& config) {
+  for (const auto& [name, table] : named_tables(root, "teachers", file)) {
+    const std::string label = "teachers." + name;
+    if (const toml::node* experiment = table->get("experiment"))
+      throw_config_error(fmt::format(
+          "{}: [{}] experiment = ... is for [teacher] only: train that experiment first "
+          "(`ardkit run FILE`) and give its checkpoint = \"RUNS/RUN_ID/checkpoints/best.pt\"",
+          position(file, experiment->source()), label));
+    config.teachers[name] =
+        plugin_table(*table, label, PluginKind::model, model_host_schema(), file, lookup);
+  }
+  for (const auto& [name, table] : named_tables(root, "companions", file)) {
+    const std::string label = "companions." + name;
+    CompanionConfig companion;
+    companion.model = plugin_table(*table, label, PluginKind::model, companion_host_schema(), file,
+                                   lookup, {}, {"optimizer", "schedule"});
+    const auto sub = [&](const char* key, const ParamSchema& schema, const Params& run_table) {
+      const toml::node* node = table->get(key);
+      static const toml::table empty;
+      if (node && !node->is_table())
+        throw_config_error(fmt::format("{}: [{}] '{}' must be a table: write [{}.{}]",
+                                       position(file, node->source()), label, key, label, key));
+      return validate_table(schema, node ? *node->as_table() : empty, file, label + "." + key, {},
+                            {}, run_table);
+    };
+    companion.optimizer = sub("optimizer", optimizer_schema(), config.optimizer);
+    companion.schedule = sub("schedule", schedule_schema(), config.schedule);
+    LrSchedule(companion.optimizer, companion.schedule, config.train.get_int("epochs"));
+    config.companions[name] = std::move(companion);
+  }
+}
+
+// Each model table the objective declared (PluginInfo::roles) is there, and each one there is
+// declared: an unused teacher would be silently ignored.
+void check_roles(const toml::table& root, const ExperimentConfig& config,
+                 const std::string& objective_at) {
+  const std::string file = config.file.string();
+  const auto& roles = config.objective->roles;
+  const auto present = [&](const std::string& role) {
+    const auto dot = role.find('.');
+    const std::string group = role.substr(0, dot), name = role.substr(dot + 1);
+    return group == "teachers" ? config.teachers.count(name) > 0
+                               : config.companions.count(name) > 0;
+  };
+  for (const auto& role : roles)
+    if (!present(role))
+      throw_config_error(fmt::format(
+          "{}: [objective] '{}' uses a model in the role {} but the experiment has no [{}] "
+          "table; add one with plugin = \"...\"{}",
+          objective_at, config.objective->plugin, role, role,
+          role.rfind("teachers.", 0) == 0 ? " and checkpoint = \"...\"" : ""));
+  const auto check_declared = [&](const char* group, const std::string& name) {
+    const std::string role = std::string(group) + "." + name;
+    if (std::find(roles.begin(), roles.end(), role) != roles.end())
+      return;
+    const toml::node* node = root.at_path(role).node();
+    throw_config_error(fmt::format(
+        "{}: [{}]: objective '{}' uses no model in the role {} ({}); remove the table or "
+        "choose an objective that uses it",
+        node ? position(file, node->source()) : file, role, config.objective->plugin, role,
+        roles.empty() ? "it uses none" : "it uses " + join(roles, ", ")));
+  };
+  for (const auto& [name, table] : config.teachers)
+    check_declared("teachers", name);
+  for (const auto& [name, companion] : config.companions)
+    check_declared("companions", name);
+}
+
+}  // namespace
 
 ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& file_path,
                                     const PluginLookup& lookup) {
@@ -647,6 +792,7 @@ ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& fil
   config.evals =
       read_plugin_tables(root, "eval", PluginKind::attack, eval_host_schema(), file, lookup);
   config.hooks = read_plugin_tables(root, "hook", PluginKind::hook, no_host_keys, file, lookup);
+  read_role_tables(root, file, lookup, config);
   // What the objective declared at registration: a missing table is named here, by `ardkit
   // validate`, before anything is built.
   const auto objective_at = [&] {
@@ -663,6 +809,7 @@ ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& fil
         "{}: [objective] '{}' trains on adversarial examples but the experiment has no [attack] "
         "table; add one, e.g. [attack] plugin = \"pgd\"",
         objective_at(), config.objective->plugin));
+  check_roles(root, config, objective_at());
   return config;
 }
 
@@ -683,6 +830,23 @@ toml::table ExperimentConfig::resolved() const {
   for (const auto* t : {&data, &student, &teacher, &objective, &attack, &generator})
     if (*t)
       out.insert((*t)->table, with_plugin(**t));
+  // Present only when used: the ids of runs without named models stay what they were.
+  if (!teachers.empty()) {
+    toml::table group;
+    for (const auto& [name, t] : teachers)
+      group.insert(name, with_plugin(t));
+    out.insert("teachers", std::move(group));
+  }
+  if (!companions.empty()) {
+    toml::table group;
+    for (const auto& [name, c] : companions) {
+      toml::table table = with_plugin(c.model);
+      table.insert("optimizer", to_toml(c.optimizer));
+      table.insert("schedule", to_toml(c.schedule));
+      group.insert(name, std::move(table));
+    }
+    out.insert("companions", std::move(group));
+  }
   for (const auto& [key, list] : {std::pair{"eval", &evals}, std::pair{"hook", &hooks}}) {
     if (list->empty())
       continue;

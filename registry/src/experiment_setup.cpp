@@ -127,6 +127,36 @@ std::vector<NamedAttack> build_named_attacks(const Registry& r,
   return out;
 }
 
+namespace {
+
+// [teachers.NAME] and [companions.NAME], built last: the random draws of runs without them stay
+// where they were. A named teacher needs weights as [teacher] does; a companion starts from its
+// checkpoint when it has one, else from the seeded initialisation.
+void build_role_models(const ExperimentConfig& c, const Registry& r, const BuildContext& context,
+                       TrainSetup& setup) {
+  for (const auto& [name, table] : c.teachers) {
+    ModelPtr teacher = r.create<Model>(PluginKind::model, table.plugin, table.params, context);
+    const auto& path = table.host.get_string("checkpoint");
+    if (path.empty() && !teacher->pretrained())
+      throw_config_error(
+          fmt::format("{} [{}]: no weights given; a teacher must be trained: add checkpoint = "
+                      "\"RUN/checkpoints/best.pt\"",
+                      c.file.string(), table.table));
+    if (!path.empty())
+      load_weights(*teacher, path, weight_options_from(table.host));
+    setup.teachers[name] = std::move(teacher);
+  }
+  for (const auto& [name, companion] : c.companions) {
+    const PluginTable& table = companion.model;
+    ModelPtr model = r.create<Model>(PluginKind::model, table.plugin, table.params, context);
+    if (const auto& path = table.host.get_string("checkpoint"); !path.empty())
+      load_weights(*model, path, weight_options_from(table.host));
+    setup.companions[name] = std::move(model);
+  }
+}
+
+}  // namespace
+
 TrainSetup build_components(const LoadedExperiment& experiment, bool load_teacher_weights) {
   const ExperimentConfig& c = experiment.config;
   const Registry& r = *experiment.registry;
@@ -174,8 +204,19 @@ TrainSetup build_components(const LoadedExperiment& experiment, bool load_teache
     if (!path.empty() && load_teacher_weights)
       load_weights(*setup.teacher, path, weight_options_from(c.teacher->host));
   }
-  setup.objective =
-      r.create<Objective>(PluginKind::objective, c.objective->plugin, c.objective->params, context);
+  {
+    // An objective made of another gets the inner one's table as its part (PluginInfo::wraps).
+    BuildContext objective_context = context;
+    PluginPart wrapped;
+    if (const auto& inner = c.objective->wrapped) {
+      wrapped.kind = r.find(PluginKind::objective, c.objective->plugin).info.wrapped_kind;
+      wrapped.plugin = inner->plugin;
+      wrapped.params = inner->params;
+      objective_context.wrapped = &wrapped;
+    }
+    setup.objective = r.create<Objective>(PluginKind::objective, c.objective->plugin,
+                                          c.objective->params, objective_context);
+  }
   if (c.attack)
     setup.attack =
         r.create<Attack>(PluginKind::attack, c.attack->plugin, c.attack->params, context);
@@ -185,6 +226,7 @@ TrainSetup build_components(const LoadedExperiment& experiment, bool load_teache
   if (c.generator)
     setup.generator = r.create<Generator>(PluginKind::generator, c.generator->plugin,
                                           c.generator->params, context);
+  build_role_models(c, r, context, setup);
   check_requirements(setup);
   return setup;
 }

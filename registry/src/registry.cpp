@@ -334,7 +334,9 @@ std::shared_ptr<Component> Registry::create_component(PluginKind kind, const std
     const std::string where = fmt::format("plugin '{}' building its part '{}'", parent, part);
     const Params checked = validate_table(find(part_kind, part, where).info.schema, to_toml(values),
                                           where, part, {}, part);
-    return create_component(part_kind, part, checked, context);
+    BuildContext part_context = context;
+    part_context.wrapped = nullptr;  // the outer plugin's part is not the part's
+    return create_component(part_kind, part, checked, part_context);
   };
   std::shared_ptr<Component> object;
   try {

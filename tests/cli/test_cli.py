@@ -150,6 +150,13 @@ class Help(CliCase):
                          "random_start", "one of none|uniform|gaussian"):
             self.assertIn(fragment, show.stdout)
         self.assert_error(run("plugins", "show", "pgdd"), 3, "no plugin named 'pgdd'", "did you mean 'pgd'?")
+        # Model roles and a wrapped part are what the objective needs too.
+        good = ("--plugin-path", f"{TEST_PLUGINS}/good")
+        roles = run("plugins", "show", "two_teachers_and_peer", *good)
+        self.assertEqual(roles.returncode, 0, roles.stderr)
+        self.assertIn("needs: [teachers.clean], [teachers.robust], [companions.peer]", roles.stdout)
+        wraps = run("plugins", "show", "plus_weight_norm", *good)
+        self.assertIn("an [objective.wrapped] objective table", wraps.stdout)
 
 
 class BadInput(CliCase):

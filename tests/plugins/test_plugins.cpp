@@ -1,7 +1,8 @@
 // Plugins that exist to exercise the host: a factory that throws, a hook that requests an
 // interrupt after a given number of steps (as Ctrl-C would), an attack made of another
-// plugin (any attack, with any `steps`), for the registry's part builder, and an objective that
-// uses every engine extension point (setup, its own module and buffers, a custom step).
+// plugin (any attack, with any `steps`), for the registry's part builder, an objective that
+// uses every engine extension point (setup, its own module and buffers, a custom step), one
+// with named teachers and a trained peer, and one that wraps another.
 #include <ATen/CPUGeneratorImpl.h>
 #include <csignal>
 
@@ -186,6 +187,111 @@ class ProbeObjective : public ardkit::Objective {
 
 }  // namespace
 
+// `two_teachers_and_peer`: the model roles. Two frozen teachers ([teachers.clean],
+// [teachers.robust]) and a peer ([companions.peer]) that this objective trains with the peer's
+// own optimizer (CE on the batch, before the student's step); the student learns CE plus KL to
+// the mean of the three models' probabilities.
+class TwoTeachersAndPeer : public ardkit::Objective {
+ public:
+  ardkit::LossTerms compute(ardkit::StepContext& c) override {
+    const auto logits = c.student.forward(c.batch.x).logits;
+    torch::Tensor target;
+    {
+      torch::NoGradGuard no_grad;
+      const auto p = [&](ardkit::Model& m) {
+        return torch::softmax(m.forward(c.batch.x).logits, 1);
+      };
+      target =
+          (p(c.teacher_named("clean")) + p(c.teacher_named("robust")) + p(c.companion("peer"))) / 3;
+    }
+    namespace F = torch::nn::functional;
+    const auto ce = F::cross_entropy(logits, c.batch.y);
+    const auto kl = F::kl_div(torch::log_softmax(logits, 1), target,
+                              F::KLDivFuncOptions().reduction(torch::kBatchMean));
+    return {ce + kl, {{"ce", ce.detach()}, {"kl", kl.detach()}}};
+  }
+  ardkit::LossTerms step(ardkit::StepContext& c) override {
+    ardkit::Model& peer = c.companion("peer");
+    torch::optim::Optimizer& optimizer = c.companion_optimizer("peer");
+    optimizer.zero_grad();
+    const auto peer_loss =
+        torch::nn::functional::cross_entropy(peer.forward(c.batch.x).logits, c.batch.y);
+    peer_loss.backward();
+    optimizer.step();
+    ardkit::LossTerms loss = Objective::step(c);
+    loss.terms.emplace_back("peer_ce", peer_loss.detach());
+    loss.terms.emplace_back("peer_training", torch::tensor(peer.is_training() ? 1.0 : 0.0));
+    loss.terms.emplace_back("peer_lr",
+                            torch::tensor(optimizer.param_groups()[0].options().get_lr()));
+    return loss;
+  }
+};
+
+// `plus_weight_norm`: an objective made of another ([objective.wrapped], any objective) that
+// adds `weight` x the squared norm of the student's parameters to each of its losses, through
+// StepContext::extra_terms, so that an inner objective's custom step keeps working. Its state is
+// the inner one's plus a count of its steps.
+class PlusWeightNorm : public ardkit::Objective {
+ public:
+  PlusWeightNorm(double weight, ardkit::ObjectivePtr inner)
+      : weight_(weight), inner_(std::move(inner)) {}
+  void setup(const ardkit::ObjectiveSetup& s) override {
+    inner_->setup(s);
+  }
+  void declare_knobs(ardkit::Knobs& knobs) override {
+    inner_->declare_knobs(knobs);
+  }
+  std::shared_ptr<torch::nn::Module> trainable() override {
+    return inner_->trainable();
+  }
+  ardkit::LossTerms compute(ardkit::StepContext& c) override {
+    return inner_->compute(c);
+  }
+  ardkit::LossTerms step(ardkit::StepContext& c) override {
+    const auto outer = c.extra_terms;
+    c.extra_terms = [&](ardkit::LossTerms& loss) {
+      if (outer)
+        outer(loss);
+      torch::Tensor norm = torch::zeros({});
+      for (const auto& p : c.student.parameters())
+        norm = norm + p.pow(2).sum();
+      loss.total = loss.total + weight_ * norm;
+      loss.terms.emplace_back("weight_norm", norm.detach());
+    };
+    ardkit::LossTerms loss = inner_->step(c);
+    c.extra_terms = outer;
+    steps_ += 1;
+    loss.terms.emplace_back("wrapper_steps", torch::tensor(static_cast<double>(steps_)));
+    return loss;
+  }
+  bool has_state() override {
+    return true;
+  }
+  void save_state(torch::serialize::OutputArchive& archive) override {
+    archive.write("steps", torch::tensor(steps_));
+    if (inner_->has_state()) {
+      torch::serialize::OutputArchive inner;
+      inner_->save_state(inner);
+      archive.write("inner", inner);
+    }
+  }
+  void load_state(torch::serialize::InputArchive& archive) override {
+    torch::Tensor steps;
+    archive.read("steps", steps);
+    steps_ = steps.item<int64_t>();
+    if (inner_->has_state()) {
+      torch::serialize::InputArchive inner;
+      archive.read("inner", inner);
+      inner_->load_state(inner);
+    }
+  }
+
+ private:
+  double weight_;
+  ardkit::ObjectivePtr inner_;
+  int64_t steps_ = 0;
+};
+
 ARDKIT_PLUGIN_LIBRARY(manifest) {
   manifest.add(ardkit::PluginKind::model, "fixed_linear", "0",
                "a fixed linear classifier with `classes` outputs",
@@ -222,6 +328,22 @@ ARDKIT_PLUGIN_LIBRARY(manifest) {
                  return context.build_as<ardkit::Attack>(ardkit::PluginKind::attack,
                                                          p.get_string("part"), values);
                });
+  manifest
+      .add(ardkit::PluginKind::objective, "two_teachers_and_peer", "0",
+           "CE + KL to the mean of two named teachers and a peer it trains", {},
+           [](const ardkit::Params&, const ardkit::BuildContext&) {
+             return std::make_shared<TwoTeachersAndPeer>();
+           })
+      .uses({"teachers.clean", "teachers.robust", "companions.peer"});
+  manifest
+      .add(ardkit::PluginKind::objective, "plus_weight_norm", "0",
+           "the [objective.wrapped] objective plus weight x the student's squared weight norm",
+           {ardkit::param::real("weight", 1e-4).at_least(0)},
+           [](const ardkit::Params& p, const ardkit::BuildContext& context) {
+             return std::make_shared<PlusWeightNorm>(p.get_real("weight"),
+                                                     context.build_wrapped<ardkit::Objective>());
+           })
+      .wraps(ardkit::PluginKind::objective);
   manifest.add(ardkit::PluginKind::hook, "interrupt_after", "0", "raises SIGINT after `step` steps",
                {ardkit::param::integer("step", 1).at_least(1)},
                [](const ardkit::Params& p, const ardkit::BuildContext&) {

@@ -418,6 +418,12 @@ int plugins_command(const std::vector<std::string>& args) {
               std::pair{Need::same_label_space, "a teacher of the student's label space"}})
           if (e->info.has(need))
             needs.push_back(text);
+        for (const auto& role : e->info.roles)
+          needs.push_back("[" + role + "]");
+        if (e->info.wraps_part)
+          needs.push_back(fmt::format("an [objective.wrapped] {} table (the {} it is made of)",
+                                      kind_name(e->info.wrapped_kind),
+                                      kind_name(e->info.wrapped_kind)));
         std::cout << "  needs: "
                   << (needs.empty() ? "nothing beyond data and a student" : join(needs, ", "))
                   << "\n";

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include <functional>
+#include <map>
 
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
@@ -46,6 +47,15 @@ struct StepContext {
   // student terms such as ZSKT's attention transfer); empty when there are none. The default step
   // calls it after compute(); a custom step should too, before check_finite.
   std::function<void(LossTerms&)> extra_terms;
+  // The models of the roles the objective declared (PluginInfo::uses), by NAME: teachers of
+  // [teachers.NAME] (frozen, eval mode) and companions of [companions.NAME] (in the mode their
+  // table says, the student's by default) with their own optimizers, which the objective steps.
+  std::map<std::string, Model*> teachers, companions;
+  std::map<std::string, torch::optim::Optimizer*> companion_optimizers;
+  // The model of a declared role; a name the experiment lacks is a runtime error naming it.
+  ARDKIT_API Model& teacher_named(const std::string& name) const;
+  ARDKIT_API Model& companion(const std::string& name) const;
+  ARDKIT_API torch::optim::Optimizer& companion_optimizer(const std::string& name) const;
 };
 
 // What an objective learns about the run before the optimizer exists and before a resume loads
@@ -78,6 +88,8 @@ struct ObjectiveSetup {
   // the data source when first called (a pass over the split, kept for the run) for objectives
   // that sample by class, such as CRD's negatives from other classes. Null in a data-free run.
   std::function<torch::Tensor()> train_labels;
+  // The named models (StepContext::teachers, companions), on setup.device; valid for the run.
+  std::map<std::string, Model*> teachers, companions;
 };
 
 class ARDKIT_API Objective : public Component {

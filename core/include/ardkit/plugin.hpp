@@ -31,7 +31,7 @@
 
 // Bumped whenever a type that crosses the plugin boundary changes layout or meaning.
 #ifndef ARDKIT_ABI_VERSION
-#define ARDKIT_ABI_VERSION 13
+#define ARDKIT_ABI_VERSION 14
 #endif
 
 namespace ardkit {
@@ -40,6 +40,15 @@ namespace ardkit {
 // defaults, and all are checked against the plugin's schema as an experiment table's would be.
 using PluginBuilder = std::function<std::shared_ptr<Component>(
     PluginKind kind, const std::string& name, const Params& values)>;
+
+// A plugin that another one is made of, as the experiment configured it in the outer plugin's
+// table ([objective.wrapped] for an objective that wraps another): already validated against
+// its own schema.
+struct PluginPart {
+  PluginKind kind = PluginKind::objective;
+  std::string plugin;
+  Params params;
+};
 
 // What a factory gets besides its parameters.
 struct BuildContext {
@@ -53,6 +62,9 @@ struct BuildContext {
   // the registry with this, so a part is the same plugin a user would name, shadowing included.
   // Set by the registry; valid only while the factory runs.
   PluginBuilder build;
+  // The part configured in this plugin's `wrapped` sub-table, for a plugin registered with
+  // .wraps(kind); null otherwise. Valid only while the factory runs: build it with build_part.
+  const PluginPart* wrapped = nullptr;
 
   template <typename T>
   std::shared_ptr<T> build_as(PluginKind kind, const std::string& name,
@@ -64,6 +76,13 @@ struct BuildContext {
       throw Error(ErrorKind::plugin,
                   "plugin '" + name + "' is not a " + kind_name(kind) + " plugin");
     return object;
+  }
+  // The `wrapped` part, built through the registry as the user configured it.
+  template <typename T>
+  std::shared_ptr<T> build_wrapped() const {
+    if (!wrapped)
+      throw Error(ErrorKind::plugin, "no [.wrapped] part was configured for this plugin");
+    return build_as<T>(wrapped->kind, wrapped->plugin, wrapped->params);
   }
 };
 
@@ -85,11 +104,31 @@ struct PluginInfo {
   Factory factory;
   AttackDefaults attack_defaults;  // objectives only; empty: none
   uint32_t need_flags = 0;         // objectives only: Need values, or-ed
+  // Objectives only: the named model tables it uses, "teachers.NAME" (frozen, like [teacher]) and
+  // "companions.NAME" (trained beside the student with their own optimizer); the experiment must
+  // have each, and no other.
+  std::vector<std::string> roles;
+  // Whether the plugin is made of another plugin of kind `wrapped_kind`, configured in its
+  // table's `wrapped` sub-table (an objective that adds terms to another objective).
+  bool wraps_part = false;
+  PluginKind wrapped_kind = PluginKind::objective;
 
   // manifest.add(...).needs({Need::teacher, Need::attack}): at registration.
   PluginInfo& needs(std::initializer_list<Need> what) {
     for (Need n : what)
       need_flags |= static_cast<uint32_t>(n);
+    return *this;
+  }
+  // manifest.add(...).uses({"teachers.clean", "teachers.robust", "companions.peer"}).
+  PluginInfo& uses(std::initializer_list<const char*> tables) {
+    for (const char* t : tables)
+      roles.emplace_back(t);
+    return *this;
+  }
+  // manifest.add(...).wraps(PluginKind::objective): [objective.wrapped] names the inner plugin.
+  PluginInfo& wraps(PluginKind kind) {
+    wraps_part = true;
+    wrapped_kind = kind;
     return *this;
   }
   bool has(Need n) const {
@@ -130,7 +169,7 @@ class Manifest {
 #define ARDKIT_ABI_STRUCTS(X)                                                                     \
   X(PluginInfo) X(Params) X(Value) X(BuildContext) X(DataSpec) X(Batch) X(ModelOutput)           \
   X(ThreatModel) X(AttackTarget) X(StepContext) X(LossTerms) X(ObjectiveSetup) X(HookEvent)       \
-  X(Knobs) X(GeneratorContext) X(GeneratorSetup) X(GeneratorOptions)
+  X(Knobs) X(GeneratorContext) X(GeneratorSetup) X(GeneratorOptions) X(PluginPart)
 // clang-format on
 #define ARDKIT_ABI_COUNT(type) +1
 constexpr int kAbiStructCount = 0 ARDKIT_ABI_STRUCTS(ARDKIT_ABI_COUNT);

@@ -3,6 +3,8 @@
 // plugins' schemas, and the resolved configuration a run is identified by.
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,10 +51,22 @@ struct PluginTable {
   // Keys the file does not write whose values came from another plugin's presets (the
   // objective's attack defaults), so that a run can say where they came from.
   std::vector<std::string> preset_keys;
-  uint32_t need_flags = 0;  // what the plugin declared it needs (PluginInfo::need_flags)
+  uint32_t need_flags = 0;         // what the plugin declared it needs (PluginInfo::need_flags)
+  std::vector<std::string> roles;  // the model tables it uses by role (PluginInfo::roles)
+  // The `wrapped` sub-table of a plugin that wraps another (PluginInfo::wraps): that plugin's
+  // table, whose needs and roles this one's include. Null otherwise.
+  std::shared_ptr<PluginTable> wrapped;
   bool needs(Need n) const {
     return (need_flags & static_cast<uint32_t>(n)) != 0;
   }
+};
+
+// [companions.NAME]: a model the objective trains beside the student (a peer, a guide), with its
+// own optimizer and schedule (the run's [optimizer] and [schedule], with the keys its own
+// [companions.NAME.optimizer] and [companions.NAME.schedule] tables write).
+struct CompanionConfig {
+  PluginTable model;  // table "companions.NAME"; host keys: checkpoint (its start), mode
+  Params optimizer, schedule;
 };
 
 struct ARDKIT_API ExperimentConfig {
@@ -62,6 +76,10 @@ struct ARDKIT_API ExperimentConfig {
   // [generator]: present in a data-free run (the student trains on its synthetic batches).
   std::optional<PluginTable> generator;
   std::vector<PluginTable> evals, hooks;
+  // [teachers.NAME] and [companions.NAME]: the models an objective declared by role
+  // (PluginInfo::roles), by name. [teacher] stays the role "teacher".
+  std::map<std::string, PluginTable> teachers;
+  std::map<std::string, CompanionConfig> companions;
 
   // The resolved configuration: what config.toml in the run folder holds.
   toml::table resolved() const;
@@ -116,6 +134,8 @@ ARDKIT_API const ParamSchema& model_host_schema();
 ARDKIT_API const ParamSchema& eval_host_schema();
 // [teacher] adds `experiment` and `use` (resolved by the registry's load_experiment).
 ARDKIT_API const ParamSchema& teacher_host_schema();
+// [companions.NAME] adds `mode`: "follow" (the student's train/eval mode), "train" or "eval".
+ARDKIT_API const ParamSchema& companion_host_schema();
 
 // Host table schemas, also printed by `ardkit validate --schema` style help.
 ARDKIT_API const ParamSchema& run_schema();

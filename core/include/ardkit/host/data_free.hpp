@@ -39,7 +39,12 @@ class ARDKIT_API DataFree {
     return epoch < options_.warmup_epochs ? 0 : steps_per_epoch();
   }
   int64_t samples_per_epoch() const {
-    return steps_per_epoch() * batch_size_;
+    return epoch_samples(options_, batch_size_);
+  }
+  // The synthetic samples of an epoch with these options: what a data-free run's objective sizes
+  // its per-sample state by (known before the driver exists).
+  static int64_t epoch_samples(const GeneratorOptions& options, int64_t batch_size) {
+    return options.iterations * options.student_steps * batch_size;
   }
   // The generator's learning rates are lr * scale ("follow": the student's schedule shape).
   void set_lr_scale(double scale);

@@ -1,5 +1,7 @@
 #pragma once
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "ardkit/attack.hpp"
@@ -30,20 +32,29 @@ struct TrainSetup {
   // Set in a data-free run: the student trains on its batches and `data` serves the test split
   // (and the validation split only with [generator] real_validation).
   GeneratorPtr generator;
+  // The models of [teachers.NAME] (frozen, like `teacher`) and [companions.NAME] (trained with
+  // their own optimizers), by NAME; the objective reaches them by role (StepContext).
+  std::map<std::string, ModelPtr> teachers, companions;
 };
 
-// What the objective needs that the experiment must provide (a teacher, an [attack]); config
-// errors naming the missing table. Called when the components are built and again by train().
+// What the objective needs that the experiment must provide (a teacher, an [attack], one label
+// space); config errors naming the missing table. build_components calls it, before a run folder
+// exists: train() takes a setup that passed it.
 ARDKIT_API void check_requirements(const TrainSetup& setup);
 // The knobs of a run before any hook moves them: the objective's, and "attack.eps" (in [0, 1]
 // for L-inf, >= 0 for L2) when there is a training attack.
 ARDKIT_API Knobs declared_knobs(const TrainSetup& setup);
+// The one label-space rule: an objective that needs one label space refuses a teacher whose
+// class count or label space differs from the student's (a config error naming the file).
+void check_label_spaces(const ExperimentConfig& config, int64_t teacher_classes,
+                        const std::string& teacher_space, int64_t classes,
+                        const std::string& space);
 
 enum class TrainOutcome { completed, interrupted };
 
 // Trains (on the data's training split, or on a generator's batches), validates and checkpoints,
 // resuming from the run's last checkpoint when there is one, then evaluates last (and best) on the
-// test split and writes results.json.
+// test split and writes results.json. The stages are TrainingLoop's, in trainer.cpp.
 ARDKIT_API TrainOutcome train(TrainSetup& setup, RunDir& run);
 
 }  // namespace ardkit

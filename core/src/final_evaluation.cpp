@@ -1,0 +1,124 @@
+#include "ardkit/host/final_evaluation.hpp"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "ardkit/host/evaluator.hpp"
+#include "ardkit/progress.hpp"
+#include "ardkit/weights.hpp"
+
+namespace fs = std::filesystem;
+
+namespace ardkit {
+
+namespace {
+
+// Ordered: attacks appear in results.json in the order of the experiment's [[eval]] tables.
+nlohmann::ordered_json report_json(const EvalReport& report) {
+  nlohmann::ordered_json j;
+  j["points"] = report.points;
+  j["clean_acc"] = 100 * report.clean_accuracy;
+  nlohmann::ordered_json attacks = nlohmann::ordered_json::object();
+  for (const auto& a : report.attacks)
+    attacks[a.name] = {{"robust_acc", 100 * a.accuracy}, {"seconds", a.seconds}};
+  j["attacks"] = attacks;
+  if (!report.attacks.empty())
+    j["worst_case_acc"] = 100 * report.worst_case;
+  j["seconds"] = report.seconds;
+  if (!report.warnings.empty())
+    j["warnings"] = report.warnings;
+  return j;
+}
+
+using Rows = std::vector<std::pair<std::string, EvalReport>>;
+
+// "last", then "best" when a best checkpoint exists.
+Rows evaluate_checkpoints(TrainSetup& setup, RunDir& run) {
+  const Params& tp = setup.config->train;
+  Model& student = *setup.student;
+  EvalOptions options;
+  options.split = Split::test;
+  options.points = tp.get_int("eval_points");
+  options.batch_size = tp.get_int("eval_batch_size");
+  // Random starts are seeded per batch from the run's seed: the same weights always get the same
+  // numbers, whichever checkpoint they came from and whether the run resumed.
+  options.seed = setup.config->run.get_int("seed");
+  // Each checkpoint's evaluation saves its progress after every batch: a run killed during a long
+  // AutoAttack resumes mid-attack. The run id pins the settings; the digest pins the weights.
+  const auto evaluate_checkpoint = [&](const std::string& which, uint64_t digest) {
+    options.label = "test " + which;
+    options.state_file = run.eval_state_path(which);
+    options.fingerprint = fmt::format("{} {} {:016x}", run.run_id(), which, digest);
+    return evaluate(student, *setup.data, setup.evals, options);
+  };
+  Rows rows;
+  const uint64_t last_digest = weights_digest(student);
+  rows.emplace_back("last", evaluate_checkpoint("last", last_digest));
+  const fs::path best = run.checkpoint_path("best");
+  if (!fs::exists(best))
+    return rows;
+  load_weights(student, best);
+  const uint64_t best_digest = weights_digest(student);
+  // Best is often the last epoch: the same weights get the same numbers (evaluation is seeded per
+  // batch), so an AutoAttack evaluation is not paid twice.
+  if (best_digest == last_digest) {
+    log_line("best checkpoint is the last one: its test evaluation is the same");
+    rows.emplace_back("best", rows.front().second);
+  } else {
+    rows.emplace_back("best", evaluate_checkpoint("best", best_digest));
+  }
+  return rows;
+}
+
+// What the run was: its names, threat models, and for a data-free run where its data came from.
+nlohmann::ordered_json run_description(const TrainSetup& setup, const RunDir& run) {
+  const ExperimentConfig& config = *setup.config;
+  nlohmann::ordered_json results;
+  results["run_id"] = run.run_id();
+  results["name"] = config.name();
+  results["dataset"] = setup.data->spec().name;
+  results["architecture"] = config.student->plugin;
+  results["objective"] = config.objective->plugin;
+  if (setup.attack) {
+    results["threat_model"] = setup.attack->threat().norm == "linf" ? "Linf" : "L2";
+    results["train_eps"] = setup.attack->threat().eps;
+  }
+  // Each attack's threat model beside the numbers: reports plot robustness against eps from it.
+  for (const auto& e : setup.evals) {
+    results["eps"][e.name] = e.attack->threat().eps;
+    results["norm"][e.name] = e.attack->threat().norm;
+  }
+  if (setup.generator) {
+    // What a reader of a data-free result must know: which generator made the training data,
+    // and whether any real training-set image was read (only for checkpoint selection).
+    const bool real = setup.generator->options().real_validation;
+    results["data_free"] = {{"generator", config.generator->plugin},
+                            {"training_images_read", real},
+                            {"selection", real ? "real validation split" : "none"}};
+  }
+  return results;
+}
+
+}  // namespace
+
+void write_final_results(TrainSetup& setup, RunDir& run, const RunBudget& budget) {
+  const Rows rows = evaluate_checkpoints(setup, run);
+  nlohmann::ordered_json results = run_description(setup, run);
+  nlohmann::ordered_json spent = nlohmann::ordered_json::object();
+  for (const auto& [name, value] : budget)
+    spent[name] = value;
+  results["budget"] = spent;
+  for (const auto& [label, report] : rows)
+    results[label] = report_json(report);
+  // RobustBench's model_info keys, filled from the last checkpoint's evaluation.
+  results["clean_acc"] = results["last"]["clean_acc"];
+  if (!setup.evals.empty())
+    results["robust_acc"] = results["last"]["worst_case_acc"];
+  write_file_atomic(run.results_path(), results.dump(2) + "\n");
+  std::error_code ignored;
+  for (const char* which : {"last", "best"})
+    fs::remove(run.eval_state_path(which), ignored);  // results.json now holds their numbers
+}
+
+}  // namespace ardkit
