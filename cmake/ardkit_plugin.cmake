@@ -1,7 +1,7 @@
 # ardkit_add_plugin(<name> SOURCES <src>... [LIBRARIES <lib>...] [OUTPUT_DIRECTORY <dir>])
 #
 # Builds one ardkit plugin library: a MODULE library (dlopen only, never linked against) named
-# <name>.so, linked to the shared ardkit core and LibTorch, with hidden symbols so that two plugin
+# <name>.so, linked to the plugin SDK (libardkit_sdk) and LibTorch, with hidden symbols so that two plugin
 # libraries cannot shadow each other's code. Used in this tree and, through find_package(ardkit),
 # by plugins built outside it. In this tree, a plugin without OUTPUT_DIRECTORY is a built-in one:
 # it lands in the built-in plugin folder, is installed there, and is listed in the global property
@@ -12,10 +12,10 @@ function(ardkit_add_plugin name)
     message(FATAL_ERROR "ardkit_add_plugin(${name}): SOURCES is required")
   endif()
   add_library(${name} MODULE ${ARG_SOURCES})
-  if(TARGET ardkit_core)
-    target_link_libraries(${name} PRIVATE ardkit_core ${ARG_LIBRARIES})
+  if(TARGET ardkit_sdk)
+    target_link_libraries(${name} PRIVATE ardkit_sdk ${ARG_LIBRARIES})
   else()
-    target_link_libraries(${name} PRIVATE ardkit::core ${ARG_LIBRARIES})
+    target_link_libraries(${name} PRIVATE ardkit::sdk ${ARG_LIBRARIES})
   endif()
   set_target_properties(${name} PROPERTIES
     PREFIX ""

@@ -2,7 +2,10 @@
 // Attacks with Momentum"), iterative FGSM whose step follows an accumulated, L1-normalised
 // gradient. The base class owns everything attacks share (the threat model, eps = 0, gradient and
 // BatchNorm modes, the row index); an attack is its parameters and run().
+#include <torch/torch.h>
+
 #include <ardkit/ardkit.hpp>
+#include <ardkit/interrupt.hpp>
 
 namespace {
 

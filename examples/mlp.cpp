@@ -2,7 +2,10 @@
 // shows what a model plugin provides: logits and penultimate features from inputs in [0,1],
 // input normalization inside the model (so attacks never see it), a size taken from the data,
 // and submodule names a PyTorch definition would use, so weights move both ways.
+#include <torch/torch.h>
+
 #include <ardkit/ardkit.hpp>
+#include <ardkit/nn/input_normalization.hpp>
 
 namespace {
 

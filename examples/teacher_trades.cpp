@@ -3,6 +3,8 @@
 //   loss = CE(S(x), y) + beta * KL(T(x) || S(x')),
 // with x' maximizing KL(T(x) || S(x')) through the experiment's [attack]. It shows the parts of
 // the objective API a distillation method uses: declared needs, a knob, the distill helpers.
+#include <torch/torch.h>
+
 #include <ardkit/ardkit.hpp>
 #include <ardkit/distill.hpp>
 

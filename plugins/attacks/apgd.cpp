@@ -8,6 +8,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <ardkit/ardkit.hpp>
+#include <ardkit/interrupt.hpp>
 
 namespace {
 

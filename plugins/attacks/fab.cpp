@@ -9,6 +9,8 @@
 #include <cmath>
 
 #include <ardkit/ardkit.hpp>
+#include <ardkit/attack_util.hpp>
+#include <ardkit/interrupt.hpp>
 
 namespace {
 

@@ -1,6 +1,7 @@
 // Attack plugin `fgsm`: one signed-gradient step (Goodfellow et al. 2015), optionally from a
 // random start (Wong et al. 2020's "FGSM-RS" with step_size 1.25 * eps).
 #include <ardkit/ardkit.hpp>
+#include <ardkit/attack_util.hpp>
 
 namespace {
 

@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include <ardkit/ardkit.hpp>
+#include <ardkit/attack_util.hpp>
+#include <ardkit/interrupt.hpp>
 
 namespace {
 

@@ -6,6 +6,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <ardkit/ardkit.hpp>
+#include <ardkit/interrupt.hpp>
 #include <cmath>
 
 namespace {

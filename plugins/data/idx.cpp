@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <ardkit/ardkit.hpp>
+#include <ardkit/in_memory_data.hpp>
 #include <filesystem>
 #include <limits>
 

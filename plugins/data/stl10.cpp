@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <ardkit/ardkit.hpp>
+#include <ardkit/in_memory_data.hpp>
 #include <filesystem>
 #include <fstream>
 

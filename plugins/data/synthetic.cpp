@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <ardkit/ardkit.hpp>
+#include <ardkit/in_memory_data.hpp>
 
 namespace {
 

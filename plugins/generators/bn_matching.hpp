@@ -5,6 +5,7 @@
 // ||mu_l(x) - running_mean_l||_2 + ||var_l(x) - running_var_l||_2 (the layers' inputs, biased
 // variance), read through the BatchNorm taps. Shared by the `bn_stats` and `ferd` generators.
 #include <ardkit/ardkit.hpp>
+#include <ardkit/nn/batch_norm.hpp>
 
 namespace ardkit_generators {
 

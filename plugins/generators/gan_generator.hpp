@@ -15,6 +15,7 @@
 // BN(C, affine=True) (ZSKT) or Sigmoid (FERD). Parameter names follow DAFL/DFAD's
 // (l1.0, conv_blocks0.0, conv_blocks1.0/1, conv_blocks2.0/1/3[/5]), so their weights load as is.
 #include <ardkit/ardkit.hpp>
+#include <ardkit/nn/batch_norm.hpp>
 
 namespace ardkit_generators {
 

@@ -3,6 +3,7 @@
 // reference takes 32x32 inputs; smaller square inputs (28x28 MNIST) are zero-padded in conv1 so
 // conv3 still ends at 1x1, which keeps every weight shape the same.
 #include <ardkit/ardkit.hpp>
+#include <ardkit/nn/input_normalization.hpp>
 
 namespace {
 

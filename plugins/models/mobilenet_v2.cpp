@@ -2,6 +2,8 @@
 // (stride-1 stem and stride-1 second stage). Names: conv1, bn1, layers.J.{conv1,bn1,conv2,bn2,
 // conv3,bn3,shortcut.0,shortcut.1}, conv2, bn2, linear.
 #include <ardkit/ardkit.hpp>
+#include <ardkit/nn/batch_norm.hpp>
+#include <ardkit/nn/input_normalization.hpp>
 #include <ardkit/nn/layers.hpp>
 
 namespace {

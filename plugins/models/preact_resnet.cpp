@@ -3,6 +3,8 @@
 // final_bn = true it adds the final `bn` + ReLU of the adversarial-training codebases (Rice et
 // al.'s robust_overfitting, RobustBench's PreActResNet-18).
 #include <ardkit/ardkit.hpp>
+#include <ardkit/nn/batch_norm.hpp>
+#include <ardkit/nn/input_normalization.hpp>
 #include <ardkit/nn/layers.hpp>
 
 namespace {

@@ -2,6 +2,8 @@
 // in kuangliu/pytorch-cifar and the ARD, RSLAD and IAD repositories. State-dict names match
 // theirs: conv1, bn1, layerK.J.{conv1,bn1,conv2,bn2,shortcut.0,shortcut.1}, linear.
 #include <ardkit/ardkit.hpp>
+#include <ardkit/nn/batch_norm.hpp>
+#include <ardkit/nn/input_normalization.hpp>
 #include <ardkit/nn/layers.hpp>
 
 namespace {

@@ -3,6 +3,8 @@
 //   variant = "trades":  TRADES' MNIST SmallCNN, names identical to its models/small_cnn.py
 //                        (feature_extractor.conv1-4, classifier.fc1-3), dropout after fc1.
 #include <ardkit/ardkit.hpp>
+#include <ardkit/nn/batch_norm.hpp>
+#include <ardkit/nn/input_normalization.hpp>
 
 namespace {
 

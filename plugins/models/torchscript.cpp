@@ -5,9 +5,12 @@
 // attacks still differentiate through it with respect to the input.
 #include <fmt/format.h>
 
+#include <filesystem>
+
 #include <torch/script.h>
 
 #include <ardkit/ardkit.hpp>
+#include <ardkit/nn/input_normalization.hpp>
 
 namespace {
 

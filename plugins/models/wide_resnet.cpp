@@ -3,6 +3,8 @@
 // convShortcut}, bn1, fc. TRADES' definition also declares a `sub_block1` that forward never
 // uses; it is kept (sub_block1 = true) so TRADES' released checkpoints load strictly.
 #include <ardkit/ardkit.hpp>
+#include <ardkit/nn/batch_norm.hpp>
+#include <ardkit/nn/input_normalization.hpp>
 #include <ardkit/nn/layers.hpp>
 
 namespace {

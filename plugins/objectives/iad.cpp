@@ -31,6 +31,7 @@
 #include <fmt/format.h>
 
 #include <ardkit/distill.hpp>
+#include <ardkit/weights.hpp>
 
 namespace {
 

@@ -16,8 +16,8 @@
 #include <set>
 #include <sstream>
 
-#include "ardkit/host/text.hpp"
 #include "ardkit/progress.hpp"
+#include "ardkit/text.hpp"
 
 namespace fs = std::filesystem;
 

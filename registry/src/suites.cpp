@@ -4,7 +4,7 @@
 
 #include "ardkit/error.hpp"
 #include "ardkit/host/config.hpp"
-#include "ardkit/host/text.hpp"
+#include "ardkit/text.hpp"
 
 namespace ardkit {
 

@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <ardkit/ardkit.hpp>
+#include <ardkit/weights.hpp>
 
 #include "../unit/test_util.hpp"
 

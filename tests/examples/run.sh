@@ -10,11 +10,19 @@ examples=$(cd "$(dirname "$0")/../../examples" && pwd)
 rm -rf "$work"
 mkdir -p "$work"
 cmake --install "$build_dir" --prefix "$work/prefix" > "$work/install.log"
-# The plugin contract is installed apart from the host's internals.
+# The SDK is what is installed to build against: the contract's headers and libardkit_sdk. The
+# host (libardkit_host, the registry) is installed for the ardkit binary, with no header.
 test -f "$work/prefix/include/ardkit/ardkit.hpp"
 test -f "$work/prefix/include/ardkit/distill.hpp"
-test -f "$work/prefix/include/ardkit/host/trainer.hpp"
+test ! -e "$work/prefix/include/ardkit/host"
 test ! -e "$work/prefix/include/ardkit/trainer.hpp"
+for lib in libardkit_sdk.so libardkit_host.so; do
+  find "$work/prefix" -name "$lib" | grep -q . || { echo "$lib is not installed"; exit 1; }
+done
+if grep -rl "ardkit_host\|ardkit_registry\|host/include" "$(dirname "$(find "$work/prefix" -name ardkitConfig.cmake)")"; then
+  echo "the installed package exports a host target"
+  exit 1
+fi
 launcher=()
 if command -v ccache > /dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
 # The compiler ardkit was built with: the ABI handshake refuses plugins from another one (the

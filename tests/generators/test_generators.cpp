@@ -6,6 +6,8 @@
 
 #include <ardkit/ardkit.hpp>
 #include <ardkit/host/data_free.hpp>
+#include <ardkit/nn/batch_norm.hpp>
+#include <ardkit/weights.hpp>
 
 #include "../unit/test_util.hpp"
 

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include <ardkit/ardkit.hpp>
+#include <ardkit/pytorch_file.hpp>
+#include <ardkit/weights.hpp>
 
 #include "../unit/test_util.hpp"
 

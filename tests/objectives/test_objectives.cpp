@@ -14,6 +14,9 @@
 #include <ardkit/ardkit.hpp>
 #include <ardkit/host/config.hpp>
 #include <ardkit/host/lr_schedule.hpp>
+#include <ardkit/nn/batch_norm.hpp>
+#include <ardkit/pytorch_file.hpp>
+#include <ardkit/weights.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
 

@@ -7,6 +7,7 @@
 #include <csignal>
 
 #include <ardkit/ardkit.hpp>
+#include <ardkit/nn/batch_norm.hpp>
 
 namespace {
 

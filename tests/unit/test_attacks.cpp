@@ -3,9 +3,10 @@
 #include <torch/torch.h>
 
 #include <ardkit/ardkit.hpp>
+#include <ardkit/attack_util.hpp>
 #include <ardkit/host/evaluator.hpp>
-#include <ardkit/host/text.hpp>
 #include <ardkit/interrupt.hpp>
+#include <ardkit/text.hpp>
 
 #include "test_util.hpp"
 

@@ -1,7 +1,7 @@
 // Parameter schemas, TOML validation and experiment resolution: every bad input gets one line
 // naming file:line:column, the table, and the fix.
 #include <ardkit/host/config.hpp>
-#include <ardkit/host/text.hpp>
+#include <ardkit/text.hpp>
 
 #include "test_util.hpp"
 

@@ -9,6 +9,7 @@
 
 #include <ardkit/ardkit.hpp>
 #include <ardkit/host/prefetcher.hpp>
+#include <ardkit/in_memory_data.hpp>
 
 #include "test_util.hpp"
 

@@ -2,6 +2,7 @@
 // requested ones with the shapes its layers produce, refuses unknown names, and a feature
 // objective can distill a tapped layer.
 #include <ardkit/ardkit.hpp>
+#include <ardkit/nn/batch_norm.hpp>
 
 #include "test_util.hpp"
 

@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include <ardkit/host/cpu_allocator.hpp>
-#include <ardkit/host/text.hpp>
+#include <ardkit/text.hpp>
 #include <ardkit/host/threading.hpp>
 #include <ardkit/interrupt.hpp>
 #include <ardkit/progress.hpp>

@@ -11,7 +11,7 @@
 #include <ardkit/host/evaluation_setup.hpp>
 #include <ardkit/host/run_dir.hpp>
 #include <ardkit/host/suites.hpp>
-#include <ardkit/host/text.hpp>
+#include <ardkit/text.hpp>
 #include <ardkit/interrupt.hpp>
 #include <ardkit/progress.hpp>
 #include <ardkit/version.hpp>

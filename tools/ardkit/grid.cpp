@@ -20,9 +20,9 @@
 
 #include <ardkit/error.hpp>
 #include <ardkit/host/run_dir.hpp>
-#include <ardkit/host/text.hpp>
 #include <ardkit/interrupt.hpp>
 #include <ardkit/progress.hpp>
+#include <ardkit/text.hpp>
 
 #include "cli_common.hpp"
 #include "commands.hpp"

@@ -9,7 +9,7 @@
 
 #include "ardkit/error.hpp"
 #include "ardkit/host/config.hpp"
-#include "ardkit/host/text.hpp"
+#include "ardkit/text.hpp"
 #include "ardkit/params.hpp"
 
 namespace fs = std::filesystem;

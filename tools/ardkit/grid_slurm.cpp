@@ -8,8 +8,8 @@
 
 #include <ardkit/error.hpp>
 #include <ardkit/host/run_dir.hpp>
-#include <ardkit/host/text.hpp>
 #include <ardkit/progress.hpp>
+#include <ardkit/text.hpp>
 
 namespace ardkit::cli {
 

@@ -10,8 +10,8 @@
 #include <iostream>
 
 #include <ardkit/error.hpp>
-#include <ardkit/host/text.hpp>
 #include <ardkit/plugin.hpp>
+#include <ardkit/text.hpp>
 #include <ardkit/version.hpp>
 
 #include "commands.hpp"

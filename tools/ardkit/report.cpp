@@ -13,9 +13,9 @@
 #include <tuple>
 
 #include <ardkit/error.hpp>
-#include <ardkit/host/hash.hpp>
+#include <ardkit/hash.hpp>
 #include <ardkit/host/run_dir.hpp>
-#include <ardkit/host/text.hpp>
+#include <ardkit/text.hpp>
 
 #include "cli_common.hpp"
 #include "commands.hpp"

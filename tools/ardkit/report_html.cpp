@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include <ardkit/error.hpp>
-#include <ardkit/host/text.hpp>
+#include <ardkit/text.hpp>
 
 #include "cli_common.hpp"
 #include "report.hpp"

@@ -4,7 +4,7 @@
 #include <fmt/ranges.h>
 
 #include "ardkit/error.hpp"
-#include "ardkit/host/text.hpp"
+#include "ardkit/text.hpp"
 
 namespace ardkit {
 

@@ -8,9 +8,9 @@
 #include <set>
 
 #include "ardkit/error.hpp"
-#include "ardkit/host/hash.hpp"
-#include "ardkit/host/text.hpp"
+#include "ardkit/hash.hpp"
 #include "ardkit/progress.hpp"
+#include "ardkit/text.hpp"
 
 namespace fs = std::filesystem;
 

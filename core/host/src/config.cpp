@@ -8,10 +8,10 @@
 #include <sstream>
 
 #include "ardkit/error.hpp"
-#include "ardkit/host/hash.hpp"
+#include "ardkit/hash.hpp"
 #include "ardkit/host/lr_schedule.hpp"
-#include "ardkit/host/text.hpp"
 #include "ardkit/plugin.hpp"
+#include "ardkit/text.hpp"
 #include "ardkit/weights.hpp"
 
 namespace fs = std::filesystem;

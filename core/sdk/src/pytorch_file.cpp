@@ -12,8 +12,8 @@
 #include <unordered_map>
 
 #include "ardkit/error.hpp"
-#include "ardkit/host/run_dir.hpp"
-#include "ardkit/host/text.hpp"
+#include "ardkit/file.hpp"
+#include "ardkit/text.hpp"
 
 namespace fs = std::filesystem;
 

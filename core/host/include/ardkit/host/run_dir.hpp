@@ -6,12 +6,9 @@
 #include <toml++/toml.h>
 
 #include "ardkit/export.hpp"
+#include "ardkit/file.hpp"  // write_file_atomic, which every run file goes through
 
 namespace ardkit {
-
-// Writes `content` to `path` atomically: a temporary file in the same folder, flushed to disk,
-// then renamed over the target. A crash leaves the old file or the new one, never half of one.
-ARDKIT_API void write_file_atomic(const std::filesystem::path& path, const std::string& content);
 
 // The state in FOLDER/status.json ("" when there is none or it is unreadable), and whether the
 // run there completed with its results written; both read only, creating nothing.

@@ -10,7 +10,7 @@ namespace ardkit {
 enum class ErrorKind { runtime = 1, config = 2, plugin = 3 };
 
 // The one exception type that crosses the plugin boundary. Its type information lives in
-// libardkit_core, so a plugin may throw it and the host can catch it after the plugin's own code
+// libardkit_sdk, so a plugin may throw it and the host can catch it after the plugin's own code
 // is long gone from the stack. Messages are one line: what is wrong, where, and what to do.
 class ARDKIT_API Error : public std::runtime_error {
  public:

@@ -1,4 +1,4 @@
-#include "ardkit/host/text.hpp"
+#include "ardkit/text.hpp"
 
 #include <algorithm>
 #include <numeric>

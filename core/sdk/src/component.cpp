@@ -1,5 +1,5 @@
 // Out-of-line virtual destructors: they anchor the vtables and type information of the plugin
-// interfaces in libardkit_core, one copy for the host and every plugin library.
+// interfaces in libardkit_sdk, one copy for the host and every plugin library.
 #include "ardkit/component.hpp"
 
 #include <fmt/format.h>
@@ -12,11 +12,11 @@
 #include "ardkit/error.hpp"
 #include "ardkit/generator.hpp"
 #include "ardkit/hook.hpp"
-#include "ardkit/host/text.hpp"
 #include "ardkit/knobs.hpp"
 #include "ardkit/model.hpp"
 #include "ardkit/nn/batch_norm.hpp"
 #include "ardkit/objective.hpp"
+#include "ardkit/text.hpp"
 
 namespace ardkit {
 

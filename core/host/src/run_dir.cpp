@@ -24,59 +24,6 @@ namespace fs = std::filesystem;
 namespace ardkit {
 
 namespace {
-
-// One line that names the file, the cause and the fix; the temporary file is gone and the
-// previous PATH untouched.
-[[noreturn]] void write_failed(const fs::path& path, const fs::path& tmp, int error) {
-  std::error_code ignored;
-  fs::remove(tmp, ignored);
-  const bool full = error == ENOSPC || error == EDQUOT || error == EFBIG;
-  throw_runtime_error(fmt::format(
-      "cannot write {}: {}; {} and re-run (the previous file, if any, is unchanged)", path.string(),
-      std::strerror(error), full ? "free disk space" : "check the folder exists and is writable"));
-}
-
-}  // namespace
-
-void write_file_atomic(const fs::path& path, const std::string& content) {
-  const fs::path tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    write_failed(path, tmp, errno);
-  size_t written = 0;
-  while (written < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + written, content.size() - written);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      const int error = errno;
-      ::close(fd);
-      write_failed(path, tmp, error);
-    }
-    written += static_cast<size_t>(n);
-  }
-  // Some file systems report a full disk only when the data is flushed: fsync and close count.
-  if (::fsync(fd) != 0) {
-    const int error = errno;
-    ::close(fd);
-    write_failed(path, tmp, error);
-  }
-  if (::close(fd) != 0)
-    write_failed(path, tmp, errno);
-  if (::rename(tmp.c_str(), path.c_str()) != 0)
-    write_failed(path, tmp, errno);
-  // The rename lives in the folder's entry table: without this fsync a power cut can bring back
-  // the old file (or none) after the caller was told the new one is safe. Past the rename the new
-  // file is in place, so a folder that cannot be synced (some network file systems) is not an
-  // error.
-  const fs::path parent = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  if (const int dir = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
-    ::fsync(dir);
-    ::close(dir);
-  }
-}
-
-namespace {
 std::string now_iso() {
   const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::tm tm{};

@@ -1,3 +1,0 @@
-#pragma once
-// Everything is built with -fvisibility=hidden; the public API of libardkit_core is marked here.
-#define ARDKIT_API __attribute__((visibility("default")))
