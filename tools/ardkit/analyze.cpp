@@ -103,63 +103,52 @@ std::optional<double> when(bool ok, double value) {
   return ok ? std::optional<double>(value) : std::nullopt;
 }
 
-}  // namespace
-
-int analyze_command(const std::vector<std::string>& args) {
+struct AnalyzeArgs {
   CommonOptions common;
   std::vector<std::string> targets;
   std::string which = "best", data_plugin, output = "analysis.json";
   int64_t points = 500, steps = 20, batch_size = 250, threads = 0;
   double eps = -1;
+};
+
+bool parse_analyze_args(const std::vector<std::string>& args, AnalyzeArgs& a) {
   po::options_description d(kAnalyzeHelp);
-  add_common(d, common);
-  d.add_options()("points", number(&points, "points", int64_t{1}),
+  add_common(d, a.common);
+  d.add_options()("points", number(&a.points, "points", int64_t{1}),
                   "first N test points (default 500)")(
-      "eps", number(&eps, "eps", 0.0, 1.0),
+      "eps", number(&a.eps, "eps", 0.0, 1.0),
       "attack radius (default: the teacher's first [[eval]] eps)")(
-      "steps", number(&steps, "steps", int64_t{0}), "PGD steps (default 20)")(
-      "which", po::value(&which), "run folders: best | last checkpoint (default best)")(
-      "data", po::value(&data_plugin), "model files: the data plugin")(
-      "batch-size", number(&batch_size, "batch-size", int64_t{1}), "batch size (default 250)")(
-      "output,o", po::value(&output), "JSON file (default analysis.json)")(
-      "threads", number(&threads, "threads", int64_t{0}), "LibTorch threads (0 = one per core)")(
-      "targets", po::value(&targets), "teacher, then students");
+      "steps", number(&a.steps, "steps", int64_t{0}), "PGD steps (default 20)")(
+      "which", po::value(&a.which), "run folders: best | last checkpoint (default best)")(
+      "data", po::value(&a.data_plugin), "model files: the data plugin")(
+      "batch-size", number(&a.batch_size, "batch-size", int64_t{1}), "batch size (default 250)")(
+      "output,o", po::value(&a.output), "JSON file (default analysis.json)")(
+      "threads", number(&a.threads, "threads", int64_t{0}), "LibTorch threads (0 = one per core)")(
+      "targets", po::value(&a.targets), "teacher, then students");
   po::positional_options_description positional;
   positional.add("targets", -1);
   parse(args, d, positional);
-  if (common.help) {
+  if (a.common.help) {
     std::cout << d << "\n";
-    return 0;
+    return false;
   }
-  if (targets.size() < 2)
+  if (a.targets.size() < 2)
     throw_config_error(
         "analyze: give a teacher and at least one student: ardkit analyze "
         "TEACHER_RUN STUDENT_RUN...");
-  if (which != "best" && which != "last")
-    throw_config_error("--which must be best or last, got '" + which + "'");
-  if (points < 2 || steps < 1 || batch_size < 1)
+  if (a.which != "best" && a.which != "last")
+    throw_config_error("--which must be best or last, got '" + a.which + "'");
+  if (a.points < 2 || a.steps < 1 || a.batch_size < 1)
     throw_config_error("analyze: --points must be at least 2, --steps and --batch-size positive");
-  set_threads(threads);
-  if (eps < 0) {
-    fs::path file;
-    eps = first_eval_eps(root_of(targets[0], which, data_plugin, file));
-    if (eps < 0)
-      throw_config_error(targets[0] +
-                         ": names no attack radius; add --eps 0.1 (in [0,1] pixel "
-                         "units)");
-  }
-  const auto plugin_path = to_paths(common.plugin_path);
-  std::vector<Subject> subjects;
-  for (const auto& target : targets)
-    subjects.push_back(load_subject(target, which, data_plugin, eps, steps, plugin_path));
+  return true;
+}
+
+// Every model's clean and adversarial views of the first n test points, attacked batch by
+// batch; nullopt when interrupted.
+std::optional<std::vector<Views>> collect_views(std::vector<Subject>& subjects, int64_t n,
+                                                int64_t batch_size, torch::Tensor& y) {
   Subject& teacher = subjects.front();
   DataSource& data = *teacher.setup.data;
-  const int64_t n = std::min(points, data.size(Split::test));
-  if (n < 2)
-    throw_config_error("analyze: the teacher's test split has fewer than 2 points");
-
-  install_interrupt_handlers();
-  torch::manual_seed(0);
   std::vector<std::vector<std::vector<torch::Tensor>>> parts(
       subjects.size(), std::vector<std::vector<torch::Tensor>>(6));
   std::vector<torch::Tensor> labels;
@@ -175,11 +164,11 @@ int analyze_command(const std::vector<std::string>& args) {
     labels.push_back(batch.y);
     for (size_t m = 0; m < subjects.size(); ++m) {
       Model& model = *subjects[m].setup.model;
-      Attack& attack = *subjects[m].setup.attacks.front().attack;
       AttackTarget target;
       target.model = &model;
       target.bn_mode = BnMode::eval;
-      const auto x_adv = attack.perturb(target, batch.x, batch.y);
+      const auto x_adv =
+          subjects[m].setup.attacks.front().attack->perturb(target, batch.x, batch.y);
       const auto clean = run_model(model, batch.x);
       const auto adv = run_model(model, x_adv);
       const auto teacher_adv = run_model(*teacher.setup.model, x_adv);
@@ -193,36 +182,114 @@ int analyze_command(const std::vector<std::string>& args) {
         parts[m][k].push_back(t);
       if (interrupt_requested()) {
         progress.finish("interrupted");
-        std::cerr << "interrupted; nothing written\n";
-        return 130;
+        return std::nullopt;
       }
     }
     progress.update(b + 1, "");
   }
   progress.finish("");
-  const auto y = cat(labels);
+  y = cat(labels);
   std::vector<Views> views;
   for (auto& p : parts)
     views.push_back({cat(p[0]), cat(p[1]), cat(p[2]), cat(p[3]), cat(p[4]), cat(p[5])});
-  const Views& t = views.front();
+  return views;
+}
+
+// One model's measures against the teacher, in the table's column order.
+struct Measures {
+  std::optional<double> clean, robust, cka, cka_adv, structure, structure_adv, shift, agree,
+      agree_adv;
+};
+
+Measures measure(const Views& t, const Views& v, const torch::Tensor& y, int64_t num_classes) {
   const auto accuracy = [&](const torch::Tensor& logits) {
-    return logits.size(1) == data.spec().num_classes
+    return logits.size(1) == num_classes
                ? std::optional<double>(
                      100 * logits.argmax(1).eq(y).to(torch::kDouble).mean().item<double>())
                : std::nullopt;
   };
+  const bool same_labels = v.logits.size(1) == t.logits.size(1);
+  Measures r;
+  r.clean = accuracy(v.logits);
+  r.robust = accuracy(v.adv_logits);
+  r.cka = analysis::linear_cka(t.features, v.features);
+  r.cka_adv = analysis::linear_cka(v.teacher_features_on_adv, v.adv_features);
+  r.structure = analysis::structure_correlation(t.features, v.features);
+  r.structure_adv = analysis::structure_correlation(v.teacher_features_on_adv, v.adv_features);
+  r.shift = analysis::relative_shift(v.features, v.adv_features);
+  r.agree = when(same_labels, analysis::agreement(t.logits, v.logits));
+  r.agree_adv = when(same_labels, analysis::agreement(v.teacher_logits_on_adv, v.adv_logits));
+  return r;
+}
 
-  nlohmann::ordered_json j;
-  j["teacher"] = teacher.label;
-  j["dataset"] = data.spec().name;
-  j["points"] = n;
-  j["attack"] = {{"plugin", "pgd"}, {"eps", eps}, {"steps", steps}, {"step_size", eps / 4}};
+nlohmann::ordered_json measures_json(const std::string& label, bool teacher, const Measures& r) {
   const auto number = [](const std::optional<double>& v) {
     return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json(nullptr);
   };
-  const auto cell = [](const std::optional<double>& v, int width, int precision) {
-    return v ? fmt::format("{:>{}.{}f}", *v, width, precision) : fmt::format("{:>{}}", "-", width);
+  nlohmann::ordered_json row;
+  row["model"] = label;
+  row["role"] = teacher ? "teacher" : "student";
+  row["clean_acc"] = number(r.clean);
+  row["pgd_acc"] = number(r.robust);
+  row["cka"] = number(r.cka);
+  row["cka_adv"] = number(r.cka_adv);
+  row["structure"] = number(r.structure);
+  row["structure_adv"] = number(r.structure_adv);
+  row["shift"] = number(r.shift);
+  row["agreement"] = number(r.agree);
+  row["agreement_adv"] = number(r.agree_adv);
+  return row;
+}
+
+std::string measures_row(const std::string& label, size_t width, const Measures& r) {
+  const auto cell = [](const std::optional<double>& v, int w, int precision) {
+    return v ? fmt::format("{:>{}.{}f}", *v, w, precision) : fmt::format("{:>{}}", "-", w);
   };
+  return fmt::format("{:<{}} {} {} {} {} {} {} {} {} {}\n", label, width, cell(r.clean, 7, 2),
+                     cell(r.robust, 7, 2), cell(r.cka, 6, 3), cell(r.cka_adv, 7, 3),
+                     cell(r.structure, 6, 3), cell(r.structure_adv, 10, 3), cell(r.shift, 6, 3),
+                     cell(r.agree, 6, 3), cell(r.agree_adv, 9, 3));
+}
+
+}  // namespace
+
+// Stages: the models (each with its PGD attack), their views of the points, the measures
+// against the teacher, the JSON file and the table.
+int analyze_command(const std::vector<std::string>& args) {
+  AnalyzeArgs a;
+  if (!parse_analyze_args(args, a))
+    return 0;
+  set_threads(a.threads);
+  if (a.eps < 0) {
+    fs::path file;
+    a.eps = first_eval_eps(root_of(a.targets[0], a.which, a.data_plugin, file));
+    if (a.eps < 0)
+      throw_config_error(a.targets[0] +
+                         ": names no attack radius; add --eps 0.1 (in [0,1] pixel "
+                         "units)");
+  }
+  const auto plugin_path = to_paths(a.common.plugin_path);
+  std::vector<Subject> subjects;
+  for (const auto& target : a.targets)
+    subjects.push_back(load_subject(target, a.which, a.data_plugin, a.eps, a.steps, plugin_path));
+  DataSource& data = *subjects.front().setup.data;
+  const int64_t n = std::min(a.points, data.size(Split::test));
+  if (n < 2)
+    throw_config_error("analyze: the teacher's test split has fewer than 2 points");
+
+  install_interrupt_handlers();
+  torch::manual_seed(0);
+  torch::Tensor y;
+  const auto views = collect_views(subjects, n, a.batch_size, y);
+  if (!views) {
+    std::cerr << "interrupted; nothing written\n";
+    return 130;
+  }
+  nlohmann::ordered_json j;
+  j["teacher"] = subjects.front().label;
+  j["dataset"] = data.spec().name;
+  j["points"] = n;
+  j["attack"] = {{"plugin", "pgd"}, {"eps", a.eps}, {"steps", a.steps}, {"step_size", a.eps / 4}};
   size_t width = 5;
   for (const auto& subject : subjects)
     width = std::max(width, subject.label.size());
@@ -231,46 +298,19 @@ int analyze_command(const std::vector<std::string>& args) {
                                   "struct_adv", "shift", "agree", "agree_adv");
   auto rows = nlohmann::ordered_json::array();
   for (size_t m = 0; m < subjects.size(); ++m) {
-    const Views& v = views[m];
-    const bool same_labels = v.logits.size(1) == t.logits.size(1);
-    const std::optional<double> clean = accuracy(v.logits), robust = accuracy(v.adv_logits);
-    const std::optional<double> cka = analysis::linear_cka(t.features, v.features);
-    const std::optional<double> cka_adv =
-        analysis::linear_cka(v.teacher_features_on_adv, v.adv_features);
-    const std::optional<double> structure = analysis::structure_correlation(t.features, v.features);
-    const std::optional<double> structure_adv =
-        analysis::structure_correlation(v.teacher_features_on_adv, v.adv_features);
-    const std::optional<double> shift = analysis::relative_shift(v.features, v.adv_features);
-    const auto agree = when(same_labels, analysis::agreement(t.logits, v.logits));
-    const auto agree_adv =
-        when(same_labels, analysis::agreement(v.teacher_logits_on_adv, v.adv_logits));
-    nlohmann::ordered_json row;
-    row["model"] = subjects[m].label;
-    row["role"] = m == 0 ? "teacher" : "student";
-    row["clean_acc"] = number(clean);
-    row["pgd_acc"] = number(robust);
-    row["cka"] = number(cka);
-    row["cka_adv"] = number(cka_adv);
-    row["structure"] = number(structure);
-    row["structure_adv"] = number(structure_adv);
-    row["shift"] = number(shift);
-    row["agreement"] = number(agree);
-    row["agreement_adv"] = number(agree_adv);
-    rows.push_back(row);
-    table += fmt::format("{:<{}} {} {} {} {} {} {} {} {} {}\n", subjects[m].label, width,
-                         cell(clean, 7, 2), cell(robust, 7, 2), cell(cka, 6, 3),
-                         cell(cka_adv, 7, 3), cell(structure, 6, 3), cell(structure_adv, 10, 3),
-                         cell(shift, 6, 3), cell(agree, 6, 3), cell(agree_adv, 9, 3));
+    const Measures r = measure(views->front(), (*views)[m], y, data.spec().num_classes);
+    rows.push_back(measures_json(subjects[m].label, m == 0, r));
+    table += measures_row(subjects[m].label, width, r);
   }
   j["models"] = rows;
-  const fs::path out(output);
+  const fs::path out(a.output);
   if (!out.parent_path().empty())
     fs::create_directories(out.parent_path());
   write_file_atomic(out, j.dump(2) + "\n");
   std::cout << fmt::format(
                    "{} test points of {}, PGD-{} at eps {}; the teacher row compares the "
                    "teacher with itself\n",
-                   n, data.spec().name, steps, eps)
+                   n, data.spec().name, a.steps, a.eps)
             << table << out.string() << "\n";
   return 0;
 }

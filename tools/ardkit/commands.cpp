@@ -13,15 +13,16 @@
 #include <sstream>
 
 #include <ardkit/host/cpu_allocator.hpp>
-#include <ardkit/text.hpp>
 #include <ardkit/host/threading.hpp>
 #include <ardkit/interrupt.hpp>
 #include <ardkit/progress.hpp>
+#include <ardkit/text.hpp>
 
 #include <ardkit/host/experiment_setup.hpp>
 
 #include "grid_plan.hpp"
 #include "results_index.hpp"
+#include "run_experiment.hpp"
 
 namespace ardkit::cli {
 
@@ -58,37 +59,6 @@ void set_threads(int64_t configured) {
 
 namespace {
 
-EvalReport report_from_json(const nlohmann::ordered_json& j) {
-  EvalReport r;
-  r.points = j.value("points", int64_t{0});
-  r.clean_accuracy = j.value("clean_acc", 0.0) / 100;
-  r.worst_case = j.value("worst_case_acc", 0.0) / 100;
-  if (j.contains("attacks"))
-    for (const auto& [name, value] : j["attacks"].items())
-      r.attacks.push_back(
-          {name, value.value("robust_acc", 0.0) / 100, value.value("seconds", 0.0)});
-  return r;
-}
-
-// Rows "NAME (last)" and "NAME (best)" from a run folder's results.json.
-std::vector<std::pair<std::string, EvalReport>> rows_of(const fs::path& results) {
-  std::ifstream in(results);
-  nlohmann::ordered_json j;
-  try {
-    j = nlohmann::ordered_json::parse(in);
-  } catch (const std::exception& e) {
-    throw_runtime_error(results.string() + ": unreadable results file (" + e.what() +
-                        "); re-run the experiment");
-  }
-  check_results_json(j, results, true);
-  std::vector<std::pair<std::string, EvalReport>> rows;
-  for (const char* which : {"last", "best"})
-    if (j.contains(which))
-      rows.emplace_back(fmt::format("{} ({})", j.value("name", "?"), which),
-                        report_from_json(j[which]));
-  return rows;
-}
-
 const char* kRunHelp = R"(usage: ardkit run EXPERIMENT.toml [options]
 
 Trains and evaluates one experiment in its own run folder (OUTPUT/NAME-HASH, the hash derived
@@ -99,134 +69,7 @@ its completed run is already there.
 
 options)";
 
-// "[attack] steps = 10, step_size = 0.007 come from objective 'trades'; ..." or "": values the
-// file does not write, set by another plugin, which a reader of the file would not expect.
-std::string preset_note(const ExperimentConfig& config) {
-  if (!config.attack || config.attack->preset_keys.empty())
-    return {};
-  std::vector<std::string> items;
-  for (const auto& key : config.attack->preset_keys)
-    items.push_back(key + " = " + format_value(config.attack->params.values().at(key)));
-  return fmt::format(
-      "[attack] {} {} from objective '{}' (its defaults for the attack); write {} in [attack] to "
-      "choose otherwise",
-      join(items, ", "), items.size() == 1 ? "comes" : "come", config.objective->plugin,
-      items.size() == 1 ? "it" : "them");
-}
-
 }  // namespace
-
-// Trains and evaluates one experiment, or reports its completed run; a teacher given as another
-// experiment runs first, in the same run store, unless its run is already complete.
-// `teacher_wait`: how long to wait for a teacher run that another process holds (several students
-// of one teacher started together, as a Slurm array does); `lock_wait`: the same for this run.
-static int run_file(const std::string& file, const std::vector<std::string>& overrides,
-                    const std::vector<fs::path>& plugin_path, double teacher_wait,
-                    double lock_wait = 0) {
-  install_interrupt_handlers();
-  LoadedExperiment experiment = load_experiment(file, overrides, plugin_path);
-  if (const auto& teacher = experiment.teacher_run; teacher && !run_completed(teacher->folder)) {
-    log_line(fmt::format("{}: training its teacher first: {} in {}", file, teacher->file.string(),
-                         teacher->folder.string()));
-    std::vector<std::string> teacher_overrides = {"run.output=" +
-                                                  nlohmann::json(teacher->output).dump()};
-    for (const auto& o : overrides)
-      if (o.rfind("run.threads=", 0) == 0)
-        teacher_overrides.push_back(o);
-    if (const int code = run_file(teacher->file.string(), teacher_overrides, plugin_path,
-                                  teacher_wait, teacher_wait))
-      return code;
-  }
-  const ExperimentConfig& config = experiment.config;
-  set_threads(config.run.get_int("threads"));
-  if (config.run.get_string("device") == "cuda" && !torch::cuda::is_available())
-    throw_config_error(config.run.origin("device") +
-                       ": [run] device = \"cuda\" but no CUDA device is available "
-                       "to this LibTorch; use device = \"cpu\"");
-  if (config.run.get_bool("deterministic"))
-    at::globalContext().setDeterministicAlgorithms(true, false);
-
-  const fs::path folder = fs::path(config.run.get_string("output")) / config.run_id();
-  if (run_completed(folder)) {
-    std::cerr << fmt::format(
-        "run {} already completed; nothing to do (delete the folder to run it again)\n",
-        folder.string());
-    std::cout << format_report_table(rows_of(folder / "results.json"));
-    std::cout << folder.string() << "\n";
-    return 0;
-  }
-  // Build everything before the run folder exists: a bad dataset path or plugin parameter leaves
-  // nothing behind.
-  TrainSetup setup = build_components(experiment);
-  RunDir run(folder, config.run_id(), file);
-  // `ardkit grid status` probes the lock for a moment to tell a live run from a dead one; a run
-  // starting at that instant waits a few seconds before calling the folder busy.
-  constexpr double kProbeGrace = 3;
-  try {
-    run.lock(std::max(lock_wait, kProbeGrace), [&](const std::string& holder) {
-      if (lock_wait > 0)
-        log_line(
-            fmt::format("{}: run {} is being trained by process {}; waiting up to {:.0f} s for "
-                        "it to finish (--teacher-wait)",
-                        file, folder.string(), holder, lock_wait));
-    });
-  } catch (const Interrupted&) {
-    log_line("interrupted while waiting for another process's run");
-    return 130;
-  }
-  if (run_completed(folder)) {  // the process we waited for finished it
-    log_line(fmt::format("run {} was completed by another process; reusing it", folder.string()));
-    std::cout << format_report_table(rows_of(folder / "results.json")) << folder.string() << "\n";
-    return 0;
-  }
-  // The run remembers every plugin folder it was built from (--plugin-path, ARDKIT_PLUGIN_PATH,
-  // [run] plugin_path), absolute, so that `ardkit eval RUN` and `export` find the same plugins
-  // without being told again. plugin_path is not part of the run id.
-  std::vector<std::string> folders;
-  for (const auto& dir : experiment.registry->search_path())
-    if (dir != builtin_plugin_dir())
-      folders.push_back(fs::absolute(dir).lexically_normal().string());
-  experiment.config.run.set("plugin_path", Value(folders));
-  run.write_config(config.resolved());
-  set_log_file(run.log_path().string());
-  log_line(fmt::format("run {} ({} threads) in {}", config.run_id(), torch::get_num_threads(),
-                       folder.string()));
-  if (const std::string note = preset_note(config); !note.empty())
-    log_line(note);
-  run.set_state("running");
-  try {
-    if (train(setup, run) == TrainOutcome::interrupted) {
-      run.set_state("interrupted");
-      log_line("interrupted; run the same command again to resume from the last checkpoint");
-      set_log_file({});
-      return 130;
-    }
-  } catch (const Interrupted&) {
-    run.set_state("interrupted");
-    log_line("interrupted during evaluation; run the same command again to resume");
-    set_log_file({});
-    return 130;
-  } catch (const std::exception& e) {
-    // The whole message (a TorchScript traceback runs to dozens of lines) goes to the log; the
-    // status file and the terminal get one line that points there.
-    const std::string message = message_of(e);
-    const std::string line = one_line(message);
-    run.set_state("failed", line);
-    log_line("failed: " + message, /*echo=*/false);
-    set_log_file({});
-    if (line == message)
-      throw;
-    const auto* error = dynamic_cast<const Error*>(&e);
-    throw Error(error ? error->kind() : ErrorKind::runtime,
-                fmt::format("{} (the whole message is in {})", line, run.log_path().string()));
-  }
-  run.set_state("completed");
-  const std::string table = format_report_table(rows_of(run.results_path()));
-  log_line("results (accuracy %, test split):\n" + table, /*echo=*/false);
-  set_log_file({});
-  std::cout << table << folder.string() << "\n";
-  return 0;
-}
 
 namespace {
 
@@ -281,7 +124,12 @@ int run_command(const std::vector<std::string>& args) {
     a.overrides.push_back("run.output=" + nlohmann::json(output).dump());
   if (threads >= 0)
     a.overrides.push_back("run.threads=" + std::to_string(threads));
-  return run_file(a.file, a.overrides, to_paths(a.common.plugin_path), teacher_wait);
+  RunRequest request;
+  request.file = a.file;
+  request.overrides = a.overrides;
+  request.plugin_path = to_paths(a.common.plugin_path);
+  request.teacher_wait = teacher_wait;
+  return run_experiment(request);
 }
 
 int validate_command(const std::vector<std::string>& args) {
@@ -320,6 +168,115 @@ int validate_command(const std::vector<std::string>& args) {
   return 0;
 }
 
+namespace {
+
+std::vector<const PluginEntry*> sorted_entries(const Registry& registry) {
+  std::vector<const PluginEntry*> sorted;
+  for (const auto& e : registry.entries())
+    sorted.push_back(&e);
+  std::sort(sorted.begin(), sorted.end(), [](const PluginEntry* a, const PluginEntry* b) {
+    return std::make_pair(std::string(kind_name(a->info.kind)), a->info.name) <
+           std::make_pair(std::string(kind_name(b->info.kind)), b->info.name);
+  });
+  return sorted;
+}
+
+// docs/plugins.md's table: kind, name, summary. Non-zero when a library failed to load, so the
+// table is never written from a partial registry.
+int list_markdown(const Registry& registry) {
+  std::cout << "| kind | name | summary |\n| --- | --- | --- |\n";
+  for (const auto* e : sorted_entries(registry)) {
+    std::string summary;  // a '|' inside a cell would end it
+    for (char ch : e->info.summary)
+      summary += ch == '|' ? std::string("\\|") : std::string(1, ch);
+    std::cout << fmt::format("| {} | `{}` | {} |\n", kind_name(e->info.kind), e->info.name,
+                             summary);
+  }
+  return registry.broken().empty() ? 0 : 1;
+}
+
+int list_plugins(const Registry& registry) {
+  const auto sorted = sorted_entries(registry);
+  size_t name_width = 4, library_width = 7;
+  for (const auto* e : sorted) {
+    name_width = std::max(name_width, e->info.name.size());
+    library_width = std::max(library_width, e->library.filename().string().size());
+  }
+  std::cout << fmt::format("{:<10} {:<{}} {:<8} {:<{}} {}\n", "kind", "name", name_width, "version",
+                           "library", library_width, "summary");
+  for (const auto* e : sorted)
+    std::cout << fmt::format("{:<10} {:<{}} {:<8} {:<{}} {}\n", kind_name(e->info.kind),
+                             e->info.name, name_width, e->info.version,
+                             e->library.filename().string(), library_width, e->info.summary);
+  std::vector<std::string> dirs;
+  for (const auto& p : registry.search_path())
+    dirs.push_back(p.string());
+  std::cout << fmt::format("\n{} plugins from {}\n", sorted.size(), join(dirs, ":"));
+  if (!registry.broken().empty()) {
+    const size_t n = registry.broken().size();
+    std::cout << fmt::format("\n{} {} failed to load (their plugins are missing):\n", n,
+                             n == 1 ? "library" : "libraries");
+    for (const auto& b : registry.broken())
+      std::cout << "  " << b.error << "\n";
+  }
+  return 0;
+}
+
+// What an objective needs beyond data and a student: tables, roles, a wrapped part.
+std::string objective_needs(const PluginInfo& info) {
+  std::vector<std::string> needs;
+  for (const auto& [need, text] :
+       {std::pair{Need::teacher, "a [teacher] table"}, std::pair{Need::attack, "an [attack] table"},
+        std::pair{Need::same_label_space, "a teacher of the student's label space"}})
+    if (info.has(need))
+      needs.push_back(text);
+  for (const auto& role : info.roles)
+    needs.push_back("[" + role + "]");
+  if (info.wraps_part)
+    needs.push_back(fmt::format("an [objective.wrapped] {} table (the {} it is made of)",
+                                kind_name(info.wrapped_kind), kind_name(info.wrapped_kind)));
+  return needs.empty() ? "nothing beyond data and a student" : join(needs, ", ");
+}
+
+void show_plugin(const PluginEntry& e) {
+  std::cout << fmt::format("{} {} {} — {}\n  library: {}\n", kind_name(e.info.kind), e.info.name,
+                           e.info.version, e.info.summary, e.library.string());
+  std::cout << (e.info.schema.empty() ? "  (no parameters)\n" : "  parameters:\n");
+  for (const auto& spec : e.info.schema)
+    std::cout << fmt::format(
+        "    {:<16} {:<13} {:<22} {}{}\n", spec.key, type_name(spec.type),
+        spec.required() ? "required" : "= " + spec.default_text(), spec.doc,
+        spec.constraint_text().empty() ? "" : " (" + spec.constraint_text() + ")");
+  if (e.info.kind == PluginKind::objective)
+    std::cout << "  needs: " << objective_needs(e.info) << "\n";
+  if (e.info.attack_defaults) {
+    // Shown for the objective's default parameters; other values may change them.
+    Params defaults;
+    fill_defaults(e.info.schema, defaults);
+    std::vector<std::string> items;
+    for (const auto& [key, value] : e.info.attack_defaults(defaults))
+      items.push_back(key + " = " + format_value(value));
+    std::cout << "  [attack] defaults (keys the attack plugin has, unless written): "
+              << join(items, ", ") << "\n";
+  }
+}
+
+int show_plugins(const Registry& registry, const std::string& name) {
+  const auto matches = registry.find_any(name);
+  if (matches.empty()) {
+    std::vector<std::string> names;
+    for (const auto& e : registry.entries())
+      names.push_back(e.info.name);
+    throw_plugin_error(fmt::format("no plugin named '{}'{}; `ardkit plugins list` shows them all",
+                                   name, did_you_mean(name, names)));
+  }
+  for (const auto* e : matches)
+    show_plugin(*e);
+  return 0;
+}
+
+}  // namespace
+
 int plugins_command(const std::vector<std::string>& args) {
   CommonOptions common;
   std::vector<std::string> words;
@@ -343,104 +300,10 @@ int plugins_command(const std::vector<std::string>& args) {
   if (words.empty())
     words = {"list"};
   Registry registry(plugin_search_path(to_paths(common.plugin_path), {}));
-  if (words[0] == "list" && words.size() == 1) {
-    std::vector<const PluginEntry*> sorted;
-    for (const auto& e : registry.entries())
-      sorted.push_back(&e);
-    std::sort(sorted.begin(), sorted.end(), [](const PluginEntry* a, const PluginEntry* b) {
-      return std::make_pair(std::string(kind_name(a->info.kind)), a->info.name) <
-             std::make_pair(std::string(kind_name(b->info.kind)), b->info.name);
-    });
-    if (markdown) {
-      std::cout << "| kind | name | summary |\n| --- | --- | --- |\n";
-      for (const auto* e : sorted) {
-        std::string summary;  // a '|' inside a cell would end it
-        for (char ch : e->info.summary)
-          summary += ch == '|' ? std::string("\\|") : std::string(1, ch);
-        std::cout << fmt::format("| {} | `{}` | {} |\n", kind_name(e->info.kind), e->info.name,
-                                 summary);
-      }
-      return registry.broken().empty() ? 0 : 1;
-    }
-    size_t name_width = 4, library_width = 7;
-    for (const auto* e : sorted) {
-      name_width = std::max(name_width, e->info.name.size());
-      library_width = std::max(library_width, e->library.filename().string().size());
-    }
-    std::cout << fmt::format("{:<10} {:<{}} {:<8} {:<{}} {}\n", "kind", "name", name_width,
-                             "version", "library", library_width, "summary");
-    for (const auto* e : sorted)
-      std::cout << fmt::format("{:<10} {:<{}} {:<8} {:<{}} {}\n", kind_name(e->info.kind),
-                               e->info.name, name_width, e->info.version,
-                               e->library.filename().string(), library_width, e->info.summary);
-    std::cout << fmt::format("\n{} plugins from {}\n", sorted.size(), [&] {
-      std::vector<std::string> dirs;
-      for (const auto& p : registry.search_path())
-        dirs.push_back(p.string());
-      return join(dirs, ":");
-    }());
-    if (!registry.broken().empty()) {
-      const size_t n = registry.broken().size();
-      std::cout << fmt::format("\n{} {} failed to load (their plugins are missing):\n", n,
-                               n == 1 ? "library" : "libraries");
-      for (const auto& b : registry.broken())
-        std::cout << "  " << b.error << "\n";
-    }
-    return 0;
-  }
-  if (words[0] == "show" && words.size() == 2) {
-    const auto matches = registry.find_any(words[1]);
-    if (matches.empty()) {
-      std::vector<std::string> names;
-      for (const auto& e : registry.entries())
-        names.push_back(e.info.name);
-      throw_plugin_error(fmt::format("no plugin named '{}'{}; `ardkit plugins list` shows them all",
-                                     words[1], did_you_mean(words[1], names)));
-    }
-    for (const auto* e : matches) {
-      std::cout << fmt::format("{} {} {} — {}\n  library: {}\n", kind_name(e->info.kind),
-                               e->info.name, e->info.version, e->info.summary, e->library.string());
-      if (e->info.schema.empty())
-        std::cout << "  (no parameters)\n";
-      else
-        std::cout << "  parameters:\n";
-      for (const auto& spec : e->info.schema) {
-        std::cout << fmt::format(
-            "    {:<16} {:<13} {:<22} {}{}\n", spec.key, type_name(spec.type),
-            spec.required() ? "required" : "= " + spec.default_text(), spec.doc,
-            spec.constraint_text().empty() ? "" : " (" + spec.constraint_text() + ")");
-      }
-      if (e->info.kind == PluginKind::objective) {
-        std::vector<std::string> needs;
-        for (const auto& [need, text] :
-             {std::pair{Need::teacher, "a [teacher] table"},
-              std::pair{Need::attack, "an [attack] table"},
-              std::pair{Need::same_label_space, "a teacher of the student's label space"}})
-          if (e->info.has(need))
-            needs.push_back(text);
-        for (const auto& role : e->info.roles)
-          needs.push_back("[" + role + "]");
-        if (e->info.wraps_part)
-          needs.push_back(fmt::format("an [objective.wrapped] {} table (the {} it is made of)",
-                                      kind_name(e->info.wrapped_kind),
-                                      kind_name(e->info.wrapped_kind)));
-        std::cout << "  needs: "
-                  << (needs.empty() ? "nothing beyond data and a student" : join(needs, ", "))
-                  << "\n";
-      }
-      if (e->info.attack_defaults) {
-        // Shown for the objective's default parameters; other values may change them.
-        Params defaults;
-        fill_defaults(e->info.schema, defaults);
-        std::vector<std::string> items;
-        for (const auto& [key, value] : e->info.attack_defaults(defaults))
-          items.push_back(key + " = " + format_value(value));
-        std::cout << "  [attack] defaults (keys the attack plugin has, unless written): "
-                  << join(items, ", ") << "\n";
-      }
-    }
-    return 0;
-  }
+  if (words[0] == "list" && words.size() == 1)
+    return markdown ? list_markdown(registry) : list_plugins(registry);
+  if (words[0] == "show" && words.size() == 2)
+    return show_plugins(registry, words[1]);
   throw_config_error("plugins: expected `list` or `show NAME`; see ardkit plugins --help");
 }
 

@@ -11,9 +11,9 @@
 #include <ardkit/host/evaluation_setup.hpp>
 #include <ardkit/host/run_dir.hpp>
 #include <ardkit/host/suites.hpp>
-#include <ardkit/text.hpp>
 #include <ardkit/interrupt.hpp>
 #include <ardkit/progress.hpp>
+#include <ardkit/text.hpp>
 #include <ardkit/version.hpp>
 
 #include "cli_common.hpp"
@@ -160,39 +160,20 @@ nlohmann::ordered_json toml_to_json(const toml::table& table) {
 
 }  // namespace
 
-int eval_command(const std::vector<std::string>& args) {
+namespace {
+
+struct EvalArgs {
   CommonOptions common;
   std::string target, which = "best", output;
   std::vector<std::string> overrides;
   int64_t threads = -1, points = -1, batch_size = -1, seed = -1;
   std::string eps_list;
   std::string split, suite, norm = "linf", model_plugin, data_plugin;
-  po::options_description d(kEvalHelp);
-  add_common(d, common);
-  d.add_options()("set", po::value(&overrides)->composing(),
-                  "override a key: --set evaluation.points=500 (repeatable)")(
-      "split", po::value(&split), "train | validation | test")(
-      "points", number(&points, "points", int64_t{0}), "first N points of the split (0 = all)")(
-      "batch-size", number(&batch_size, "batch-size", int64_t{1}), "evaluation batch size")(
-      "seed", number(&seed, "seed", int64_t{0}), "seed of the attacks' random starts")(
-      "suite", po::value(&suite), "quick | standard: attack with a named suite instead")(
-      "eps", po::value(&eps_list),
-      "radius in [0,1] pixel units, or several: --eps 0.02,0.05,0.1 evaluates every attack at "
-      "each (named ATTACK@EPS); with --suite the default is the first attack's")(
-      "norm", po::value(&norm), "--suite: linf | l2 (default linf)")(
-      "model", po::value(&model_plugin), "model files: the model plugin of a checkpoint")(
-      "data", po::value(&data_plugin), "model files: the data plugin to evaluate on")(
-      "which", po::value(&which), "run folders: best | last checkpoint (default best)")(
-      "output,o", po::value(&output), "results JSON file")(
-      "threads", number(&threads, "threads", int64_t{0}), "LibTorch threads (0 = one per core)")(
-      "target", po::value(&target), "evaluation file, run folder or model file");
-  po::positional_options_description positional;
-  positional.add("target", 1);
-  parse(args, d, positional);
-  if (common.help) {
-    std::cout << d << "\n";
-    return 0;
-  }
+  std::vector<double> radii;  // --eps, parsed
+};
+
+// --eps "0.02,0.05": radii in [0,1] pixel units.
+std::vector<double> parse_radii(const std::string& eps_list) {
   std::vector<double> radii;
   for (const auto& item : eps_list.empty() ? std::vector<std::string>{} : split_list(eps_list)) {
     size_t used = 0;
@@ -206,84 +187,109 @@ int eval_command(const std::vector<std::string>& args) {
           "eval: --eps '{}': expected radii in [0,1] pixel units, e.g. --eps 0.02,0.05,0.1", item));
     radii.push_back(r);
   }
-  if (target.empty())
-    throw_config_error("eval: missing TARGET; usage: ardkit eval EVALUATION.toml | RUN_FOLDER");
-  const bool is_run = fs::is_directory(target);
-  const bool is_model_file = fs::is_regular_file(target) && fs::path(target).extension() != ".toml";
-  auto [root, file] = is_model_file ? model_file_evaluation(target, model_plugin, data_plugin)
-                                    : evaluation_root(target, which);
-  if (!is_model_file && (!model_plugin.empty() || !data_plugin.empty()))
-    throw_config_error(
-        "--model and --data are for model files; an evaluation file or run folder "
-        "names its own [model] and [data]");
-  auto set = [&](const std::string& key, const std::string& value) {
-    overrides.push_back(key + "=" + value);
-  };
-  if (!split.empty())
-    set("evaluation.split", nlohmann::json(split).dump());
-  if (points >= 0)
-    set("evaluation.points", std::to_string(points));
-  if (batch_size >= 0)
-    set("evaluation.batch_size", std::to_string(batch_size));
-  if (seed >= 0)
-    set("run.seed", std::to_string(seed));
-  if (threads >= 0)
-    set("run.threads", std::to_string(threads));
-  if (!output.empty())
-    set("evaluation.output", nlohmann::json(output).dump());
-  // The suite first, expanded, so that --set can tune its attacks (--set eval.3.queries=1000).
-  if (radii.size() > 1) {
-    // Several radii: every attack (or the suite, built at each radius so its step sizes follow)
-    // once per radius, named ATTACK@EPS; results keep each entry's eps for robustness curves.
-    toml::array combined;
-    for (double r : radii) {
-      toml::table copy = root;
-      if (!suite.empty())
-        use_suite(copy, suite, r, norm, file);
-      expand_suites(copy, file.string());
-      if (const auto* evals = copy.get_as<toml::array>("eval"))
-        for (const auto& node : *evals) {
-          toml::table entry = *node.as_table();
-          if (suite.empty())
-            entry.insert_or_assign("eps", r);
-          std::string base =
-              entry.contains("name") ? entry.get("name")->value_or(std::string()) : "";
-          if (base.empty())
-            base = entry.contains("plugin") ? entry.get("plugin")->value_or(std::string("attack"))
-                                            : "attack";
-          entry.insert_or_assign("name", fmt::format("{}@{}", base, r));
-          combined.push_back(std::move(entry));
-        }
-    }
-    if (combined.empty())
-      throw_config_error(fmt::format(
-          "{}: --eps {} names radii but there is no attack to run at them; add --suite standard",
-          file.string(), eps_list));
-    root.insert_or_assign("eval", std::move(combined));
-  } else {
-    if (!suite.empty())
-      use_suite(root, suite, radii.empty() ? -1 : radii[0], norm, file);
-    expand_suites(root, file.string());
-    if (suite.empty() && radii.size() == 1)
-      if (auto* evals = root.get_as<toml::array>("eval"))
-        for (auto& node : *evals)
-          if (auto* entry = node.as_table())
-            entry->insert_or_assign("eps", radii[0]);
+  return radii;
+}
+
+bool parse_eval_args(const std::vector<std::string>& args, EvalArgs& a) {
+  po::options_description d(kEvalHelp);
+  add_common(d, a.common);
+  d.add_options()("set", po::value(&a.overrides)->composing(),
+                  "override a key: --set evaluation.points=500 (repeatable)")(
+      "split", po::value(&a.split), "train | validation | test")(
+      "points", number(&a.points, "points", int64_t{0}), "first N points of the split (0 = all)")(
+      "batch-size", number(&a.batch_size, "batch-size", int64_t{1}), "evaluation batch size")(
+      "seed", number(&a.seed, "seed", int64_t{0}), "seed of the attacks' random starts")(
+      "suite", po::value(&a.suite), "quick | standard: attack with a named suite instead")(
+      "eps", po::value(&a.eps_list),
+      "radius in [0,1] pixel units, or several: --eps 0.02,0.05,0.1 evaluates every attack at "
+      "each (named ATTACK@EPS); with --suite the default is the first attack's")(
+      "norm", po::value(&a.norm), "--suite: linf | l2 (default linf)")(
+      "model", po::value(&a.model_plugin), "model files: the model plugin of a checkpoint")(
+      "data", po::value(&a.data_plugin), "model files: the data plugin to evaluate on")(
+      "which", po::value(&a.which), "run folders: best | last checkpoint (default best)")(
+      "output,o", po::value(&a.output), "results JSON file")(
+      "threads", number(&a.threads, "threads", int64_t{0}), "LibTorch threads (0 = one per core)")(
+      "target", po::value(&a.target), "evaluation file, run folder or model file");
+  po::positional_options_description positional;
+  positional.add("target", 1);
+  parse(args, d, positional);
+  if (a.common.help) {
+    std::cout << d << "\n";
+    return false;
   }
-  for (const auto& o : overrides)
-    apply_override(root, o);
+  a.radii = parse_radii(a.eps_list);
+  if (a.target.empty())
+    throw_config_error("eval: missing TARGET; usage: ardkit eval EVALUATION.toml | RUN_FOLDER");
+  return true;
+}
 
-  LoadedEvaluation evaluation = load_evaluation(root, file, to_paths(common.plugin_path));
-  const EvaluationConfig& c = evaluation.config;
-  set_threads(c.run.get_int("threads"));
-  const std::string split_name = c.evaluation.get_string("split");
-  fs::path results = c.evaluation.get_string("output");
-  if (results.empty())
-    results = is_run ? fs::path(target) / "evals" / (which + "-" + split_name + ".json")
-                     : fs::path("evals") / (c.name() + ".json");
-  EvaluationSetup setup = build_evaluation(evaluation);
+// The command-line options as overrides of the evaluation's keys, before any --set.
+void add_option_overrides(EvalArgs& a) {
+  auto set = [&](const std::string& key, const std::string& value) {
+    a.overrides.push_back(key + "=" + value);
+  };
+  if (!a.split.empty())
+    set("evaluation.split", nlohmann::json(a.split).dump());
+  if (a.points >= 0)
+    set("evaluation.points", std::to_string(a.points));
+  if (a.batch_size >= 0)
+    set("evaluation.batch_size", std::to_string(a.batch_size));
+  if (a.seed >= 0)
+    set("run.seed", std::to_string(a.seed));
+  if (a.threads >= 0)
+    set("run.threads", std::to_string(a.threads));
+  if (!a.output.empty())
+    set("evaluation.output", nlohmann::json(a.output).dump());
+}
 
+// Several radii: every attack (or the suite, built at each radius so its step sizes follow) once
+// per radius, named ATTACK@EPS; results keep each entry's eps for robustness curves.
+void attacks_at_radii(toml::table& root, const EvalArgs& a, const fs::path& file) {
+  toml::array combined;
+  for (double r : a.radii) {
+    toml::table copy = root;
+    if (!a.suite.empty())
+      use_suite(copy, a.suite, r, a.norm, file);
+    expand_suites(copy, file.string());
+    const auto* evals = copy.get_as<toml::array>("eval");
+    if (!evals)
+      continue;
+    for (const auto& node : *evals) {
+      toml::table entry = *node.as_table();
+      if (a.suite.empty())
+        entry.insert_or_assign("eps", r);
+      std::string base = entry.contains("name") ? entry.get("name")->value_or(std::string()) : "";
+      if (base.empty())
+        base = entry.contains("plugin") ? entry.get("plugin")->value_or(std::string("attack"))
+                                        : "attack";
+      entry.insert_or_assign("name", fmt::format("{}@{}", base, r));
+      combined.push_back(std::move(entry));
+    }
+  }
+  if (combined.empty())
+    throw_config_error(fmt::format(
+        "{}: --eps {} names radii but there is no attack to run at them; add --suite standard",
+        file.string(), a.eps_list));
+  root.insert_or_assign("eval", std::move(combined));
+}
+
+// The suite first, expanded, so that --set can tune its attacks (--set eval.3.queries=1000).
+void choose_attacks(toml::table& root, const EvalArgs& a, const fs::path& file) {
+  if (a.radii.size() > 1)
+    return attacks_at_radii(root, a, file);
+  if (!a.suite.empty())
+    use_suite(root, a.suite, a.radii.empty() ? -1 : a.radii[0], a.norm, file);
+  expand_suites(root, file.string());
+  if (a.suite.empty() && a.radii.size() == 1)
+    if (auto* evals = root.get_as<toml::array>("eval"))
+      for (auto& node : *evals)
+        if (auto* entry = node.as_table())
+          entry->insert_or_assign("eps", a.radii[0]);
+}
+
+EvalOptions eval_options(const EvaluationConfig& c, const fs::path& results) {
   EvalOptions options;
+  const std::string split_name = c.evaluation.get_string("split");
   options.split = split_name == "train"        ? Split::train
                   : split_name == "validation" ? Split::validation
                                                : Split::test;
@@ -302,7 +308,82 @@ int eval_command(const std::vector<std::string>& args) {
   fingerprint << identity;
   options.fingerprint = fingerprint.str();
   options.state_file = fs::path(results).replace_extension(".state.json");
-  const std::string label = is_run ? fmt::format("{} ({})", c.name(), which) : c.name();
+  return options;
+}
+
+nlohmann::ordered_json attack_results(const EvalReport& report, const EvaluationSetup& setup) {
+  nlohmann::ordered_json attacks = nlohmann::ordered_json::object();
+  for (size_t i = 0; i < report.attacks.size(); ++i) {
+    const auto threat = setup.attacks[i].attack->threat();
+    auto& entry = attacks[report.attacks[i].name];
+    entry = {{"robust_acc", 100 * report.attacks[i].accuracy},
+             {"norm", threat.norm},
+             {"eps", threat.eps},
+             {"seconds", report.attacks[i].seconds}};
+    if (report.attacks[i].stages.empty())
+      continue;
+    auto stages = nlohmann::ordered_json::array();
+    for (const auto& stage : report.attacks[i].stages)
+      stages.push_back(
+          {{"name", stage.name}, {"robust_acc", 100 * stage.accuracy}, {"seconds", stage.seconds}});
+    entry["stages"] = stages;
+  }
+  return attacks;
+}
+
+nlohmann::ordered_json eval_results(const std::string& label, const EvaluationConfig& c,
+                                    const EvaluationSetup& setup, const EvalReport& report) {
+  nlohmann::ordered_json j;
+  j["name"] = label;
+  j["model"] = {{"plugin", c.model.plugin}, {"checkpoint", c.model.host.get_string("checkpoint")}};
+  j["dataset"] = setup.data->spec().name;
+  j["split"] = c.evaluation.get_string("split");
+  j["points"] = report.points;
+  j["seed"] = c.run.get_int("seed");
+  j["clean_acc"] = 100 * report.clean_accuracy;
+  j["attacks"] = attack_results(report, setup);
+  if (!report.attacks.empty())
+    j["worst_case_acc"] = 100 * report.worst_case;
+  j["seconds"] = report.seconds;
+  j["warnings"] = report.warnings;
+  j["versions"] = {{"ardkit", kVersion}, {"commit", kGitCommit}, {"torch", TORCH_VERSION}};
+  j["config"] = toml_to_json(c.resolved());
+  return j;
+}
+
+}  // namespace
+
+// Stages: the evaluation's TOML (from the target and the options), its components, the attacks
+// batch by batch (resumable), the results file and the table.
+int eval_command(const std::vector<std::string>& args) {
+  EvalArgs a;
+  if (!parse_eval_args(args, a))
+    return 0;
+  const bool is_run = fs::is_directory(a.target);
+  const bool is_model_file =
+      fs::is_regular_file(a.target) && fs::path(a.target).extension() != ".toml";
+  auto [root, file] = is_model_file ? model_file_evaluation(a.target, a.model_plugin, a.data_plugin)
+                                    : evaluation_root(a.target, a.which);
+  if (!is_model_file && (!a.model_plugin.empty() || !a.data_plugin.empty()))
+    throw_config_error(
+        "--model and --data are for model files; an evaluation file or run folder "
+        "names its own [model] and [data]");
+  add_option_overrides(a);
+  choose_attacks(root, a, file);
+  for (const auto& o : a.overrides)
+    apply_override(root, o);
+
+  LoadedEvaluation evaluation = load_evaluation(root, file, to_paths(a.common.plugin_path));
+  const EvaluationConfig& c = evaluation.config;
+  set_threads(c.run.get_int("threads"));
+  const std::string split_name = c.evaluation.get_string("split");
+  fs::path results = c.evaluation.get_string("output");
+  if (results.empty())
+    results = is_run ? fs::path(a.target) / "evals" / (a.which + "-" + split_name + ".json")
+                     : fs::path("evals") / (c.name() + ".json");
+  EvaluationSetup setup = build_evaluation(evaluation);
+  const EvalOptions options = eval_options(c, results);
+  const std::string label = is_run ? fmt::format("{} ({})", c.name(), a.which) : c.name();
   log_line(fmt::format("evaluating {} on {} {} ({} threads)", label, setup.data->spec().name,
                        split_name, torch::get_num_threads()));
   install_interrupt_handlers();
@@ -316,42 +397,9 @@ int eval_command(const std::vector<std::string>& args) {
         options.state_file.string());
     return 130;
   }
-
-  nlohmann::ordered_json j;
-  j["name"] = label;
-  j["model"] = {{"plugin", c.model.plugin}, {"checkpoint", c.model.host.get_string("checkpoint")}};
-  j["dataset"] = setup.data->spec().name;
-  j["split"] = split_name;
-  j["points"] = report.points;
-  j["seed"] = c.run.get_int("seed");
-  j["clean_acc"] = 100 * report.clean_accuracy;
-  nlohmann::ordered_json attacks = nlohmann::ordered_json::object();
-  for (size_t i = 0; i < report.attacks.size(); ++i) {
-    const auto threat = setup.attacks[i].attack->threat();
-    auto& entry = attacks[report.attacks[i].name];
-    entry = {{"robust_acc", 100 * report.attacks[i].accuracy},
-             {"norm", threat.norm},
-             {"eps", threat.eps},
-             {"seconds", report.attacks[i].seconds}};
-    if (!report.attacks[i].stages.empty()) {
-      auto stages = nlohmann::ordered_json::array();
-      for (const auto& stage : report.attacks[i].stages)
-        stages.push_back({{"name", stage.name},
-                          {"robust_acc", 100 * stage.accuracy},
-                          {"seconds", stage.seconds}});
-      entry["stages"] = stages;
-    }
-  }
-  j["attacks"] = attacks;
-  if (!report.attacks.empty())
-    j["worst_case_acc"] = 100 * report.worst_case;
-  j["seconds"] = report.seconds;
-  j["warnings"] = report.warnings;
-  j["versions"] = {{"ardkit", kVersion}, {"commit", kGitCommit}, {"torch", TORCH_VERSION}};
-  j["config"] = toml_to_json(c.resolved());
   if (!results.parent_path().empty())
     fs::create_directories(results.parent_path());
-  write_file_atomic(results, j.dump(2) + "\n");
+  write_file_atomic(results, eval_results(label, c, setup, report).dump(2) + "\n");
   std::error_code ignored;
   fs::remove(options.state_file, ignored);  // the results now hold everything it did
   std::cout << format_report_table({{label, report}}) << results.string() << "\n";

@@ -9,8 +9,8 @@
 
 #include "ardkit/error.hpp"
 #include "ardkit/host/config.hpp"
-#include "ardkit/text.hpp"
 #include "ardkit/params.hpp"
+#include "ardkit/text.hpp"
 
 namespace fs = std::filesystem;
 
@@ -155,143 +155,142 @@ std::vector<std::string> GridSpec::axis_keys() const {
   return keys;
 }
 
-GridSpec read_grid(const fs::path& file, const std::vector<std::string>& cli_axes,
-                   const std::vector<std::string>& cli_set) {
+namespace {
+
+// [grid] experiments (and experiment), name and output.
+void read_grid_table(const toml::table& root, const fs::path& file, GridSpec& spec) {
   std::error_code ec;
-  const toml::table root = parse_toml_file(
-      file, "grid file not found; check the path (experiments/fmnist/grids/ holds examples)");
-  GridSpec spec;
-  spec.file = file;
-  spec.name = file.stem().string();
-  const bool is_grid = root.contains("grid");
-  if (!is_grid) {
-    // An experiment file: a grid of itself along the command line's axes (Hydra's --multirun).
-    spec.experiments.push_back(file);
-  } else {
-    check_top_level(root, file.string(), {"grid", "axes", "zip", "exclude", "set", "slurm"},
-                    "a grid file");
-    const Params grid = read_host_table(root, "grid", grid_schema(), file.string());
-    check_folder_name(grid, "grid", "name");
-    if (!grid.get_string("name").empty())
-      spec.name = grid.get_string("name");
-    std::vector<std::string> names = grid.get_string_list("experiments");
-    if (!grid.get_string("experiment").empty())
-      names.insert(names.begin(), grid.get_string("experiment"));
-    if (names.empty())
-      throw_config_error(file.string() +
-                         ": [grid] names no experiment; add experiments = [\"base.toml\", ...]");
-    for (const auto& n : names) {
-      const fs::path p = fs::path(n).is_absolute() ? fs::path(n) : file.parent_path() / n;
-      if (!fs::is_regular_file(p, ec))
+  const Params grid = read_host_table(root, "grid", grid_schema(), file.string());
+  check_folder_name(grid, "grid", "name");
+  if (!grid.get_string("name").empty())
+    spec.name = grid.get_string("name");
+  std::vector<std::string> names = grid.get_string_list("experiments");
+  if (!grid.get_string("experiment").empty())
+    names.insert(names.begin(), grid.get_string("experiment"));
+  if (names.empty())
+    throw_config_error(file.string() +
+                       ": [grid] names no experiment; add experiments = [\"base.toml\", ...]");
+  for (const auto& n : names) {
+    const fs::path p = fs::path(n).is_absolute() ? fs::path(n) : file.parent_path() / n;
+    if (!fs::is_regular_file(p, ec))
+      throw_config_error(
+          fmt::format("{}: [grid] experiment '{}' not found (looked for {}); "
+                      "paths are relative to the grid file",
+                      file.string(), n, p.string()));
+    spec.experiments.push_back(p.lexically_normal());
+  }
+  std::set<std::string> stems;
+  for (const auto& p : spec.experiments)
+    if (!stems.insert(p.stem().string()).second)
+      throw_config_error(fmt::format(
+          "{}: [grid] two experiments are named '{}'; the experiment axis tells them apart by "
+          "file name, so rename one",
+          file.string(), p.stem().string()));
+  if (!grid.get_string("output").empty())
+    spec.output = grid.get_string("output");
+}
+
+void read_slurm_table(const toml::table& root, const fs::path& file, GridSpec& spec) {
+  const Params slurm = read_host_table(root, "slurm", slurm_schema(), file.string());
+  spec.slurm.partition = slurm.get_string("partition");
+  spec.slurm.time = slurm.get_string("time");
+  spec.slurm.cpus = slurm.get_int("cpus");
+  spec.slurm.gpus = slurm.get_int("gpus");
+  spec.slurm.memory = slurm.get_string("memory");
+  spec.slurm.concurrency = slurm.get_int("concurrency");
+  spec.slurm.signal_seconds = slurm.get_int("signal_seconds");
+  spec.slurm.extra = slurm.get_string_list("extra");
+}
+
+std::vector<std::pair<std::string, const toml::node*>> leaves_of(const toml::table& table) {
+  std::vector<std::pair<std::string, const toml::node*>> leaves;
+  flatten(table, "", leaves);
+  return leaves;
+}
+
+// [[zip]] groups: keys that move together, each a list of one length.
+void read_zips(const toml::array& zips, const fs::path& file, GridSpec& spec) {
+  for (size_t z = 0; z < zips.size(); ++z) {
+    const auto* table = zips.get(z)->as_table();
+    if (!table)
+      throw_config_error(file.string() + ": [[zip]] entries must be tables of lists");
+    std::vector<GridSpec::Axis> group;
+    for (const auto& [key, node] : leaves_of(*table)) {
+      group.push_back(axis_of(key, *node, file, fmt::format("zip[{}]", z)));
+      if (group.back().values.size() != group.front().values.size())
         throw_config_error(
-            fmt::format("{}: [grid] experiment '{}' not found (looked for {}); "
-                        "paths are relative to the grid file",
-                        file.string(), n, p.string()));
-      spec.experiments.push_back(p.lexically_normal());
+            fmt::format("{}: [[zip]] {} has {} values but {} has {}; keys that move together need "
+                        "lists of the same length",
+                        at(file, node->source()), key, group.back().values.size(),
+                        group.front().key, group.front().values.size()));
     }
-    std::set<std::string> stems;
-    for (const auto& p : spec.experiments)
-      if (!stems.insert(p.stem().string()).second)
-        throw_config_error(fmt::format(
-            "{}: [grid] two experiments are named '{}'; the experiment axis tells them apart by "
-            "file name, so rename one",
-            file.string(), p.stem().string()));
-    if (!grid.get_string("output").empty())
-      spec.output = grid.get_string("output");
+    if (!group.empty())
+      spec.groups.push_back(std::move(group));
+  }
+}
 
-    const Params slurm = read_host_table(root, "slurm", slurm_schema(), file.string());
-    spec.slurm.partition = slurm.get_string("partition");
-    spec.slurm.time = slurm.get_string("time");
-    spec.slurm.cpus = slurm.get_int("cpus");
-    spec.slurm.gpus = slurm.get_int("gpus");
-    spec.slurm.memory = slurm.get_string("memory");
-    spec.slurm.concurrency = slurm.get_int("concurrency");
-    spec.slurm.signal_seconds = slurm.get_int("signal_seconds");
-    spec.slurm.extra = slurm.get_string_list("extra");
+// [set], [axes], [[zip]] and [[exclude]].
+void read_grid_axes(const toml::table& root, const fs::path& file, GridSpec& spec) {
+  if (const auto* set = root["set"].as_table())
+    for (const auto& [key, node] : leaves_of(*set))
+      spec.set.push_back(key + "=" + toml_text(*node));
+  if (const auto* axes = root["axes"].as_table())
+    for (const auto& [key, node] : leaves_of(*axes))
+      spec.groups.push_back({axis_of(key, *node, file, "axes")});
+  if (const auto* zips = root["zip"].as_array())
+    read_zips(*zips, file, spec);
+  if (const auto* excludes = root["exclude"].as_array())
+    for (size_t x = 0; x < excludes->size(); ++x) {
+      const auto* table = excludes->get(x)->as_table();
+      if (!table)
+        throw_config_error(file.string() + ": [[exclude]] entries must be tables");
+      std::vector<GridCoordinate> rule;
+      for (const auto& [key, node] : leaves_of(*table))
+        rule.push_back({key, toml_text(*node)});
+      spec.excludes.push_back(std::move(rule));
+    }
+}
 
-    if (const auto* set = root["set"].as_table()) {
-      std::vector<std::pair<std::string, const toml::node*>> leaves;
-      flatten(*set, "", leaves);
-      for (const auto& [key, node] : leaves)
-        spec.set.push_back(key + "=" + toml_text(*node));
+// --axis KEY=V1,V2: values parse as TOML, bare words are strings (--axis
+// objective.plugin=ard,rslad).
+GridSpec::Axis parse_cli_axis(const std::string& a) {
+  const auto eq = a.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == a.size())
+    throw_config_error("--axis '" + a + "': expected KEY=V1,V2,..., e.g. --axis run.seed=0,1,2");
+  GridSpec::Axis axis{a.substr(0, eq), {}};
+  for (auto v : split_axis_values(a.substr(eq + 1))) {
+    try {
+      auto parsed = toml::parse("v = " + v);
+      v = toml_text(*parsed.get("v"));
+    } catch (const toml::parse_error&) {
+      v = toml_text(toml::value<std::string>(v));
     }
-    if (const auto* axes = root["axes"].as_table()) {
-      std::vector<std::pair<std::string, const toml::node*>> leaves;
-      flatten(*axes, "", leaves);
-      for (const auto& [key, node] : leaves)
-        spec.groups.push_back({axis_of(key, *node, file, "axes")});
-    }
-    if (const auto* zips = root["zip"].as_array()) {
-      for (size_t z = 0; z < zips->size(); ++z) {
-        const auto* table = zips->get(z)->as_table();
-        if (!table)
-          throw_config_error(file.string() + ": [[zip]] entries must be tables of lists");
-        std::vector<std::pair<std::string, const toml::node*>> leaves;
-        flatten(*table, "", leaves);
-        std::vector<GridSpec::Axis> group;
-        for (const auto& [key, node] : leaves) {
-          group.push_back(axis_of(key, *node, file, fmt::format("zip[{}]", z)));
-          if (group.back().values.size() != group.front().values.size())
-            throw_config_error(fmt::format(
-                "{}: [[zip]] {} has {} values but {} has {}; keys that move together need "
-                "lists of the same length",
-                at(file, node->source()), key, group.back().values.size(), group.front().key,
-                group.front().values.size()));
-        }
-        if (!group.empty())
-          spec.groups.push_back(std::move(group));
-      }
-    }
-    if (const auto* excludes = root["exclude"].as_array()) {
-      for (size_t x = 0; x < excludes->size(); ++x) {
-        const auto* table = excludes->get(x)->as_table();
-        if (!table)
-          throw_config_error(file.string() + ": [[exclude]] entries must be tables");
-        std::vector<std::pair<std::string, const toml::node*>> leaves;
-        flatten(*table, "", leaves);
-        std::vector<GridCoordinate> rule;
-        for (const auto& [key, node] : leaves)
-          rule.push_back({key, toml_text(*node)});
-        spec.excludes.push_back(std::move(rule));
-      }
-    }
+    axis.values.push_back(v);
   }
-  for (const auto& s : cli_set) {
-    if (s.find('=') == std::string::npos || s.front() == '=')
-      throw_config_error("--set '" + s + "': expected KEY=VALUE, e.g. --set train.epochs=2");
-    spec.set.push_back(s);
-  }
-  for (const auto& a : cli_axes) {
-    const auto eq = a.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == a.size())
-      throw_config_error("--axis '" + a + "': expected KEY=V1,V2,..., e.g. --axis run.seed=0,1,2");
-    GridSpec::Axis axis{a.substr(0, eq), {}};
-    for (auto v : split_axis_values(a.substr(eq + 1))) {
-      // Values parse as TOML; bare words are strings (--axis objective.plugin=ard,rslad).
-      try {
-        auto parsed = toml::parse("v = " + v);
-        v = toml_text(*parsed.get("v"));
-      } catch (const toml::parse_error&) {
-        v = toml_text(toml::value<std::string>(v));
+  return axis;
+}
+
+// The command line replaces a file axis of the same key (alone in its group), or adds one.
+void add_cli_axis(GridSpec& spec, const GridSpec::Axis& axis) {
+  bool replaced = false;
+  for (auto& group : spec.groups)
+    for (auto& existing : group)
+      if (existing.key == axis.key) {
+        if (group.size() > 1 && existing.values.size() != axis.values.size())
+          throw_config_error(fmt::format(
+              "--axis {}: the grid's [[zip]] moves {} together with {}; give {} values", axis.key,
+              axis.key, group.front().key == axis.key ? group.back().key : group.front().key,
+              existing.values.size()));
+        existing = axis;
+        replaced = true;
       }
-      axis.values.push_back(v);
-    }
-    // The command line replaces a file axis of the same key (alone in its group).
-    bool replaced = false;
-    for (auto& group : spec.groups)
-      for (auto& existing : group)
-        if (existing.key == axis.key) {
-          if (group.size() > 1 && existing.values.size() != axis.values.size())
-            throw_config_error(fmt::format(
-                "--axis {}: the grid's [[zip]] moves {} together with {}; give {} values", axis.key,
-                axis.key, group.front().key == axis.key ? group.back().key : group.front().key,
-                existing.values.size()));
-          existing = axis;
-          replaced = true;
-        }
-    if (!replaced)
-      spec.groups.push_back({axis});
-  }
+  if (!replaced)
+    spec.groups.push_back({axis});
+}
+
+// Each key one axis; exclude rules name axes (a rule naming anything else would silently
+// exclude nothing).
+void check_axes(const GridSpec& spec, const fs::path& file) {
   std::set<std::string> seen;
   for (const auto& key : spec.axis_keys())
     if (!seen.insert(key).second)
@@ -299,7 +298,6 @@ GridSpec read_grid(const fs::path& file, const std::vector<std::string>& cli_axe
           fmt::format("{}: axis '{}' appears twice; give each key one axis (or "
                       "one [[zip]] group)",
                       file.string(), key));
-  // Exclude rules name axes; a rule naming anything else would silently exclude nothing.
   for (const auto& rule : spec.excludes)
     for (const auto& c : rule)
       if (!seen.count(c.key))
@@ -308,6 +306,35 @@ GridSpec read_grid(const fs::path& file, const std::vector<std::string>& cli_axe
                         "{}",
                         file.string(), c.key, did_you_mean(c.key, spec.axis_keys()),
                         join(spec.axis_keys(), ", ")));
+}
+
+}  // namespace
+
+GridSpec read_grid(const fs::path& file, const std::vector<std::string>& cli_axes,
+                   const std::vector<std::string>& cli_set) {
+  const toml::table root = parse_toml_file(
+      file, "grid file not found; check the path (experiments/fmnist/grids/ holds examples)");
+  GridSpec spec;
+  spec.file = file;
+  spec.name = file.stem().string();
+  if (!root.contains("grid")) {
+    // An experiment file: a grid of itself along the command line's axes (Hydra's --multirun).
+    spec.experiments.push_back(file);
+  } else {
+    check_top_level(root, file.string(), {"grid", "axes", "zip", "exclude", "set", "slurm"},
+                    "a grid file");
+    read_grid_table(root, file, spec);
+    read_slurm_table(root, file, spec);
+    read_grid_axes(root, file, spec);
+  }
+  for (const auto& s : cli_set) {
+    if (s.find('=') == std::string::npos || s.front() == '=')
+      throw_config_error("--set '" + s + "': expected KEY=VALUE, e.g. --set train.epochs=2");
+    spec.set.push_back(s);
+  }
+  for (const auto& a : cli_axes)
+    add_cli_axis(spec, parse_cli_axis(a));
+  check_axes(spec, file);
   return spec;
 }
 

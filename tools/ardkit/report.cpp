@@ -475,177 +475,213 @@ nlohmann::ordered_json Report::to_json() const {
   return j;
 }
 
-int report_command(const std::vector<std::string>& args) {
+namespace {
+
+struct ReportArgs {
   CommonOptions common;
-  std::vector<std::string> paths, by, grid_axes, grid_set;
+  std::vector<std::string> paths, grid_axes, grid_set;
   std::string format = "table", html, checkpoint = "all", output, by_text, heatmap_text;
   bool rebuild = false;
+};
+
+// The command's options; false (with the help printed) when there is nothing to report.
+bool parse_report_args(const std::vector<std::string>& args, ReportArgs& a, int& status) {
   po::options_description d(kReportHelp);
-  add_common(d, common);
-  d.add_options()("by", po::value(&by_text),
+  add_common(d, a.common);
+  d.add_options()("by", po::value(&a.by_text),
                   "group by these coordinates, comma-separated (default: every axis but "
                   "run.seed; for run folders, the run name)")(
-      "format,f", po::value(&format)->default_value("table"),
+      "format,f", po::value(&a.format)->default_value("table"),
       "table | markdown | csv | latex | json | robustbench")(
-      "html", po::value(&html), "also write one self-contained HTML page here")(
-      "heatmap", po::value(&heatmap_text),
+      "html", po::value(&a.html), "also write one self-contained HTML page here")(
+      "heatmap", po::value(&a.heatmap_text),
       "the HTML heat map's two axes, e.g. objective.adv_weight,attack.steps (default: the first "
-      "two grouping keys)")("checkpoint", po::value(&checkpoint)->default_value("all"),
+      "two grouping keys)")("checkpoint", po::value(&a.checkpoint)->default_value("all"),
                             "last | best | eval | all: which evaluations to show")(
-      "output,o", po::value(&output), "run store of a grid file (as given to `ardkit grid`)")(
-      "axis", po::value(&grid_axes)->composing(), "a grid's --axis, as given to `ardkit grid`")(
-      "set", po::value(&grid_set)->composing(), "a grid's --set, as given to `ardkit grid`")(
-      "rebuild-index", po::bool_switch(&rebuild), "rebuild the results index from the folders")(
-      "paths", po::value(&paths), "grid files, run folders, folders of runs, eval results");
+      "output,o", po::value(&a.output), "run store of a grid file (as given to `ardkit grid`)")(
+      "axis", po::value(&a.grid_axes)->composing(), "a grid's --axis, as given to `ardkit grid`")(
+      "set", po::value(&a.grid_set)->composing(), "a grid's --set, as given to `ardkit grid`")(
+      "rebuild-index", po::bool_switch(&a.rebuild), "rebuild the results index from the folders")(
+      "paths", po::value(&a.paths), "grid files, run folders, folders of runs, eval results");
   po::positional_options_description positional;
   positional.add("paths", -1);
   parse(args, d, positional);
-  if (common.help || paths.empty()) {
+  if (a.common.help || a.paths.empty()) {
     std::cout << d << "\n";
-    return common.help ? 0 : 2;
+    status = a.common.help ? 0 : 2;
+    return false;
   }
   const std::vector<std::string> formats = {"table", "markdown", "csv",
                                             "latex", "json",     "robustbench"};
-  if (std::find(formats.begin(), formats.end(), format) == formats.end())
-    throw_config_error("report: --format '" + format + "' is not one of " + join(formats, ", ") +
-                       did_you_mean(format, formats));
-  if (checkpoint != "all" && checkpoint != "last" && checkpoint != "best" && checkpoint != "eval")
+  if (std::find(formats.begin(), formats.end(), a.format) == formats.end())
+    throw_config_error("report: --format '" + a.format + "' is not one of " + join(formats, ", ") +
+                       did_you_mean(a.format, formats));
+  if (a.checkpoint != "all" && a.checkpoint != "last" && a.checkpoint != "best" &&
+      a.checkpoint != "eval")
     throw_config_error("report: --checkpoint must be last, best, eval or all");
+  return true;
+}
 
-  Report report;
-  std::vector<std::unique_ptr<IndexedRun>> keep;  // entries point into these
-  std::vector<const IndexedRun*> loose;           // runs given as folders, not by a grid
-  std::vector<std::string> default_by;
-  std::set<std::string> axes_seen;
-  const auto note_axis = [&](const std::string& k) {
-    if (axes_seen.insert(k).second)
-      report.axes.push_back(k);
-  };
-  for (const auto& p : paths) {
+void add_unique(std::vector<std::string>& keys, const std::string& k) {
+  if (std::find(keys.begin(), keys.end(), k) == keys.end())
+    keys.push_back(k);
+}
+
+// Gathers the entries of every path given: a grid's cells labelled by their axes, run folders
+// and eval results labelled by name, seed and whatever else tells them apart.
+class ReportCollector {
+ public:
+  ReportCollector(const ReportArgs& a, Report& report) : a_(a), report_(report) {}
+
+  void add(const std::string& p) {
     const fs::path path(p);
     std::error_code ec;
-    if (path.extension() == ".toml" && fs::is_regular_file(path, ec)) {
-      // A grid: its cells, labelled by their axes.
-      const GridPlan plan =
-          plan_grid(path, grid_axes, grid_set, output, to_paths(common.plugin_path));
-      std::vector<fs::path> folders;
-      for (const auto& t : plan.cell_tasks)
-        if (!t.folder.empty())
-          folders.push_back(t.folder);
-      ResultsIndex index(plan.store, rebuild);
-      const auto runs = index.update(folders);
-      std::map<std::string, const IndexedRun*> by_id;
-      for (const auto& r : runs) {
-        keep.push_back(std::make_unique<IndexedRun>(r));
-        by_id[r.run_id] = keep.back().get();
-      }
-      // Default grouping: every axis but the seed, and of a [[zip]] group only its first key
-      // (the others move with it and would only repeat it).
-      std::vector<std::string> leaders;
-      if (plan.spec.experiments.size() > 1)
-        leaders.push_back("experiment");
-      for (const auto& group : plan.spec.groups)
-        leaders.push_back(group.front().key);
-      for (const auto& k : plan.spec.axis_keys())
-        note_axis(k);
-      for (const auto& k : leaders)
-        if (k != "run.seed" &&
-            std::find(default_by.begin(), default_by.end(), k) == default_by.end())
-          default_by.push_back(k);
-      size_t missing = 0;
-      for (size_t i = 0; i < plan.cells.size(); ++i) {
-        const auto it = by_id.find(plan.cell_tasks[i].run_id);
-        if (it == by_id.end()) {
-          ++missing;
-          continue;
+    if (path.extension() == ".toml" && fs::is_regular_file(path, ec))
+      add_grid(path);
+    else
+      add_runs(runs_at(p));
+  }
+
+  // Run folders, after the grids: runs of one name that differ in more than the seed are told
+  // apart by the keys in which they differ, and grouped by them too.
+  void add_loose_runs() {
+    const auto distinct = distinguishing_coordinates(loose_);
+    for (const auto* run : loose_) {
+      Coordinates coordinates = {{"name", run->name}};
+      if (run->config.contains("run") && run->config["run"].contains("seed"))
+        coordinates.emplace_back("run.seed", run->config["run"]["seed"].dump());
+      if (const auto it = distinct.find(run); it != distinct.end())
+        for (const auto& [k, v] : it->second) {
+          coordinates.emplace_back(k, v);
+          note_axis(k);
+          add_unique(default_by_, k);
         }
-        std::vector<std::pair<std::string, std::string>> coordinates;
-        for (const auto& c : plan.cells[i].coordinates)
-          coordinates.emplace_back(c.key, shown(c.value));
-        add_entries(report, *it->second, coordinates, checkpoint);
-      }
-      if (missing)
-        std::cerr << fmt::format(
-            "report: {} of {} cells of {} have no results yet (`ardkit grid "
-            "status {}`)\n",
-            missing, plan.cells.size(), path.string(), path.string());
-      continue;
+      add_entries(report_, *run, coordinates, a_.checkpoint);
     }
-    std::vector<IndexedRun> runs;
-    if (path.extension() == ".json" && fs::is_regular_file(path, ec)) {
-      runs.push_back(eval_file_run(path));
-    } else if (fs::exists(path / "results.json", ec)) {
+  }
+
+  const std::vector<std::string>& default_by() const {
+    return default_by_;
+  }
+  bool is_axis(const std::string& k) const {
+    return axes_seen_.count(k) > 0;
+  }
+
+ private:
+  void note_axis(const std::string& k) {
+    if (axes_seen_.insert(k).second)
+      report_.axes.push_back(k);
+  }
+
+  void add_grid(const fs::path& path) {
+    const GridPlan plan =
+        plan_grid(path, a_.grid_axes, a_.grid_set, a_.output, to_paths(a_.common.plugin_path));
+    std::vector<fs::path> folders;
+    for (const auto& t : plan.cell_tasks)
+      if (!t.folder.empty())
+        folders.push_back(t.folder);
+    ResultsIndex index(plan.store, a_.rebuild);
+    std::map<std::string, const IndexedRun*> by_id;
+    for (const auto& r : index.update(folders)) {
+      keep_.push_back(std::make_unique<IndexedRun>(r));
+      by_id[r.run_id] = keep_.back().get();
+    }
+    // Default grouping: every axis but the seed, and of a [[zip]] group only its first key
+    // (the others move with it and would only repeat it).
+    std::vector<std::string> leaders;
+    if (plan.spec.experiments.size() > 1)
+      leaders.push_back("experiment");
+    for (const auto& group : plan.spec.groups)
+      leaders.push_back(group.front().key);
+    for (const auto& k : plan.spec.axis_keys())
+      note_axis(k);
+    for (const auto& k : leaders)
+      if (k != "run.seed")
+        add_unique(default_by_, k);
+    size_t missing = 0;
+    for (size_t i = 0; i < plan.cells.size(); ++i) {
+      const auto it = by_id.find(plan.cell_tasks[i].run_id);
+      if (it == by_id.end()) {
+        ++missing;
+        continue;
+      }
+      Coordinates coordinates;
+      for (const auto& c : plan.cells[i].coordinates)
+        coordinates.emplace_back(c.key, shown(c.value));
+      add_entries(report_, *it->second, coordinates, a_.checkpoint);
+    }
+    if (missing)
+      std::cerr << fmt::format(
+          "report: {} of {} cells of {} have no results yet (`ardkit grid status {}`)\n", missing,
+          plan.cells.size(), path.string(), path.string());
+  }
+
+  std::vector<IndexedRun> runs_at(const std::string& p) const {
+    const fs::path path(p);
+    std::error_code ec;
+    if (path.extension() == ".json" && fs::is_regular_file(path, ec))
+      return {eval_file_run(path)};
+    if (fs::exists(path / "results.json", ec)) {
       if (!run_completed(path))
         throw_runtime_error("report: " + p + " is not a completed run");
-      ResultsIndex index(path.parent_path().empty() ? "." : path.parent_path(), rebuild);
-      runs = index.update({path});
-    } else if (fs::is_directory(path, ec)) {
-      ResultsIndex index(path, rebuild);
-      runs = index.update(completed_runs_in(path));
-    } else {
-      throw_config_error("report: " + p +
-                         " is neither a grid file, a run folder, a folder of runs nor an eval "
-                         "results file");
+      ResultsIndex index(path.parent_path().empty() ? "." : path.parent_path(), a_.rebuild);
+      return index.update({path});
     }
+    if (fs::is_directory(path, ec)) {
+      ResultsIndex index(path, a_.rebuild);
+      return index.update(completed_runs_in(path));
+    }
+    throw_config_error("report: " + p +
+                       " is neither a grid file, a run folder, a folder of runs nor an eval "
+                       "results file");
+  }
+
+  void add_runs(std::vector<IndexedRun> runs) {
     for (auto& r : runs) {
-      keep.push_back(std::make_unique<IndexedRun>(std::move(r)));
-      loose.push_back(keep.back().get());
+      keep_.push_back(std::make_unique<IndexedRun>(std::move(r)));
+      loose_.push_back(keep_.back().get());
     }
     note_axis("name");
     note_axis("run.seed");
-    if (std::find(default_by.begin(), default_by.end(), "name") == default_by.end())
-      default_by.insert(default_by.begin(), "name");
+    if (std::find(default_by_.begin(), default_by_.end(), "name") == default_by_.end())
+      default_by_.insert(default_by_.begin(), "name");
   }
-  // Run folders, after the grids: runs of one name that differ in more than the seed are told
-  // apart by the keys in which they differ, and grouped by them too.
-  const auto distinct = distinguishing_coordinates(loose);
-  for (const auto* run : loose) {
-    Coordinates coordinates = {{"name", run->name}};
-    if (run->config.contains("run") && run->config["run"].contains("seed"))
-      coordinates.emplace_back("run.seed", run->config["run"]["seed"].dump());
-    if (const auto it = distinct.find(run); it != distinct.end())
-      for (const auto& [k, v] : it->second) {
-        coordinates.emplace_back(k, v);
-        note_axis(k);
-        if (std::find(default_by.begin(), default_by.end(), k) == default_by.end())
-          default_by.push_back(k);
-      }
-    add_entries(report, *run, coordinates, checkpoint);
-  }
-  if (report.entries.empty())
-    throw_runtime_error("report: no completed runs or evaluations under the given paths");
 
-  report.group_by = by_text.empty() ? default_by : split(by_text, ',');
-  for (const auto& k : report.group_by)
-    if (!axes_seen.count(k))
-      throw_config_error(
-          fmt::format("report: --by {}: not a coordinate of these runs{}; they "
-                      "have: {}",
-                      k, did_you_mean(k, report.axes), join(report.axes, ", ")));
-  // Columns: clean, every attack in the order first met, the worst case.
+  const ReportArgs& a_;
+  Report& report_;
+  std::vector<std::unique_ptr<IndexedRun>> keep_;  // entries point into these
+  std::vector<const IndexedRun*> loose_;           // runs given as folders, not by a grid
+  std::vector<std::string> default_by_;
+  std::set<std::string> axes_seen_;
+};
+
+// Columns: clean, every attack in the order first met, the worst case; budget columns where
+// budgets differ by method, whenever a data-free run is among the entries (a real-data run's
+// steps follow from its epochs and data).
+void choose_columns(Report& report) {
   report.metrics.push_back("clean");
   for (const auto& e : report.entries)
     for (const auto& [name, acc] : e.attacks)
-      if (std::find(report.metrics.begin(), report.metrics.end(), name) == report.metrics.end())
-        report.metrics.push_back(name);
+      add_unique(report.metrics, name);
   if (report.metrics.size() > 1)
     report.metrics.push_back("worst_case");
-  // Budget columns where budgets differ by method: whenever a data-free run is among the entries
-  // (a real-data run's steps follow from its epochs and data).
   const auto recorded = [](const ReportEntry& e, const std::string& key) {
     return e.results && e.results->contains("budget") && (*e.results)["budget"].contains(key);
   };
-  if (std::any_of(report.entries.begin(), report.entries.end(),
-                  [&](const ReportEntry& e) { return recorded(e, "generator_updates"); }))
-    for (const auto& column : kBudgetColumns) {
-      // A named copy: clang 14 cannot capture a structured binding in a lambda (C++17).
-      const std::string& key = column.first;
-      if (std::any_of(report.entries.begin(), report.entries.end(),
-                      [&](const ReportEntry& e) { return recorded(e, key); }))
-        report.budget.push_back(key);
-    }
+  if (std::none_of(report.entries.begin(), report.entries.end(),
+                   [&](const ReportEntry& e) { return recorded(e, "generator_updates"); }))
+    return;
+  for (const auto& column : kBudgetColumns) {
+    // A named copy: clang 14 cannot capture a structured binding in a lambda (C++17).
+    const std::string& key = column.first;
+    if (std::any_of(report.entries.begin(), report.entries.end(),
+                    [&](const ReportEntry& e) { return recorded(e, key); }))
+      report.budget.push_back(key);
+  }
+}
 
-  // Groups in the order their first member appears (the grid's order).
+// Groups in the order their first member appears (the grid's order).
+void group_entries(Report& report) {
   std::map<std::string, size_t> group_of;
   for (const auto& e : report.entries) {
     std::vector<std::pair<std::string, std::string>> keys;
@@ -664,34 +700,43 @@ int report_command(const std::vector<std::string>& args) {
       report.groups.push_back({keys, e.source, {}, {}});
     report.groups[it->second].members.push_back(&e);
   }
-  for (auto& g : report.groups)
+}
+
+// One metric over a group's members: mean and sample standard deviation over the seeds.
+ReportStat group_stat(const ReportGroup& g, const std::string& m) {
+  ReportStat s;
+  for (const auto* e : g.members) {
+    if (m == "clean")
+      s.values.push_back(e->clean);
+    else if (m == "worst_case" && e->worst)
+      s.values.push_back(*e->worst);
+    for (const auto& [name, acc] : e->attacks)
+      if (name == m)
+        s.values.push_back(acc);
+  }
+  if (s.values.empty())
+    return s;
+  for (double v : s.values)
+    s.mean += v / double(s.values.size());
+  if (s.values.size() > 1) {
+    double ss = 0;
+    for (double v : s.values)
+      ss += (v - s.mean) * (v - s.mean);
+    s.std = std::sqrt(ss / double(s.values.size() - 1));
+  }
+  return s;
+}
+
+void summarise_groups(Report& report) {
+  for (auto& g : report.groups) {
     for (const auto& k : report.budget)
       g.budget.push_back(budget_range(g, k, true));
-  for (auto& g : report.groups)
-    for (const auto& m : report.metrics) {
-      ReportStat s;
-      for (const auto* e : g.members) {
-        if (m == "clean")
-          s.values.push_back(e->clean);
-        else if (m == "worst_case" && e->worst)
-          s.values.push_back(*e->worst);
-        for (const auto& [name, acc] : e->attacks)
-          if (name == m)
-            s.values.push_back(acc);
-      }
-      if (!s.values.empty()) {
-        for (double v : s.values)
-          s.mean += v / double(s.values.size());
-        if (s.values.size() > 1) {
-          double ss = 0;
-          for (double v : s.values)
-            ss += (v - s.mean) * (v - s.mean);
-          s.std = std::sqrt(ss / double(s.values.size() - 1));  // sample std over seeds
-        }
-      }
-      g.stats.emplace_back(m, std::move(s));
-    }
+    for (const auto& m : report.metrics)
+      g.stats.emplace_back(m, group_stat(g, m));
+  }
+}
 
+void print_report(const Report& report, const std::string& format) {
   if (format == "table")
     std::cout << format_terminal(report, false);
   else if (format == "markdown")
@@ -704,16 +749,45 @@ int report_command(const std::vector<std::string>& args) {
     std::cout << report.to_json().dump(2) << "\n";
   else
     std::cout << format_robustbench(report);
-  if (!html.empty()) {
-    const std::vector<std::string> heatmap =
-        heatmap_text.empty() ? std::vector<std::string>{} : split(heatmap_text, ',');
-    for (const auto& k : heatmap)
-      if (!axes_seen.count(k))
-        throw_config_error(fmt::format("report: --heatmap {}: not a coordinate of these runs{}", k,
-                                       did_you_mean(k, report.axes)));
-    write_file_atomic(html, report_html(report, heatmap));
-    std::cerr << "report: wrote " << html << "\n";
-  }
+}
+
+}  // namespace
+
+// Stages: collect the entries of every path, choose the grouping and the columns, group and
+// summarise, print, and write the HTML page when asked.
+int report_command(const std::vector<std::string>& args) {
+  ReportArgs a;
+  int status = 0;
+  if (!parse_report_args(args, a, status))
+    return status;
+  Report report;
+  ReportCollector collector(a, report);
+  for (const auto& p : a.paths)
+    collector.add(p);
+  collector.add_loose_runs();
+  if (report.entries.empty())
+    throw_runtime_error("report: no completed runs or evaluations under the given paths");
+  report.group_by = a.by_text.empty() ? collector.default_by() : split(a.by_text, ',');
+  for (const auto& k : report.group_by)
+    if (!collector.is_axis(k))
+      throw_config_error(
+          fmt::format("report: --by {}: not a coordinate of these runs{}; they "
+                      "have: {}",
+                      k, did_you_mean(k, report.axes), join(report.axes, ", ")));
+  choose_columns(report);
+  group_entries(report);
+  summarise_groups(report);
+  print_report(report, a.format);
+  if (a.html.empty())
+    return 0;
+  const std::vector<std::string> heatmap =
+      a.heatmap_text.empty() ? std::vector<std::string>{} : split(a.heatmap_text, ',');
+  for (const auto& k : heatmap)
+    if (!collector.is_axis(k))
+      throw_config_error(fmt::format("report: --heatmap {}: not a coordinate of these runs{}", k,
+                                     did_you_mean(k, report.axes)));
+  write_file_atomic(a.html, report_html(report, heatmap));
+  std::cerr << "report: wrote " << a.html << "\n";
   return 0;
 }
 

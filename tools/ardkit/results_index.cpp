@@ -239,6 +239,141 @@ const fs::path& ResultsIndex::file() const {
   return impl_->file;
 }
 
+namespace {
+
+// The run as indexed when its files' stamp has not changed since.
+bool read_indexed(SQLite::Database& db, const std::string& key, const std::string& stamp,
+                  IndexedRun& run) {
+  SQLite::Statement find(db,
+                         "SELECT stamp, config, results, evals, epochs FROM runs WHERE folder = ?");
+  find.bind(1, key);
+  if (!find.executeStep() || find.getColumn(0).getString() != stamp)
+    return false;
+  run.config = nlohmann::ordered_json::parse(find.getColumn(1).getString());
+  run.results = nlohmann::ordered_json::parse(find.getColumn(2).getString());
+  const auto evals_json = nlohmann::ordered_json::parse(find.getColumn(3).getString());
+  for (const auto& [k, v] : evals_json.items())
+    run.evals.emplace_back(k, v);
+  run.epochs = nlohmann::ordered_json::parse(find.getColumn(4).getString());
+  return true;
+}
+
+// The run from its folder's files, each checked.
+void read_folder(const fs::path& folder, const std::vector<fs::path>& evals, IndexedRun& run) {
+  run.results = parse_json(folder / "results.json");
+  check_results_json(run.results, folder / "results.json", true);
+  run.config = config_json(folder / "config.toml");
+  for (const auto& e : evals) {
+    run.evals.emplace_back(e.stem().string(), parse_json(e));
+    check_results_json(run.evals.back().second, e, false);
+  }
+  run.epochs = epoch_rows(folder / "metrics.jsonl");
+}
+
+void store_run(SQLite::Database& db, const std::string& key, const std::string& stamp,
+               const IndexedRun& run) {
+  nlohmann::ordered_json evals_json = nlohmann::ordered_json::object();
+  for (const auto& [stem, e] : run.evals)
+    evals_json[stem] = e;
+  SQLite::Statement put(db, "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  put.bind(1, key);
+  put.bind(2, run.results.value("run_id", run.folder.filename().string()));
+  put.bind(3, run.results.value("name", ""));
+  put.bind(4, stamp);
+  put.bind(5, run.config.dump());
+  put.bind(6, run.results.dump());
+  put.bind(7, evals_json.dump());
+  put.bind(8, run.epochs.dump());
+  put.exec();
+}
+
+void store_epochs(SQLite::Database& db, const std::string& key, const IndexedRun& run) {
+  SQLite::Statement clear(db, "DELETE FROM epochs WHERE folder = ?");
+  clear.bind(1, key);
+  clear.exec();
+  for (const auto& row : run.epochs)
+    for (const auto& [metric, value] : row.items())
+      if (metric != "epoch") {
+        SQLite::Statement e(db, "INSERT INTO epochs VALUES (?, ?, ?, ?)");
+        e.bind(1, key);
+        e.bind(2, row.value("epoch", int64_t{0}));
+        e.bind(3, metric);
+        e.bind(4, value.get<double>());
+        e.exec();
+      }
+}
+
+// The figures as rows, for SQL: one per (source, metric).
+void store_accuracy(SQLite::Database& db, const std::string& key, const IndexedRun& run) {
+  SQLite::Statement clear(db, "DELETE FROM accuracy WHERE folder = ?");
+  clear.bind(1, key);
+  clear.exec();
+  const auto add = [&](const std::string& source, const nlohmann::ordered_json& r) {
+    const auto row = [&](const std::string& metric, double value, const std::string& norm,
+                         double eps) {
+      SQLite::Statement a(db, "INSERT INTO accuracy VALUES (?, ?, ?, ?, ?, ?)");
+      a.bind(1, key);
+      a.bind(2, source);
+      a.bind(3, metric);
+      a.bind(4, value);
+      a.bind(5, norm);
+      a.bind(6, eps);
+      a.exec();
+    };
+    row("clean", r.value("clean_acc", 0.0), "", 0.0);
+    if (r.contains("attacks"))
+      for (const auto& [name, v] : r["attacks"].items())
+        row(name, v.value("robust_acc", 0.0), v.value("norm", ""), v.value("eps", 0.0));
+    if (r.contains("worst_case_acc"))
+      row("worst_case", r.value("worst_case_acc", 0.0), "", 0.0);
+  };
+  for (const char* which : {"last", "best"})
+    if (run.results.contains(which))
+      add(which, run.results[which]);
+  for (const auto& [stem, e] : run.evals)
+    add("eval:" + stem, e);
+}
+
+// Grid manifests: which run is which cell.
+void index_manifests(SQLite::Database& db, const fs::path& grids) {
+  std::error_code ec;
+  if (!fs::is_directory(grids, ec))
+    return;
+  for (const auto& g : fs::directory_iterator(grids)) {
+    const fs::path manifest = g.path() / "cells.json";
+    if (!fs::exists(manifest, ec))
+      continue;
+    const std::string stamp = stamp_of({manifest});
+    SQLite::Statement find(db, "SELECT stamp FROM manifests WHERE file = ?");
+    find.bind(1, manifest.string());
+    if (find.executeStep() && find.getColumn(0).getString() == stamp)
+      continue;
+    const auto j = parse_json(manifest);
+    const std::string grid = j.value("grid", "");
+    SQLite::Statement clear(db, "DELETE FROM coordinates WHERE grid = ?");
+    clear.bind(1, grid);
+    clear.exec();
+    for (const auto& cell : j["cells"])
+      for (const auto& [k, v] : cell["coordinates"].items()) {
+        SQLite::Statement put(db, "INSERT INTO coordinates VALUES (?, ?, ?, ?, ?)");
+        put.bind(1, grid);
+        put.bind(2, cell.value("index", 0));
+        put.bind(3, cell.value("run_id", ""));
+        put.bind(4, k);
+        put.bind(5, v.get<std::string>());
+        put.exec();
+      }
+    SQLite::Statement put(db, "INSERT OR REPLACE INTO manifests VALUES (?, ?)");
+    put.bind(1, manifest.string());
+    put.bind(2, stamp);
+    put.exec();
+  }
+}
+
+}  // namespace
+
+// Each completed folder is read from the index when its files are unchanged, else from the files
+// (and indexed); then the grid manifests. One transaction: a failure leaves the index as it was.
 std::vector<IndexedRun> ResultsIndex::update(const std::vector<fs::path>& folders) {
   auto& db = impl_->db;
   std::vector<IndexedRun> out;
@@ -253,118 +388,19 @@ std::vector<IndexedRun> ResultsIndex::update(const std::vector<fs::path>& folder
       files.insert(files.end(), evals.begin(), evals.end());
       const std::string stamp = stamp_of(files);
       const std::string key = fs::absolute(folder).lexically_normal().string();
-      SQLite::Statement find(
-          db, "SELECT stamp, config, results, evals, epochs FROM runs WHERE folder = ?");
-      find.bind(1, key);
       IndexedRun run;
       run.folder = folder;
-      if (find.executeStep() && find.getColumn(0).getString() == stamp) {
-        run.config = nlohmann::ordered_json::parse(find.getColumn(1).getString());
-        run.results = nlohmann::ordered_json::parse(find.getColumn(2).getString());
-        const auto evals_json = nlohmann::ordered_json::parse(find.getColumn(3).getString());
-        for (const auto& [k, v] : evals_json.items())
-          run.evals.emplace_back(k, v);
-        run.epochs = nlohmann::ordered_json::parse(find.getColumn(4).getString());
-      } else {
-        run.results = parse_json(folder / "results.json");
-        check_results_json(run.results, folder / "results.json", true);
-        run.config = config_json(folder / "config.toml");
-        nlohmann::ordered_json evals_json = nlohmann::ordered_json::object();
-        for (const auto& e : evals) {
-          run.evals.emplace_back(e.stem().string(), parse_json(e));
-          check_results_json(run.evals.back().second, e, false);
-          evals_json[e.stem().string()] = run.evals.back().second;
-        }
-        run.epochs = epoch_rows(folder / "metrics.jsonl");
-        SQLite::Statement put(db, "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-        put.bind(1, key);
-        put.bind(2, run.results.value("run_id", folder.filename().string()));
-        put.bind(3, run.results.value("name", ""));
-        put.bind(4, stamp);
-        put.bind(5, run.config.dump());
-        put.bind(6, run.results.dump());
-        put.bind(7, evals_json.dump());
-        put.bind(8, run.epochs.dump());
-        put.exec();
-        SQLite::Statement clear_epochs(db, "DELETE FROM epochs WHERE folder = ?");
-        clear_epochs.bind(1, key);
-        clear_epochs.exec();
-        for (const auto& row : run.epochs)
-          for (const auto& [metric, value] : row.items())
-            if (metric != "epoch") {
-              SQLite::Statement e(db, "INSERT INTO epochs VALUES (?, ?, ?, ?)");
-              e.bind(1, key);
-              e.bind(2, row.value("epoch", int64_t{0}));
-              e.bind(3, metric);
-              e.bind(4, value.get<double>());
-              e.exec();
-            }
-        // The figures as rows, for SQL: one per (source, metric).
-        SQLite::Statement clear(db, "DELETE FROM accuracy WHERE folder = ?");
-        clear.bind(1, key);
-        clear.exec();
-        const auto add = [&](const std::string& source, const nlohmann::ordered_json& r) {
-          const auto row = [&](const std::string& metric, double value, const std::string& norm,
-                               double eps) {
-            SQLite::Statement a(db, "INSERT INTO accuracy VALUES (?, ?, ?, ?, ?, ?)");
-            a.bind(1, key);
-            a.bind(2, source);
-            a.bind(3, metric);
-            a.bind(4, value);
-            a.bind(5, norm);
-            a.bind(6, eps);
-            a.exec();
-          };
-          row("clean", r.value("clean_acc", 0.0), "", 0.0);
-          if (r.contains("attacks"))
-            for (const auto& [name, v] : r["attacks"].items())
-              row(name, v.value("robust_acc", 0.0), v.value("norm", ""), v.value("eps", 0.0));
-          if (r.contains("worst_case_acc"))
-            row("worst_case", r.value("worst_case_acc", 0.0), "", 0.0);
-        };
-        for (const char* which : {"last", "best"})
-          if (run.results.contains(which))
-            add(which, run.results[which]);
-        for (const auto& [stem, e] : run.evals)
-          add("eval:" + stem, e);
+      if (!read_indexed(db, key, stamp, run)) {
+        read_folder(folder, evals, run);
+        store_run(db, key, stamp, run);
+        store_epochs(db, key, run);
+        store_accuracy(db, key, run);
       }
       run.run_id = run.results.value("run_id", folder.filename().string());
       run.name = run.results.value("name", run.run_id);
       out.push_back(std::move(run));
     }
-    // Grid manifests: which run is which cell.
-    std::error_code ec;
-    const fs::path grids = impl_->file.parent_path() / "grids";
-    if (fs::is_directory(grids, ec))
-      for (const auto& g : fs::directory_iterator(grids)) {
-        const fs::path manifest = g.path() / "cells.json";
-        if (!fs::exists(manifest, ec))
-          continue;
-        const std::string stamp = stamp_of({manifest});
-        SQLite::Statement find(db, "SELECT stamp FROM manifests WHERE file = ?");
-        find.bind(1, manifest.string());
-        if (find.executeStep() && find.getColumn(0).getString() == stamp)
-          continue;
-        const auto j = parse_json(manifest);
-        const std::string grid = j.value("grid", "");
-        SQLite::Statement clear(db, "DELETE FROM coordinates WHERE grid = ?");
-        clear.bind(1, grid);
-        clear.exec();
-        for (const auto& cell : j["cells"])
-          for (const auto& [k, v] : cell["coordinates"].items()) {
-            SQLite::Statement put(db, "INSERT INTO coordinates VALUES (?, ?, ?, ?, ?)");
-            put.bind(1, grid);
-            put.bind(2, cell.value("index", 0));
-            put.bind(3, cell.value("run_id", ""));
-            put.bind(4, k);
-            put.bind(5, v.get<std::string>());
-            put.exec();
-          }
-        SQLite::Statement put(db, "INSERT OR REPLACE INTO manifests VALUES (?, ?)");
-        put.bind(1, manifest.string());
-        put.bind(2, stamp);
-        put.exec();
-      }
+    index_manifests(db, impl_->file.parent_path() / "grids");
     transaction.commit();
   } catch (const SQLite::Exception& e) {
     throw_runtime_error(

@@ -214,134 +214,125 @@ uint64_t batch_seed(int64_t seed, size_t attack, int64_t batch) {
 
 }  // namespace
 
-EvalReport evaluate(Model& model, DataSource& data, const std::vector<NamedAttack>& attacks,
-                    const EvalOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
-  BnModeGuard eval_mode(model, BnMode::eval);
-  DefaultGeneratorGuard keep_generator;
-  const auto device = device_of(model);
-  const int64_t available = data.size(options.split);
-  const int64_t n = options.points > 0 ? std::min(options.points, available) : available;
-  EvalReport report;
-  report.points = n;
-  if (n == 0)
-    return report;
+namespace {
 
-  EvalState state;
-  if (auto loaded = EvalState::load(options, n)) {
-    state = std::move(*loaded);
-    int64_t complete = 0;
-    for (const auto& a : state.attacks)
-      complete += a.complete ? 1 : 0;
-    log_line(fmt::format("resuming from {}: {} of {} attacks complete", options.state_file.string(),
-                         complete, attacks.size()));
-  }
+// What one evaluation walks through: the model, the points, the state saved after every batch.
+struct EvalRun {
+  Model& model;
+  DataSource& data;
+  const EvalOptions& options;
+  int64_t n;
+  torch::Device device;
+  EvalState& state;
+};
 
-  // Labels and clean correctness of every point; attacks only need the clean-correct ones, and a
-  // point counts as robust only if it is also correct clean (so robust <= clean always holds).
-  const int64_t batches = (n + options.batch_size - 1) / options.batch_size;
-  if (!state.clean.defined()) {
-    auto clean_correct = torch::zeros({n}, torch::kBool);
-    torch::NoGradGuard no_grad;
-    Progress progress(options.label + " clean", batches);
-    for (int64_t b = 0; b < batches; ++b) {
-      const int64_t lo = b * options.batch_size, hi = std::min(n, lo + options.batch_size);
-      const auto batch =
-          data.get(options.split, torch::arange(lo, hi, torch::kLong), Augmentation::none());
-      const auto pred = model.logits(batch.x.to(device)).argmax(1).cpu();
-      clean_correct.slice(0, lo, hi).copy_(pred.eq(batch.y));
-      progress.update(b + 1);
-      if (interrupt_requested())
-        throw Interrupted();
-    }
-    progress.finish();
-    state.clean = clean_correct;
-    state.save(options, n);
+// Clean correctness of every point. Attacks only need the clean-correct ones, and a point counts
+// as robust only if it is also correct clean (so robust <= clean always holds).
+torch::Tensor clean_pass(const EvalRun& r) {
+  const int64_t batch_size = r.options.batch_size;
+  const int64_t batches = (r.n + batch_size - 1) / batch_size;
+  auto clean_correct = torch::zeros({r.n}, torch::kBool);
+  torch::NoGradGuard no_grad;
+  Progress progress(r.options.label + " clean", batches);
+  for (int64_t b = 0; b < batches; ++b) {
+    const int64_t lo = b * batch_size, hi = std::min(r.n, lo + batch_size);
+    const auto batch =
+        r.data.get(r.options.split, torch::arange(lo, hi, torch::kLong), Augmentation::none());
+    const auto pred = r.model.logits(batch.x.to(r.device)).argmax(1).cpu();
+    clean_correct.slice(0, lo, hi).copy_(pred.eq(batch.y));
+    progress.update(b + 1);
+    if (interrupt_requested())
+      throw Interrupted();
   }
-  const auto clean_correct = state.clean;
-  report.clean_accuracy = clean_correct.to(torch::kDouble).mean().item<double>();
-  if (!attacks.empty()) {
-    const int64_t m = std::min(n, options.batch_size);
-    report.warnings = model_checks(
-        model, data.get(options.split, torch::arange(0, m, torch::kLong), Augmentation::none()),
-        device);
-  }
-  auto worst = clean_correct.clone();
+  progress.finish();
+  return clean_correct;
+}
 
-  const auto candidates = clean_correct.nonzero().squeeze(1);
-  for (size_t a = 0; a < attacks.size(); ++a) {
-    const auto& named = attacks[a];
-    if (state.attacks.size() <= a || state.attacks[a].name != named.name) {
-      state.attacks.resize(a);
-      AttackProgress fresh;
-      fresh.name = named.name;
-      fresh.robust = torch::zeros({n}, torch::kBool);
-      state.attacks.push_back(std::move(fresh));
+// One batch of clean-correct points attacked, its robust flags (and each stage's) recorded.
+void attack_batch(const EvalRun& r, const NamedAttack& named, size_t a, int64_t b,
+                  const torch::Tensor& rows, AttackProgress& p) {
+  torch::manual_seed(batch_seed(r.options.seed, a, b));
+  const auto batch = r.data.get(r.options.split, rows, Augmentation::none());
+  AttackTarget target;
+  target.model = &r.model;
+  target.bn_mode = BnMode::eval;
+  const auto x = batch.x.to(r.device), y = batch.y.to(r.device);
+  std::vector<AttackStage> stages;
+  const auto x_adv = named.attack->perturb_staged(target, x, y, stages);
+  torch::NoGradGuard no_grad;
+  const auto pred = r.model.logits(x_adv).argmax(1).cpu();
+  p.robust.index_put_({rows}, pred.eq(batch.y));
+  if (!stages.empty() && p.stage_names.empty())
+    for (const auto& stage : stages) {
+      p.stage_names.push_back(stage.name);
+      p.stage_robust.push_back(torch::zeros({r.n}, torch::kBool));
+      p.stage_seconds.push_back(0.0);
     }
-    AttackProgress& progress_state = state.attacks[a];
-    const int64_t m = candidates.size(0);
-    const int64_t attack_batches = (m + options.batch_size - 1) / options.batch_size;
-    Progress progress(options.label + " " + named.name, attack_batches);
-    for (int64_t b = progress_state.complete ? attack_batches : progress_state.batches_done;
-         b < attack_batches; ++b) {
-      const auto batch_start = std::chrono::steady_clock::now();
-      torch::manual_seed(batch_seed(options.seed, a, b));
-      const auto rows =
-          candidates.slice(0, b * options.batch_size, std::min(m, (b + 1) * options.batch_size));
-      const auto batch = data.get(options.split, rows, Augmentation::none());
-      AttackTarget target;
-      target.model = &model;
-      target.bn_mode = BnMode::eval;
-      const auto x = batch.x.to(device), y = batch.y.to(device);
-      std::vector<AttackStage> stages;
-      const auto x_adv = named.attack->perturb_staged(target, x, y, stages);
-      torch::NoGradGuard no_grad;
-      const auto pred = model.logits(x_adv).argmax(1).cpu();
-      progress_state.robust.index_put_({rows}, pred.eq(batch.y));
-      if (!stages.empty() && progress_state.stage_names.empty())
-        for (const auto& stage : stages) {
-          progress_state.stage_names.push_back(stage.name);
-          progress_state.stage_robust.push_back(torch::zeros({n}, torch::kBool));
-          progress_state.stage_seconds.push_back(0.0);
-        }
-      for (size_t k = 0; k < stages.size() && k < progress_state.stage_names.size(); ++k) {
-        progress_state.stage_robust[k].index_put_({rows}, stages[k].robust.cpu());
-        progress_state.stage_seconds[k] += stages[k].seconds;
-      }
-      progress_state.batches_done = b + 1;
-      progress_state.seconds += seconds_since(batch_start);
-      state.save(options, n);
-      const int64_t attacked = b * options.batch_size + rows.size(0);
-      progress.update(b + 1, fmt::format("robust {}/{} attacked",
-                                         progress_state.robust.sum().item<int64_t>(), attacked));
-      if (interrupt_requested())
-        throw Interrupted();
-    }
-    if (!progress_state.complete) {
-      progress_state.complete = true;
-      state.save(options, n);
-    }
-    AttackResult result;
-    result.name = named.name;
-    result.accuracy = progress_state.robust.to(torch::kDouble).mean().item<double>();
-    result.seconds = progress_state.seconds;
-    std::string stage_text;
-    for (size_t k = 0; k < progress_state.stage_names.size(); ++k) {
-      StageResult stage{progress_state.stage_names[k],
-                        progress_state.stage_robust[k].to(torch::kDouble).mean().item<double>(),
-                        progress_state.stage_seconds[k]};
-      stage_text +=
-          fmt::format("{}{} {:.2f}%", k ? ", " : " (after ", stage.name, 100 * stage.accuracy);
-      result.stages.push_back(stage);
-    }
-    if (!stage_text.empty())
-      stage_text += ")";
-    progress.finish(fmt::format("robust {:.2f}%{}", 100 * result.accuracy, stage_text));
-    report.attacks.push_back(result);
-    worst &= progress_state.robust;
+  for (size_t k = 0; k < stages.size() && k < p.stage_names.size(); ++k) {
+    p.stage_robust[k].index_put_({rows}, stages[k].robust.cpu());
+    p.stage_seconds[k] += stages[k].seconds;
   }
-  report.worst_case = worst.to(torch::kDouble).mean().item<double>();
-  // A score-based attack that beats every gradient attack means the gradients mislead.
+}
+
+// The attack's result from its finished progress, with a progress line naming each stage.
+AttackResult attack_result(const std::string& name, const AttackProgress& p, Progress& progress) {
+  AttackResult result;
+  result.name = name;
+  result.accuracy = p.robust.to(torch::kDouble).mean().item<double>();
+  result.seconds = p.seconds;
+  std::string stage_text;
+  for (size_t k = 0; k < p.stage_names.size(); ++k) {
+    StageResult stage{p.stage_names[k], p.stage_robust[k].to(torch::kDouble).mean().item<double>(),
+                      p.stage_seconds[k]};
+    stage_text +=
+        fmt::format("{}{} {:.2f}%", k ? ", " : " (after ", stage.name, 100 * stage.accuracy);
+    result.stages.push_back(stage);
+  }
+  if (!stage_text.empty())
+    stage_text += ")";
+  progress.finish(fmt::format("robust {:.2f}%{}", 100 * result.accuracy, stage_text));
+  return result;
+}
+
+// Attack `a` over the candidates batch by batch, from where a saved state left it.
+AttackResult run_attack(const EvalRun& r, const NamedAttack& named, size_t a,
+                        const torch::Tensor& candidates) {
+  EvalState& state = r.state;
+  if (state.attacks.size() <= a || state.attacks[a].name != named.name) {
+    state.attacks.resize(a);
+    AttackProgress fresh;
+    fresh.name = named.name;
+    fresh.robust = torch::zeros({r.n}, torch::kBool);
+    state.attacks.push_back(std::move(fresh));
+  }
+  AttackProgress& p = state.attacks[a];
+  const int64_t batch_size = r.options.batch_size;
+  const int64_t m = candidates.size(0);
+  const int64_t attack_batches = (m + batch_size - 1) / batch_size;
+  Progress progress(r.options.label + " " + named.name, attack_batches);
+  for (int64_t b = p.complete ? attack_batches : p.batches_done; b < attack_batches; ++b) {
+    const auto batch_start = std::chrono::steady_clock::now();
+    const auto rows = candidates.slice(0, b * batch_size, std::min(m, (b + 1) * batch_size));
+    attack_batch(r, named, a, b, rows, p);
+    p.batches_done = b + 1;
+    p.seconds += seconds_since(batch_start);
+    state.save(r.options, r.n);
+    const int64_t attacked = b * batch_size + rows.size(0);
+    progress.update(b + 1,
+                    fmt::format("robust {}/{} attacked", p.robust.sum().item<int64_t>(), attacked));
+    if (interrupt_requested())
+      throw Interrupted();
+  }
+  if (!p.complete) {
+    p.complete = true;
+    state.save(r.options, r.n);
+  }
+  return attack_result(named.name, p, progress);
+}
+
+// A score-based attack that beats every gradient attack means the gradients mislead.
+std::optional<std::string> masking_warning(const std::vector<NamedAttack>& attacks,
+                                           const EvalReport& report) {
   std::optional<double> best_gradient, best_free;
   std::string free_name;
   for (size_t i = 0; i < attacks.size(); ++i) {
@@ -353,11 +344,60 @@ EvalReport evaluate(Model& model, DataSource& data, const std::vector<NamedAttac
       free_name = attacks[i].name;
     }
   }
-  if (best_gradient && best_free && *best_free < *best_gradient - 1e-9)
-    report.warnings.push_back(fmt::format(
-        "the gradient-free attack '{}' ({:.2f}%) beats every gradient attack (best {:.2f}%): a "
-        "sign of gradient masking",
-        free_name, 100 * *best_free, 100 * *best_gradient));
+  if (!best_gradient || !best_free || *best_free >= *best_gradient - 1e-9)
+    return std::nullopt;
+  return fmt::format(
+      "the gradient-free attack '{}' ({:.2f}%) beats every gradient attack (best {:.2f}%): a "
+      "sign of gradient masking",
+      free_name, 100 * *best_free, 100 * *best_gradient);
+}
+
+}  // namespace
+
+// Stages: the saved state (if any), the clean pass, each attack on the clean-correct points,
+// the worst case over them, the warnings.
+EvalReport evaluate(Model& model, DataSource& data, const std::vector<NamedAttack>& attacks,
+                    const EvalOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  BnModeGuard eval_mode(model, BnMode::eval);
+  DefaultGeneratorGuard keep_generator;
+  const int64_t available = data.size(options.split);
+  const int64_t n = options.points > 0 ? std::min(options.points, available) : available;
+  EvalReport report;
+  report.points = n;
+  if (n == 0)
+    return report;
+  EvalState state;
+  if (auto loaded = EvalState::load(options, n)) {
+    state = std::move(*loaded);
+    int64_t complete = 0;
+    for (const auto& a : state.attacks)
+      complete += a.complete ? 1 : 0;
+    log_line(fmt::format("resuming from {}: {} of {} attacks complete", options.state_file.string(),
+                         complete, attacks.size()));
+  }
+  const EvalRun r{model, data, options, n, device_of(model), state};
+  if (!state.clean.defined()) {
+    state.clean = clean_pass(r);
+    state.save(options, n);
+  }
+  const auto clean_correct = state.clean;
+  report.clean_accuracy = clean_correct.to(torch::kDouble).mean().item<double>();
+  if (!attacks.empty()) {
+    const int64_t m = std::min(n, options.batch_size);
+    report.warnings = model_checks(
+        model, data.get(options.split, torch::arange(0, m, torch::kLong), Augmentation::none()),
+        r.device);
+  }
+  auto worst = clean_correct.clone();
+  const auto candidates = clean_correct.nonzero().squeeze(1);
+  for (size_t a = 0; a < attacks.size(); ++a) {
+    report.attacks.push_back(run_attack(r, attacks[a], a, candidates));
+    worst &= state.attacks[a].robust;
+  }
+  report.worst_case = worst.to(torch::kDouble).mean().item<double>();
+  if (auto warning = masking_warning(attacks, report))
+    report.warnings.push_back(*warning);
   for (const auto& w : report.warnings)
     log_line("warning: " + w);
   report.seconds = seconds_since(start);

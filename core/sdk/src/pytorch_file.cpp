@@ -138,6 +138,7 @@ class PickleMachine {
   }
 
  private:
+  // The opcode dispatch table: one case per opcode, each a few lines; true at STOP.
   bool step(uint8_t op) {
     using K = Object::Kind;
     switch (op) {
