@@ -36,7 +36,7 @@ class Help(CliCase):
         page = Path(cli.ARDKIT).resolve().parent.parent / "share/man/man1/ardkit.1"
         self.assertTrue(page.exists(), "the build writes the man page (help2man, from tools/setup.sh)")
         text = page.read_text()
-        for fragment in (".TH cli.ARDKIT", ".SS ardkit run", "--teacher-wait", ".SS ardkit report", "mean ± std"):
+        for fragment in (".TH ARDKIT", ".SS ardkit run", "--teacher-wait", ".SS ardkit report", "mean ± std"):
             self.assertIn(fragment, text)
         script = Path(__file__).resolve().parents[2] / "tools/completion/ardkit.bash"
         def complete(*words):
