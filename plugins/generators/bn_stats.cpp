@@ -84,24 +84,24 @@ class BnStats : public OptimizedLatentGenerator<LatentNet> {
 
 ardkit::ParamSchema schema() {
   using namespace ardkit::param;
-  const ardkit::GeneratorOptions d = ferd_schedule();
   ardkit::ParamSchema s = {
       real("bn", 5.0).at_least(0).help("weight of the BatchNorm-statistics matching term"),
       real("oh", 1.0).at_least(0).help("weight of the one-hot term (CE to drawn labels)"),
       real("adv", 1.0).at_least(0).help("weight of the adversarial discrepancy -KL(T||S)"),
   };
   add_gan_params(s, 100, 64);
-  ardkit::add_generator_params(s, d);
   return s;
 }
 
 }  // namespace
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
-  manifest.add(ardkit::PluginKind::generator, "bn_stats", "1.0.0",
-               "DeepInversion-style: teacher BatchNorm statistics, one-hot and adversarial "
-               "discrepancy, latent optimized and re-drawn every epoch",
-               schema(), [](const Params& p, const ardkit::BuildContext&) {
-                 return std::make_shared<BnStats>(p);
-               });
+  manifest
+      .add(
+          ardkit::PluginKind::generator, "bn_stats", "1.0.0",
+          "DeepInversion-style: teacher BatchNorm statistics, one-hot and adversarial "
+          "discrepancy, latent optimized and re-drawn every epoch",
+          schema(),
+          [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<BnStats>(p); })
+      .engine(ardkit_generators::ferd_schedule());  // FERD's schedule, as is
 }

@@ -54,12 +54,6 @@ class Dafl : public GanGenerator {
 
 ardkit::ParamSchema schema() {
   using namespace ardkit::param;
-  ardkit::GeneratorOptions d;
-  d.lr = 0.2;
-  d.iterations = 120;
-  d.generator_steps = 1;
-  d.student_steps = 1;
-  d.student_batch = "update_batch";
   ardkit::ParamSchema s = {
       real("oh", 1.0).at_least(0).help("weight of the one-hot (teacher confidence) term"),
       real("ie", 5.0).at_least(0).help("weight of the information-entropy (class balance) term"),
@@ -73,15 +67,24 @@ ardkit::ParamSchema schema() {
           .help("eps of the two inner BatchNorms (DAFL's nn.BatchNorm2d(C, 0.8) quirk)"),
   };
   add_gan_params(s, 100, 64);
-  ardkit::add_generator_params(s, d);
   return s;
+}
+
+// The engine's keys of [generator], as DAFL-train.py drives the generator.
+std::vector<std::pair<std::string, ardkit::Value>> engine() {
+  return {{"lr", 0.2},
+          {"iterations", int64_t{120}},
+          {"generator_steps", int64_t{1}},
+          {"student_steps", int64_t{1}},
+          {"student_batch", std::string("update_batch")}};
 }
 
 }  // namespace
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
-  manifest.add(
-      ardkit::PluginKind::generator, "dafl", "1.0.0",
-      "DAFL: one-hot, information-entropy and activation losses on the teacher", schema(),
-      [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Dafl>(p); });
+  manifest
+      .add(ardkit::PluginKind::generator, "dafl", "1.0.0",
+           "DAFL: one-hot, information-entropy and activation losses on the teacher", schema(),
+           [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Dafl>(p); })
+      .engine(engine());
 }

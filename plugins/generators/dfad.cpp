@@ -28,25 +28,29 @@ class Dfad : public GanGenerator {
 };
 
 ardkit::ParamSchema schema() {
-  ardkit::GeneratorOptions d;
-  d.lr = 1e-3;
-  d.lr_schedule = "constant";
-  d.iterations = 50;
-  d.generator_steps = 1;
-  d.student_steps = 5;
-  d.order = "student_first";
-  d.student_batch = "fresh";
   ardkit::ParamSchema s;
   add_gan_params(s, 256, 64);
-  ardkit::add_generator_params(s, d);
   return s;
+}
+
+// The engine's keys of [generator], as DFAD_cifar.py drives the generator (its lr constant
+// unless --scheduler is given).
+std::vector<std::pair<std::string, ardkit::Value>> engine() {
+  return {{"lr", 1e-3},
+          {"lr_schedule", std::string("constant")},
+          {"iterations", int64_t{50}},
+          {"generator_steps", int64_t{1}},
+          {"student_steps", int64_t{5}},
+          {"order", std::string("student_first")},
+          {"student_batch", std::string("fresh")}};
 }
 
 }  // namespace
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
-  manifest.add(
-      ardkit::PluginKind::generator, "dfad", "1.0.0",
-      "DFAD: GeneratorA maximizing the L1 student-teacher logit discrepancy", schema(),
-      [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Dfad>(p); });
+  manifest
+      .add(ardkit::PluginKind::generator, "dfad", "1.0.0",
+           "DFAD: GeneratorA maximizing the L1 student-teacher logit discrepancy", schema(),
+           [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Dfad>(p); })
+      .engine(engine());
 }

@@ -266,11 +266,6 @@ class Ferd : public OptimizedLatentGenerator<FerdNet> {
 
 ardkit::ParamSchema schema() {
   using namespace ardkit::param;
-  ardkit::GeneratorOptions d = ferd_schedule();  // N_G 200, N_S 400, student in eval()
-  d.keep = "best";
-  d.warmup_epochs = 20;
-  d.student_crop_padding = 4;
-  d.student_flip = true;
   ardkit::ParamSchema s = {
       real("bn", 5.0).at_least(0).help("weight of the BatchNorm-statistics matching term"),
       real("adv", 1.0).at_least(0).help("weight of the adversarial term -dkl(S, T)"),
@@ -299,18 +294,29 @@ ardkit::ParamSchema schema() {
       boolean("synthesis_flip", true).help("random horizontal flip of each synthesis batch"),
   };
   add_gan_params(s, 100, 64);
-  ardkit::add_generator_params(s, d);
   return s;
+}
+
+// The engine's keys of [generator]: FERD's schedule (N_G 200, N_S 400, the student in eval())
+// with its best-batch keeping, 20 warmup epochs and the student's std_aug.
+std::vector<std::pair<std::string, ardkit::Value>> engine() {
+  auto d = ferd_schedule();
+  d.insert(d.end(), {{"keep", std::string("best")},
+                     {"warmup_epochs", int64_t{20}},
+                     {"student_crop_padding", int64_t{4}},
+                     {"student_flip", true}});
+  return d;
 }
 
 }  // namespace
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
-  manifest.add(ardkit::PluginKind::generator, "ferd", "1.0.0",
-               "FERD's synthesis: BatchNorm statistics, dkl discrepancy, one-hot to "
-               "class-adaptive labels, uniformity on the teacher's non-robust features; "
-               "re-drawn every epoch, best batch pooled",
-               schema(), [](const Params& p, const ardkit::BuildContext&) {
-                 return std::make_shared<Ferd>(p);
-               });
+  manifest
+      .add(ardkit::PluginKind::generator, "ferd", "1.0.0",
+           "FERD's synthesis: BatchNorm statistics, dkl discrepancy, one-hot to "
+           "class-adaptive labels, uniformity on the teacher's non-robust features; "
+           "re-drawn every epoch, best batch pooled",
+           schema(),
+           [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Ferd>(p); })
+      .engine(engine());
 }

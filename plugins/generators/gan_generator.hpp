@@ -100,7 +100,7 @@ inline void add_gan_params(ardkit::ParamSchema& s, int64_t latent_dim, int64_t w
 // (the sigmoid head already gives pixels). Subclasses write the loss terms.
 class GanGenerator : public ardkit::Generator {
  public:
-  GanGenerator(const ardkit::Params& p, GanOptions o) : ardkit::Generator(p), options_(o) {
+  GanGenerator(const ardkit::Params& p, GanOptions o) : options_(o) {
     options_.latent_dim = p.get_int("latent_dim");
     options_.width = p.get_int("width");
     mean_ = p.get_real_list("mean");
@@ -176,19 +176,17 @@ class OptimizedLatentGenerator : public GanGenerator {
 // generator and latent, N_G = 200 Adam updates (2e-3, betas (0.5, 0.999); latent 0.015) whose
 // batch joins a pool, then N_S = 400 student steps on the pool, the student in eval() while
 // the generator updates. bn_stats takes it as is; ferd adds the rest of FERD's choices.
-inline ardkit::GeneratorOptions ferd_schedule() {
-  ardkit::GeneratorOptions d;
-  d.lr = 2e-3;
-  d.beta1 = 0.5;
-  d.latent_lr = 0.015;
-  d.reinitialize = "epoch";
-  d.synthesis_steps = 200;
-  d.generator_steps = 0;
-  d.iterations = 400;
-  d.student_steps = 1;
-  d.student_batch = "pool";
-  d.student_mode = "eval";
-  return d;
+inline std::vector<std::pair<std::string, ardkit::Value>> ferd_schedule() {
+  return {{"lr", 2e-3},
+          {"beta1", 0.5},
+          {"latent_lr", 0.015},
+          {"reinitialize", std::string("epoch")},
+          {"synthesis_steps", int64_t{200}},
+          {"generator_steps", int64_t{0}},
+          {"iterations", int64_t{400}},
+          {"student_steps", int64_t{1}},
+          {"student_batch", std::string("pool")},
+          {"student_mode", std::string("eval")}};
 }
 
 }  // namespace ardkit_generators

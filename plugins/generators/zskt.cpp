@@ -174,14 +174,6 @@ class Zskt : public GanGenerator {
 
 ardkit::ParamSchema schema() {
   using namespace ardkit::param;
-  ardkit::GeneratorOptions d;
-  d.lr = 1e-3;
-  d.lr_schedule = "follow";
-  d.grad_clip = 5.0;
-  d.iterations = 50;
-  d.generator_steps = 1;
-  d.student_steps = 10;
-  d.student_batch = "update_latent";
   ardkit::ParamSchema s = {
       real("temperature", 1.0).greater_than(0).help("KL temperature of the discrepancy"),
       real("at_beta", 250.0)
@@ -194,15 +186,26 @@ ardkit::ParamSchema schema() {
           .help("teacher layers paired with student_taps ([] = paired by spatial size)"),
   };
   add_gan_params(s, 100, 64);
-  ardkit::add_generator_params(s, d);
   return s;
+}
+
+// The engine's keys of [generator], as ZSKT's solver.py drives the generator.
+std::vector<std::pair<std::string, ardkit::Value>> engine() {
+  return {{"lr", 1e-3},
+          {"lr_schedule", std::string("follow")},
+          {"grad_clip", 5.0},
+          {"iterations", int64_t{50}},
+          {"generator_steps", int64_t{1}},
+          {"student_steps", int64_t{10}},
+          {"student_batch", std::string("update_latent")}};
 }
 
 }  // namespace
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
-  manifest.add(
-      ardkit::PluginKind::generator, "zskt", "1.0.0",
-      "ZSKT: maximizes KL(T||S); adds attention transfer to the student's loss", schema(),
-      [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Zskt>(p); });
+  manifest
+      .add(ardkit::PluginKind::generator, "zskt", "1.0.0",
+           "ZSKT: maximizes KL(T||S); adds attention transfer to the student's loss", schema(),
+           [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<Zskt>(p); })
+      .engine(engine());
 }

@@ -169,7 +169,7 @@ TrainSetup build_components(const LoadedExperiment& experiment, bool load_teache
   context.seed = c.run.get_int("seed");
   // A data-free run reads no training-set file (unless it selects checkpoints on the real
   // validation split, which is carved out of the training set).
-  context.train_split = !c.generator || c.generator->params.get_bool("real_validation");
+  context.train_split = !c.generator || c.generator->host.get_bool("real_validation");
   setup.data = r.create<DataSource>(PluginKind::data, c.data->plugin, c.data->params, context);
   context.data = setup.data->spec();
   setup.student = r.create<Model>(PluginKind::model, c.student->plugin, c.student->params, context);
@@ -223,9 +223,11 @@ TrainSetup build_components(const LoadedExperiment& experiment, bool load_teache
   setup.evals = build_named_attacks(r, c.evals, c.file, context);
   for (const auto& h : c.hooks)
     setup.hooks.push_back(r.create<Hook>(PluginKind::hook, h.plugin, h.params, context));
-  if (c.generator)
+  if (c.generator) {
     setup.generator = r.create<Generator>(PluginKind::generator, c.generator->plugin,
                                           c.generator->params, context);
+    setup.generator_options = generator_options_from(c.generator->host);
+  }
   build_role_models(c, r, context, setup);
   check_requirements(setup);
   return setup;

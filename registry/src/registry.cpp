@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "ardkit/host/generator_options.hpp"
 #include "ardkit/progress.hpp"
 #include "ardkit/text.hpp"
 
@@ -278,6 +279,13 @@ std::vector<PluginEntry> Registry::load_library(const fs::path& file) {
       throw_plugin_error(
           fmt::format("{}: plugin name '{}' is not an identifier (letters, digits, _)",
                       file.string(), info.name));
+    if (info.kind == PluginKind::generator) {
+      try {
+        generator_engine_schema(info);  // its engine defaults name the host's keys
+      } catch (const Error& e) {
+        throw_plugin_error(file.string() + ": " + e.what());
+      }
+    }
     out.push_back(PluginEntry{info, file, loaded});
   }
   return out;

@@ -108,13 +108,14 @@ std::unique_ptr<Case> one_update(const std::string& name,
   overrides["synthesis_steps"] = int64_t{1};
   overrides["reinitialize"] = std::string("never");
   overrides["sample_grid"] = false;
-  c->generator = test::make<ardkit::Generator>(PluginKind::generator, name, overrides);
+  auto made = test::make_generator(name, overrides);
+  c->generator = made.generator;
   ardkit::DataSpec spec;
   spec.channels = 1;
   spec.height = spec.width = 8;
   spec.num_classes = 10;
-  c->driver = std::make_unique<ardkit::DataFree>(*c->generator, *c->teacher, *c->student, c->knobs,
-                                                 spec, kBatch, torch::kCPU);
+  c->driver = std::make_unique<ardkit::DataFree>(*c->generator, made.options, *c->teacher,
+                                                 *c->student, c->knobs, spec, kBatch, torch::kCPU);
   load_into(c->generator->network(), test::load_tensors(reference() / (name + "_init.pt")));
   torch::manual_seed(kSeed);
   REQUIRE(c->driver->prepare_epoch(0));
@@ -298,13 +299,14 @@ void replay(const Replay& p) {
   overrides["sample_grid"] = false;
   overrides["latent_dim"] = int64_t{100};
   overrides["iterations"] = static_cast<int64_t>(generator_lrs.size());  // 1 update each
-  c->generator = test::make<ardkit::Generator>(PluginKind::generator, p.name, overrides);
+  auto made = test::make_generator(p.name, overrides);
+  c->generator = made.generator;
   ardkit::DataSpec spec;
   spec.channels = 3;
   spec.height = spec.width = 32;
   spec.num_classes = 10;
-  c->driver = std::make_unique<ardkit::DataFree>(*c->generator, *c->teacher, *c->student, c->knobs,
-                                                 spec, kBatch, torch::kCPU);
+  c->driver = std::make_unique<ardkit::DataFree>(*c->generator, made.options, *c->teacher,
+                                                 *c->student, c->knobs, spec, kBatch, torch::kCPU);
   load_into(c->generator->network(),
             test::load_tensors(reference() / ("official_" + p.name + "_init.pt")));
   // The same start as the official run: a PyTorch that initialises differently fails here, and
@@ -455,19 +457,19 @@ TEST_CASE("ferd: Train_Gen_Module.train for 2 epochs of 3 updates (reset, IFD, c
     for (auto& t : module->named_buffers())
       check_tensor(r, prefix + t.key(), t.value(), 1e-7);
   }
-  auto generator = test::make<ardkit::Generator>(PluginKind::generator, "ferd",
-                                                 {{"synthesis_steps", int64_t{3}},
-                                                  {"warmup_epochs", int64_t{2}},
-                                                  {"sample_grid", false},
-                                                  {"latent_dim", int64_t{100}},
-                                                  {"synthesis_crop_padding", int64_t{0}},
-                                                  {"synthesis_flip", false}});
+  auto [generator, options] = test::make_generator("ferd", {{"synthesis_steps", int64_t{3}},
+                                                            {"warmup_epochs", int64_t{2}},
+                                                            {"sample_grid", false},
+                                                            {"latent_dim", int64_t{100}},
+                                                            {"synthesis_crop_padding", int64_t{0}},
+                                                            {"synthesis_flip", false}});
   ardkit::DataSpec spec;
   spec.channels = 3;
   spec.height = spec.width = 32;
   spec.num_classes = 10;
   ardkit::Knobs knobs;
-  ardkit::DataFree driver(*generator, *teacher, *student, knobs, spec, kBatch, torch::kCPU);
+  ardkit::DataFree driver(*generator, options, *teacher, *student, knobs, spec, kBatch,
+                          torch::kCPU);
   torch::manual_seed(kSeed);
   auto& net = generator->network();
   for (int64_t e = 0; e < 2; ++e) {

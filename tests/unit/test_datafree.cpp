@@ -514,11 +514,53 @@ TEST_CASE(
     setup.student->train();
     const auto before = setup.student->named_buffers()["bn1.running_mean"].clone();
     ardkit::Knobs knobs;
-    ardkit::DataFree driver(*setup.generator, *setup.teacher, *setup.student, knobs,
-                            setup.data->spec(), 16, torch::kCPU);
+    ardkit::DataFree driver(*setup.generator, setup.generator_options, *setup.teacher,
+                            *setup.student, knobs, setup.data->spec(), 16, torch::kCPU);
     REQUIRE(driver.prepare_epoch(0));
     const auto after = setup.student->named_buffers()["bn1.running_mean"];
     CHECK(torch::equal(before, after) == (mode == "eval"));
     CHECK(setup.student->is_training());
   }
+}
+
+TEST_CASE("[generator] engine keys are the host's, each plugin giving only its defaults") {
+  const auto& dfad = test::builtin().find(ardkit::PluginKind::generator, "dfad").info;
+  const auto& dafl = test::builtin().find(ardkit::PluginKind::generator, "dafl").info;
+  const auto default_of = [](const ardkit::ParamSchema& schema, const std::string& key) {
+    for (const auto& spec : schema)
+      if (spec.key == key)
+        return ardkit::format_value(*spec.default_value);
+    return std::string("(absent)");
+  };
+  // No generator declares the engine's keys itself: they are one schema, the host's.
+  for (const auto* info : {&dfad, &dafl})
+    for (const char* key : {"iterations", "student_steps", "balance", "pool_size"})
+      CHECK(default_of(info->schema, key) == "(absent)");
+  // Each plugin's defaults are its official code's; the rest are the engine's.
+  const auto dfad_engine = ardkit::generator_engine_schema(dfad);
+  CHECK(default_of(dfad_engine, "student_steps") == "5");
+  CHECK(default_of(dfad_engine, "order") == "\"student_first\"");
+  CHECK(default_of(dfad_engine, "balance") == "\"fixed\"");
+  const auto dafl_engine = ardkit::generator_engine_schema(dafl);
+  CHECK(default_of(dafl_engine, "lr") == "0.2");
+  CHECK(default_of(dafl_engine, "iterations") == "120");
+  CHECK(default_of(dafl_engine, "student_steps") == "1");
+  // A default for a key the host does not have, or of the wrong type, names the plugin and key.
+  ardkit::PluginInfo bad;
+  bad.kind = ardkit::PluginKind::generator;
+  bad.name = "mine";
+  bad.engine({{"iteration", int64_t{3}}});
+  CHECK_THROWS_WITH_AS(ardkit::generator_engine_schema(bad),
+                       doctest::Contains("'mine' gives an engine default for 'iteration'"),
+                       ardkit::Error);
+  bad.engine_defaults = {{"iterations", 1.5}};
+  CHECK_THROWS_WITH_AS(ardkit::generator_engine_schema(bad),
+                       doctest::Contains("the engine default iterations = 1.5 is not integer"),
+                       ardkit::Error);
+  // An experiment sets both sides in the one [generator] table; the engine reads its own keys.
+  Run r({"generator.student_steps=3", "generator.latent_dim=24"});
+  const ardkit::TrainSetup setup = ardkit::build_components(r.experiment);
+  CHECK(setup.generator_options.student_steps == 3);
+  CHECK(r.experiment.config.generator->params.get_int("latent_dim") == 24);
+  CHECK_FALSE(r.experiment.config.generator->params.values().count("student_steps"));
 }

@@ -9,6 +9,7 @@
 
 #include <ardkit/attack.hpp>
 #include <ardkit/error.hpp>
+#include <ardkit/host/generator_options.hpp>
 #include <ardkit/host/registry.hpp>
 #include <ardkit/pytorch_file.hpp>
 
@@ -113,6 +114,33 @@ std::shared_ptr<T> make(ardkit::PluginKind kind, const std::string& name,
                         const std::map<std::string, ardkit::Value>& overrides = {},
                         const ardkit::BuildContext& context = {}) {
   return builtin().create<T>(kind, name, params_for(kind, name, overrides), context);
+}
+
+// A generator plugin with the engine's options for it: `overrides` may name both its own keys
+// and the host's engine keys of [generator] (generator_options.hpp), as an experiment's table
+// does; each goes to its side.
+struct GeneratorUnderTest {
+  std::shared_ptr<ardkit::Generator> generator;
+  ardkit::GeneratorOptions options;
+};
+
+inline GeneratorUnderTest make_generator(
+    const std::string& name, const std::map<std::string, ardkit::Value>& overrides = {}) {
+  const auto& entry = builtin().find(ardkit::PluginKind::generator, name);
+  const ardkit::ParamSchema engine = ardkit::generator_engine_schema(entry.info);
+  std::map<std::string, ardkit::Value> own;
+  ardkit::Params engine_params("test [generator]");
+  for (const auto& [key, value] : overrides) {
+    const bool host = std::any_of(engine.begin(), engine.end(),
+                                  [&, k = key](const ardkit::ParamSpec& s) { return s.key == k; });
+    if (host)
+      engine_params.set(key, value);
+    else
+      own[key] = value;
+  }
+  ardkit::fill_defaults(engine, engine_params);
+  return {make<ardkit::Generator>(ardkit::PluginKind::generator, name, own),
+          ardkit::generator_options_from(engine_params)};
 }
 
 }  // namespace test

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include <ardkit/host/cpu_allocator.hpp>
+#include <ardkit/host/generator_options.hpp>
 #include <ardkit/host/threading.hpp>
 #include <ardkit/interrupt.hpp>
 #include <ardkit/progress.hpp>
@@ -238,15 +239,24 @@ std::string objective_needs(const PluginInfo& info) {
   return needs.empty() ? "nothing beyond data and a student" : join(needs, ", ");
 }
 
-void show_plugin(const PluginEntry& e) {
-  std::cout << fmt::format("{} {} {} — {}\n  library: {}\n", kind_name(e.info.kind), e.info.name,
-                           e.info.version, e.info.summary, e.library.string());
-  std::cout << (e.info.schema.empty() ? "  (no parameters)\n" : "  parameters:\n");
-  for (const auto& spec : e.info.schema)
+void print_schema(const ParamSchema& schema) {
+  for (const auto& spec : schema)
     std::cout << fmt::format(
         "    {:<16} {:<13} {:<22} {}{}\n", spec.key, type_name(spec.type),
         spec.required() ? "required" : "= " + spec.default_text(), spec.doc,
         spec.constraint_text().empty() ? "" : " (" + spec.constraint_text() + ")");
+}
+
+void show_plugin(const PluginEntry& e) {
+  std::cout << fmt::format("{} {} {} — {}\n  library: {}\n", kind_name(e.info.kind), e.info.name,
+                           e.info.version, e.info.summary, e.library.string());
+  std::cout << (e.info.schema.empty() ? "  (no parameters)\n" : "  parameters:\n");
+  print_schema(e.info.schema);
+  if (e.info.kind == PluginKind::generator) {
+    // The host's keys of the same [generator] table, with this plugin's defaults.
+    std::cout << "  engine keys (how the host drives it; the defaults are this plugin's):\n";
+    print_schema(generator_engine_schema(e.info));
+  }
   if (e.info.kind == PluginKind::objective)
     std::cout << "  needs: " << objective_needs(e.info) << "\n";
   if (e.info.attack_defaults) {

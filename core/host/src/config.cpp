@@ -9,6 +9,7 @@
 
 #include "ardkit/error.hpp"
 #include "ardkit/hash.hpp"
+#include "ardkit/host/generator_options.hpp"
 #include "ardkit/host/lr_schedule.hpp"
 #include "ardkit/plugin.hpp"
 #include "ardkit/text.hpp"
@@ -611,6 +612,29 @@ std::vector<PluginTable> read_plugin_tables(const toml::table& root, const std::
   return out;
 }
 
+namespace {
+
+// [generator]: the plugin's keys, and the host's engine keys (generator_options.hpp) with the
+// plugin's defaults for them, validated in the one table.
+std::optional<PluginTable> read_generator_table(const toml::table& root, const std::string& file,
+                                                const PluginLookup& lookup) {
+  const toml::node* node = root.get("generator");
+  if (!node)
+    return std::nullopt;
+  const toml::table& table = table_or_empty(root, "generator", file);
+  ParamSchema engine = generator_engine_schema(PluginInfo{});
+  if (const auto* name = table.get_as<std::string>("plugin")) {
+    try {
+      engine = generator_engine_schema(lookup(PluginKind::generator, name->get(), file));
+    } catch (const Error&) {
+      // An unknown plugin is reported by plugin_table, with its position and a suggestion.
+    }
+  }
+  return plugin_table(table, "generator", PluginKind::generator, engine, file, lookup);
+}
+
+}  // namespace
+
 const ParamSchema& model_host_schema() {
   static const ParamSchema schema = [] {
     ParamSchema s;
@@ -709,8 +733,10 @@ void read_role_tables(const toml::table& root, const std::string& file, const Pl
     CompanionConfig companion;
     companion.model = plugin_table(*table, label, PluginKind::model, companion_host_schema(), file,
                                    lookup, {}, {"optimizer", "schedule"});
+    // A named copy: clang 14 cannot capture a structured binding in a lambda (C++17).
+    const toml::table* companion_table = table;
     const auto sub = [&](const char* key, const ParamSchema& schema, const Params& run_table) {
-      const toml::node* node = table->get(key);
+      const toml::node* node = companion_table->get(key);
       static const toml::table empty;
       if (node && !node->is_table())
         throw_config_error(fmt::format("{}: [{}] '{}' must be a table: write [{}.{}]",
@@ -783,7 +809,7 @@ ExperimentConfig resolve_experiment(const toml::table& root, const fs::path& fil
   config.student = single("student", PluginKind::model, true, model_host_schema());
   config.teacher = single("teacher", PluginKind::model, false, teacher_host_schema());
   config.objective = single("objective", PluginKind::objective, true, no_host_keys);
-  config.generator = single("generator", PluginKind::generator, false, no_host_keys);
+  config.generator = read_generator_table(root, file, lookup);
   if (root.get("attack")) {
     const toml::table& attack = table_or_empty(root, "attack", file);
     config.attack = plugin_table(attack, "attack", PluginKind::attack, no_host_keys, file, lookup,

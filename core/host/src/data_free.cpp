@@ -31,10 +31,10 @@ torch::Tensor or_undefined(torch::Tensor t, torch::Device device) {
 
 }  // namespace
 
-DataFree::DataFree(Generator& generator, Model& teacher, Model& student, Knobs& knobs,
-                   DataSpec spec, int64_t batch_size, torch::Device device)
+DataFree::DataFree(Generator& generator, GeneratorOptions options, Model& teacher, Model& student,
+                   Knobs& knobs, DataSpec spec, int64_t batch_size, torch::Device device)
     : generator_(generator),
-      options_(generator.options()),
+      options_(std::move(options)),
       teacher_(teacher),
       student_(student),
       knobs_(knobs),

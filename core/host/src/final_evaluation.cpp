@@ -92,7 +92,7 @@ nlohmann::ordered_json run_description(const TrainSetup& setup, const RunDir& ru
   if (setup.generator) {
     // What a reader of a data-free result must know: which generator made the training data,
     // and whether any real training-set image was read (only for checkpoint selection).
-    const bool real = setup.generator->options().real_validation;
+    const bool real = setup.generator_options.real_validation;
     results["data_free"] = {{"generator", config.generator->plugin},
                             {"training_images_read", real},
                             {"selection", real ? "real validation split" : "none"}};

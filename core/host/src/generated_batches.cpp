@@ -12,9 +12,10 @@ namespace {
 
 class GeneratedBatches final : public BatchSource {
  public:
-  GeneratedBatches(Generator& generator, Model& teacher, Model& student, Knobs& knobs,
-                   DataSpec spec, int64_t batch_size, torch::Device device)
+  GeneratedBatches(Generator& generator, GeneratorOptions options, Model& teacher, Model& student,
+                   Knobs& knobs, DataSpec spec, int64_t batch_size, torch::Device device)
       : generator_(generator),
+        options_(std::move(options)),
         teacher_(teacher),
         student_(student),
         knobs_(knobs),
@@ -23,17 +24,17 @@ class GeneratedBatches final : public BatchSource {
         device_(device) {}
 
   int64_t samples_per_epoch() const override {
-    return DataFree::epoch_samples(generator_.options(), batch_size_);
+    return DataFree::epoch_samples(options_, batch_size_);
   }
   bool synthetic() const override {
     return true;
   }
   // No best checkpoint is selected unless [generator] real_validation allows the real split.
   bool validates() const override {
-    return generator_.options().real_validation;
+    return options_.real_validation;
   }
   void start() override {
-    driver_.emplace(generator_, teacher_, student_, knobs_, spec_, batch_size_, device_);
+    driver_.emplace(generator_, options_, teacher_, student_, knobs_, spec_, batch_size_, device_);
   }
 
   int64_t steps_per_epoch() const override {
@@ -94,6 +95,7 @@ class GeneratedBatches final : public BatchSource {
 
  private:
   Generator& generator_;
+  GeneratorOptions options_;
   Model& teacher_;
   Model& student_;
   Knobs& knobs_;
@@ -105,11 +107,12 @@ class GeneratedBatches final : public BatchSource {
 
 }  // namespace
 
-std::unique_ptr<BatchSource> generated_batches(Generator& generator, Model& teacher, Model& student,
-                                               Knobs& knobs, DataSpec spec, int64_t batch_size,
-                                               torch::Device device) {
-  return std::make_unique<GeneratedBatches>(generator, teacher, student, knobs, std::move(spec),
-                                            batch_size, device);
+std::unique_ptr<BatchSource> generated_batches(Generator& generator,
+                                               const GeneratorOptions& options, Model& teacher,
+                                               Model& student, Knobs& knobs, DataSpec spec,
+                                               int64_t batch_size, torch::Device device) {
+  return std::make_unique<GeneratedBatches>(generator, options, teacher, student, knobs,
+                                            std::move(spec), batch_size, device);
 }
 
 }  // namespace ardkit

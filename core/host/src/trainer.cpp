@@ -186,9 +186,10 @@ void TrainingLoop::prepare_models() {
   }
   knobs_ = declared_knobs(setup_);
   DataSource& data = *setup_.data;
-  source_ = setup_.generator ? generated_batches(*setup_.generator, *setup_.teacher, student_,
-                                                 knobs_, data.spec(), batch_size_, device_)
-                             : real_batches(data, batch_size_, seed_, device_);
+  source_ = setup_.generator
+                ? generated_batches(*setup_.generator, setup_.generator_options, *setup_.teacher,
+                                    student_, knobs_, data.spec(), batch_size_, device_)
+                : real_batches(data, batch_size_, seed_, device_);
   if (source_->samples_per_epoch() == 0)
     throw_config_error(config_.file.string() + ": [data] the training split is empty");
 }

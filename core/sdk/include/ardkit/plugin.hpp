@@ -31,7 +31,7 @@
 
 // Bumped whenever a type that crosses the plugin boundary changes layout or meaning.
 #ifndef ARDKIT_ABI_VERSION
-#define ARDKIT_ABI_VERSION 14
+#define ARDKIT_ABI_VERSION 15
 #endif
 
 namespace ardkit {
@@ -112,6 +112,10 @@ struct PluginInfo {
   // table's `wrapped` sub-table (an objective that adds terms to another objective).
   bool wraps_part = false;
   PluginKind wrapped_kind = PluginKind::objective;
+  // Generators only: the plugin's defaults for the host's engine keys of [generator] (iterations,
+  // generator_steps, student_batch, pool_size, balance, ...: `ardkit plugins show NAME` lists
+  // them), what its official code does. A key the host does not have refuses the library.
+  std::vector<std::pair<std::string, Value>> engine_defaults;
 
   // manifest.add(...).needs({Need::teacher, Need::attack}): at registration.
   PluginInfo& needs(std::initializer_list<Need> what) {
@@ -129,6 +133,12 @@ struct PluginInfo {
   PluginInfo& wraps(PluginKind kind) {
     wraps_part = true;
     wrapped_kind = kind;
+    return *this;
+  }
+  // manifest.add(...).engine({{"iterations", int64_t{50}}, {"generator_steps", int64_t{5}}}).
+  PluginInfo& engine(std::vector<std::pair<std::string, Value>> defaults) {
+    for (auto& d : defaults)
+      engine_defaults.push_back(std::move(d));
     return *this;
   }
   bool has(Need n) const {
@@ -169,7 +179,7 @@ class Manifest {
 #define ARDKIT_ABI_STRUCTS(X)                                                                     \
   X(PluginInfo) X(Params) X(Value) X(BuildContext) X(DataSpec) X(Batch) X(ModelOutput)           \
   X(ThreatModel) X(AttackTarget) X(StepContext) X(LossTerms) X(ObjectiveSetup) X(HookEvent)       \
-  X(Knobs) X(GeneratorContext) X(GeneratorSetup) X(GeneratorOptions) X(PluginPart)
+  X(Knobs) X(GeneratorContext) X(GeneratorSetup) X(PluginPart)
 // clang-format on
 #define ARDKIT_ABI_COUNT(type) +1
 constexpr int kAbiStructCount = 0 ARDKIT_ABI_STRUCTS(ARDKIT_ABI_COUNT);

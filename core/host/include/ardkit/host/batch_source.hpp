@@ -15,6 +15,7 @@
 #include "ardkit/data.hpp"
 #include "ardkit/export.hpp"
 #include "ardkit/generator.hpp"
+#include "ardkit/host/generator_options.hpp"
 #include "ardkit/knobs.hpp"
 #include "ardkit/model.hpp"
 #include "ardkit/objective.hpp"
@@ -95,10 +96,11 @@ ARDKIT_API std::unique_ptr<BatchSource> real_batches(DataSource& data, int64_t b
 
 // A data-free run's batches: the generator plugin driven by the engine's DataFree (data_free.hpp)
 // against the teacher and the student; the driver and the generator's setup come at start().
-ARDKIT_API std::unique_ptr<BatchSource> generated_batches(Generator& generator, Model& teacher,
-                                                          Model& student, Knobs& knobs,
-                                                          DataSpec spec, int64_t batch_size,
-                                                          torch::Device device);
+ARDKIT_API std::unique_ptr<BatchSource> generated_batches(Generator& generator,
+                                                          const GeneratorOptions& options,
+                                                          Model& teacher, Model& student,
+                                                          Knobs& knobs, DataSpec spec,
+                                                          int64_t batch_size, torch::Device device);
 
 // The order of a real epoch: a permutation of n that depends only on (seed, epoch).
 ARDKIT_API torch::Tensor epoch_order(int64_t seed, int64_t epoch, int64_t n);

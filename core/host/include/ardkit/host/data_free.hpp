@@ -10,6 +10,7 @@
 #include <torch/serialize/archive.h>
 
 #include "ardkit/generator.hpp"
+#include "ardkit/host/generator_options.hpp"
 #include "ardkit/host/loss_balance.hpp"
 #include "ardkit/objective.hpp"
 
@@ -25,8 +26,8 @@ namespace ardkit {
 // bit-identical to an uninterrupted one.
 class ARDKIT_API DataFree {
  public:
-  DataFree(Generator& generator, Model& teacher, Model& student, Knobs& knobs, DataSpec spec,
-           int64_t batch_size, torch::Device device);
+  DataFree(Generator& generator, GeneratorOptions options, Model& teacher, Model& student,
+           Knobs& knobs, DataSpec spec, int64_t batch_size, torch::Device device);
 
   const GeneratorOptions& options() const {
     return options_;

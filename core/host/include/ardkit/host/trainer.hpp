@@ -10,6 +10,7 @@
 #include "ardkit/hook.hpp"
 #include "ardkit/host/config.hpp"
 #include "ardkit/host/evaluator.hpp"
+#include "ardkit/host/generator_options.hpp"
 #include "ardkit/host/run_dir.hpp"
 #include "ardkit/knobs.hpp"
 #include "ardkit/model.hpp"
@@ -32,6 +33,7 @@ struct TrainSetup {
   // Set in a data-free run: the student trains on its batches and `data` serves the test split
   // (and the validation split only with [generator] real_validation).
   GeneratorPtr generator;
+  GeneratorOptions generator_options;  // how the engine drives it: [generator]'s host keys
   // The models of [teachers.NAME] (frozen, like `teacher`) and [companions.NAME] (trained with
   // their own optimizers), by NAME; the objective reaches them by role (StepContext).
   std::map<std::string, ModelPtr> teachers, companions;
