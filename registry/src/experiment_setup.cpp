@@ -169,7 +169,8 @@ TrainSetup build_components(const LoadedExperiment& experiment, bool load_teache
   context.seed = c.run.get_int("seed");
   // A data-free run reads no training-set file (unless it selects checkpoints on the real
   // validation split, which is carved out of the training set).
-  context.train_split = !c.generator || c.generator->host.get_bool("real_validation");
+  context.train_split = !c.generator || c.generator->host.get_bool("real_validation") ||
+                        c.generator->host.get_real("real_fraction") > 0;
   setup.data = r.create<DataSource>(PluginKind::data, c.data->plugin, c.data->params, context);
   context.data = setup.data->spec();
   setup.student = r.create<Model>(PluginKind::model, c.student->plugin, c.student->params, context);

@@ -564,3 +564,37 @@ TEST_CASE("[generator] engine keys are the host's, each plugin giving only its d
   CHECK(r.experiment.config.generator->params.get_int("latent_dim") == 24);
   CHECK_FALSE(r.experiment.config.generator->params.values().count("student_steps"));
 }
+
+TEST_CASE("real_fraction mixes real training images into every student batch, resumably") {
+  // Real data of the run's shape (train_forbidden refuses its training split, as it should).
+  const std::vector<std::string> mixed = {"data.plugin=\"synthetic\"", "data.height=16",
+                                          "data.width=16", "generator.real_fraction=0.25"};
+  Run whole(mixed);
+  REQUIRE(whole.train() == ardkit::TrainOutcome::completed);
+  const auto results = whole.results();
+  // 12 student steps of 16 images, 4 of each real; the synthetic side's budget is unchanged.
+  CHECK(results["budget"]["real_images"] == 12 * 4);
+  CHECK(results["budget"]["generator_updates"] == 6);
+  CHECK(results["data_free"]["training_images_read"] == true);
+  CHECK(results["data_free"]["real_fraction"] == 0.25);
+  // The same run without the mixture trains on other batches: the student ends elsewhere.
+  Run pure({"data.plugin=\"synthetic\"", "data.height=16", "data.width=16"});
+  REQUIRE(pure.train() == ardkit::TrainOutcome::completed);
+  CHECK_FALSE(pure.results()["budget"].contains("real_images"));
+  const auto a = whole.run->checkpoint_path("last");
+  CHECK_FALSE(
+      torch::equal(checkpoint(a, "student").begin()->second,
+                   checkpoint(pure.run->checkpoint_path("last"), "student").begin()->second));
+  // Interrupted mid-epoch and resumed: the same real images, the same student, the same count.
+  Run split(mixed, "\n[[hook]]\nplugin = \"interrupt_after\"\nstep = 5\n");
+  ardkit::install_interrupt_handlers();
+  REQUIRE(split.train() == ardkit::TrainOutcome::interrupted);
+  ardkit::clear_interrupt();
+  REQUIRE(split.train() == ardkit::TrainOutcome::completed);
+  check_same(checkpoint(a, "student"), checkpoint(split.run->checkpoint_path("last"), "student"));
+  CHECK(split.results()["budget"] == results["budget"]);
+  // All real is no longer data-free: refused with the key's place.
+  Run all({"data.plugin=\"synthetic\"", "data.height=16", "data.width=16",
+           "generator.real_fraction=1"});
+  CHECK_THROWS_WITH(all.train(), doctest::Contains("real_fraction must be below 1"));
+}

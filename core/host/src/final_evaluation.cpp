@@ -91,11 +91,15 @@ nlohmann::ordered_json run_description(const TrainSetup& setup, const RunDir& ru
   }
   if (setup.generator) {
     // What a reader of a data-free result must know: which generator made the training data,
-    // and whether any real training-set image was read (only for checkpoint selection).
-    const bool real = setup.generator_options.real_validation;
+    // and whether any real training-set image was read (for checkpoint selection, or mixed into
+    // the student's batches).
+    const GeneratorOptions& options = setup.generator_options;
+    const bool real = options.real_validation;
     results["data_free"] = {{"generator", config.generator->plugin},
-                            {"training_images_read", real},
+                            {"training_images_read", real || options.real_fraction > 0},
                             {"selection", real ? "real validation split" : "none"}};
+    if (options.real_fraction > 0)  // a mixture: part of every student batch was real
+      results["data_free"]["real_fraction"] = options.real_fraction;
   }
   return results;
 }

@@ -93,6 +93,11 @@ void add_student_side_params(ParamSchema& s, const GeneratorOptions& d) {
                   .one_of({"train", "eval"})
                   .help("the student's mode inside generator updates: train (its BatchNorm "
                         "statistics absorb synthesis batches) or eval (they do not)"));
+  s.push_back(real("real_fraction", d.real_fraction)
+                  .at_least(0)
+                  .at_most(1)
+                  .help("share of each student batch taken from the real training split with its "
+                        "labels (0: data-free; reads training images otherwise)"));
   s.push_back(boolean("real_validation", d.real_validation)
                   .help("select the best checkpoint on the real validation split (reads "
                         "training-set images; results.json records it)"));
@@ -166,6 +171,11 @@ GeneratorOptions generator_options_from(const Params& p) {
   o.grid_images = p.get_int("grid_images");
   o.real_validation = p.get_bool("real_validation");
   o.student_mode = p.get_string("student_mode");
+  o.real_fraction = p.get_real("real_fraction");
+  if (o.real_fraction >= 1)
+    throw_config_error(p.origin("real_fraction") +
+                       ": [generator] real_fraction must be below 1 (1 would train on real "
+                       "images only: drop [generator] for that)");
   if (o.balance_min > o.balance_max)
     throw_config_error(p.origin("balance_min") +
                        ": [generator] balance_min must not exceed "

@@ -190,6 +190,9 @@ void TrainingLoop::prepare_models() {
                 ? generated_batches(*setup_.generator, setup_.generator_options, *setup_.teacher,
                                     student_, knobs_, data.spec(), batch_size_, device_)
                 : real_batches(data, batch_size_, seed_, device_);
+  if (setup_.generator && setup_.generator_options.real_fraction > 0)
+    source_ = mixed_batches(std::move(source_), data, setup_.generator_options.real_fraction,
+                            batch_size_, seed_, device_);
   if (source_->samples_per_epoch() == 0)
     throw_config_error(config_.file.string() + ": [data] the training split is empty");
 }

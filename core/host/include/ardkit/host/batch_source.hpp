@@ -1,7 +1,8 @@
 #pragma once
 // Where a training run's batches come from. The training loop drives one BatchSource and does not
-// know which: the training split through a prefetcher (real_batches), or a generator trained
-// against the teacher between the student's steps (generated_batches, a data-free run).
+// know which: the training split through a prefetcher (real_batches), a generator trained
+// against the teacher between the student's steps (generated_batches, a data-free run), or the
+// two in every batch (mixed_batches around generated_batches, [generator] real_fraction).
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -101,6 +102,14 @@ ARDKIT_API std::unique_ptr<BatchSource> generated_batches(Generator& generator,
                                                           Model& teacher, Model& student,
                                                           Knobs& knobs, DataSpec spec,
                                                           int64_t batch_size, torch::Device device);
+
+// A data-free run's batches with round(real_fraction * batch_size) rows of each (at least one,
+// at most all but one) replaced by real training images with their labels, in an order that
+// depends only on (seed, epoch, step); the synthetic source's state, budget and indices stay.
+ARDKIT_API std::unique_ptr<BatchSource> mixed_batches(std::unique_ptr<BatchSource> synthetic,
+                                                      DataSource& data, double real_fraction,
+                                                      int64_t batch_size, int64_t seed,
+                                                      torch::Device device);
 
 // The order of a real epoch: a permutation of n that depends only on (seed, epoch).
 ARDKIT_API torch::Tensor epoch_order(int64_t seed, int64_t epoch, int64_t n);

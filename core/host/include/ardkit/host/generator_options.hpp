@@ -52,6 +52,9 @@ struct GeneratorOptions {
   // statistics absorb every synthesis batch (DFAD's and ZSKT's code, where the student stays in
   // train()); "eval" leaves them to the student's own steps (FERD keeps the student in eval()).
   std::string student_mode = "train";
+  // The share of each student batch taken from the real training split (with its labels) instead
+  // of the generator: 0, a data-free run; in (0, 1), a mixture (mixed_batches).
+  double real_fraction = 0.0;
 };
 
 // The host's keys of a [generator] table, with `info`'s engine defaults in place of the
