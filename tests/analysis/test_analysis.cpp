@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include "analysis.hpp"
 
-#include "../unit/test_util.hpp"
+#include "test_util.hpp"
 
 TEST_CASE("representation measures match NumPy on fixed features") {
   const auto dir = test::reference_dir("ARDKIT_ANALYSIS_REFERENCE_DIR");

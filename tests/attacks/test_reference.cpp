@@ -9,7 +9,7 @@
 #include <ardkit/ardkit.hpp>
 #include <ardkit/weights.hpp>
 
-#include "../unit/test_util.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
 using ardkit::PluginKind;

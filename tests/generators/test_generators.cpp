@@ -9,7 +9,7 @@
 #include <ardkit/nn/batch_norm.hpp>
 #include <ardkit/weights.hpp>
 
-#include "../unit/test_util.hpp"
+#include "test_util.hpp"
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include <ardkit/pytorch_file.hpp>
 #include <ardkit/weights.hpp>
 
-#include "../unit/test_util.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
 using ardkit::ErrorKind;

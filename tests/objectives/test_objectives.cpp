@@ -20,7 +20,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "../unit/test_util.hpp"
+#include "test_util.hpp"
 
 namespace fs = std::filesystem;
 using ardkit::PluginKind;

@@ -70,8 +70,8 @@ const char* kInterrupt = "\n[[hook]]\nplugin = \"interrupt_after\"\nstep = 4\n";
 // 320 synthetic samples less 32 for validation, in batches of 32, for 2 epochs.
 constexpr int64_t kTrainSamples = 288, kSteps = 2 * 288 / 32;
 
-struct Run : test::ExperimentRun {
-  explicit Run(const std::string& text, const std::vector<std::string>& overrides = {})
+struct RolesRun : test::ExperimentRun {
+  explicit RolesRun(const std::string& text, const std::vector<std::string>& overrides = {})
       : ExperimentRun(std::string(kBase) + text, overrides, "roles.toml") {}
   // A model table's weights as the last checkpoint holds them: the student, or a companion.
   std::vector<torch::Tensor> weights(const std::string& companion = "") const {
@@ -103,7 +103,7 @@ bool any_differs(const std::vector<torch::Tensor>& x, const std::vector<torch::T
 }
 
 // Interrupted at step 4 of 9 in epoch 1, then resumed to the end.
-void train_interrupted(Run& run) {
+void train_interrupted(RolesRun& run) {
   ardkit::install_interrupt_handlers();
   REQUIRE(run.train() == ardkit::TrainOutcome::interrupted);
   ardkit::clear_interrupt();
@@ -114,7 +114,7 @@ void train_interrupted(Run& run) {
 }  // namespace
 
 TEST_CASE("two named teachers and a peer with its own optimizer, resumed bit-exactly") {
-  Run whole(kRoles);
+  RolesRun whole(kRoles);
   REQUIRE(whole.train() == ardkit::TrainOutcome::completed);
   const auto steps = whole.lines("step");
   REQUIRE(steps.size() == kSteps);
@@ -133,19 +133,19 @@ TEST_CASE("two named teachers and a peer with its own optimizer, resumed bit-exa
   // (the student's unchanged) ends it elsewhere.
   const auto initial = ardkit::build_components(whole.experiment).companions.at("peer");
   CHECK(any_differs(whole.weights("peer"), initial->parameters()));
-  Run slower(kRoles, {"companions.peer.optimizer.lr=0.001"});
+  RolesRun slower(kRoles, {"companions.peer.optimizer.lr=0.001"});
   REQUIRE(slower.train() == ardkit::TrainOutcome::completed);
   CHECK(slower.lines("step").back()["peer_lr"].get<double>() == doctest::Approx(0.001));
   CHECK(any_differs(whole.weights("peer"), slower.weights("peer")));
 
-  Run split(std::string(kRoles) + kInterrupt);
+  RolesRun split(std::string(kRoles) + kInterrupt);
   train_interrupted(split);
   check_equal(whole.weights(), split.weights());
   check_equal(whole.weights("peer"), split.weights("peer"));
   CHECK(split.results()["budget"] == budget);
 
   // A peer whose table fixes its mode keeps it during steps.
-  Run eval_peer(kRoles, {"companions.peer.mode=\"eval\"", "train.epochs=1"});
+  RolesRun eval_peer(kRoles, {"companions.peer.mode=\"eval\"", "train.epochs=1"});
   REQUIRE(eval_peer.train() == ardkit::TrainOutcome::completed);
   CHECK(eval_peer.lines("step").front()["peer_training"].get<double>() == 0.0);
 }
@@ -153,7 +153,7 @@ TEST_CASE("two named teachers and a peer with its own optimizer, resumed bit-exa
 TEST_CASE("model roles are checked when the experiment is read, before a run folder exists") {
   const std::string roles = kRoles;
   const auto error = [](const std::string& text) {
-    return test::error_of([&] { Run r(text); }, ardkit::ErrorKind::config);
+    return test::error_of([&] { RolesRun r(text); }, ardkit::ErrorKind::config);
   };
   // A role the objective declared and the experiment lacks.
   const std::string no_robust =
@@ -187,7 +187,7 @@ TEST_CASE("model roles are checked when the experiment is read, before a run fol
 }
 
 TEST_CASE("an objective wrapping another adds its terms, carries the inner's needs and state") {
-  Run whole(kWrapped);
+  RolesRun whole(kWrapped);
   REQUIRE(whole.train() == ardkit::TrainOutcome::completed);
   const auto steps = whole.lines("step");
   REQUIRE(steps.size() == kSteps);
@@ -197,12 +197,12 @@ TEST_CASE("an objective wrapping another adds its terms, carries the inner's nee
   CHECK(steps.back()["wrapper_steps"].get<double>() == kSteps);
   CHECK(steps.back()["updates"].get<double>() == 2 * kSteps - 1);
   // The wrapper's term is in the loss: without it the student ends elsewhere.
-  Run plain(kWrapped, {"objective.weight=0.0"});
+  RolesRun plain(kWrapped, {"objective.weight=0.0"});
   REQUIRE(plain.train() == ardkit::TrainOutcome::completed);
   CHECK(any_differs(whole.weights(), plain.weights()));
 
   // Resumed in mid-epoch: the inner's head and buffers and the wrapper's counter carry over.
-  Run split(std::string(kWrapped) + kInterrupt);
+  RolesRun split(std::string(kWrapped) + kInterrupt);
   train_interrupted(split);
   check_equal(whole.weights(), split.weights());
   CHECK(split.lines("step").back()["wrapper_steps"].get<double>() == kSteps);
@@ -220,16 +220,16 @@ TEST_CASE("an objective wrapping another adds its terms, carries the inner's nee
   // What the inner objective needs, the wrapper needs; and the inner table must be there.
   auto m = test::error_of(
       [&] {
-        Run r(
+        RolesRun r(
             "[objective]\nplugin = \"plus_weight_norm\"\n[objective.wrapped]\nplugin = "
             "\"pgd_at\"\n");
       },
       ardkit::ErrorKind::config);
   CHECK(contains(m, "trains on adversarial examples"));
-  m = test::error_of([&] { Run r("[objective]\nplugin = \"plus_weight_norm\"\n"); },
+  m = test::error_of([&] { RolesRun r("[objective]\nplugin = \"plus_weight_norm\"\n"); },
                      ardkit::ErrorKind::config);
   CHECK(contains(m, "add a [objective.wrapped] table"));
-  m = test::error_of([&] { Run r(std::string(kWrapped) + "nonsense = 1\n"); },
+  m = test::error_of([&] { RolesRun r(std::string(kWrapped) + "nonsense = 1\n"); },
                      ardkit::ErrorKind::config);
   CHECK(contains(m, "objective.wrapped"));
   CHECK(contains(m, "nonsense"));
