@@ -453,6 +453,27 @@ TEST_CASE("a linear_ramp hook moves attack.eps step by step and the run logs it"
   CHECK(checked >= 18);
 }
 
+TEST_CASE("hooks run at every point of the loop, in order: epoch, step, validation") {
+  TinyRun r({"train.epochs=2"}, std::string(kTiny) + "\n[[hook]]\nplugin = \"call_order\"\n");
+  REQUIRE(r.train() == ardkit::TrainOutcome::completed);
+  const auto epochs = r.lines("epoch");
+  REQUIRE(epochs.size() == 2);
+  const int64_t steps = 18;  // 576 training samples in batches of 32
+  for (int64_t e = 0; e < 2; ++e) {
+    CAPTURE(e);
+    const auto& line = epochs[e];
+    CHECK(line["hook.epoch_begins"] == e + 1);
+    CHECK(line["hook.epoch_begin_step"] == steps * e);  // before the epoch's first step
+    CHECK(line["hook.step_begins"] == steps * (e + 1));
+    CHECK(line["hook.step_ends"] == steps * (e + 1));
+    CHECK(line["hook.last_step_begin"] == steps * (e + 1) - 1);  // before its step counted
+    // Validation ends before the epoch does, and its hook sees the accuracy the line logs.
+    CHECK(line["hook.validation_ends"] == e + 1);
+    CHECK(line["hook.epoch_ends_before_validation"] == e);
+    CHECK(line["hook.seen_val_clean_acc"] == line["val_clean_acc"]);
+  }
+}
+
 TEST_CASE("a hook naming an undeclared knob or leaving its range fails while building") {
   // Building is what `ardkit validate` and `ardkit run` do before a run folder exists.
   const std::string hook = "\n[[hook]]\nplugin = \"linear_ramp\"\n";

@@ -23,6 +23,46 @@ class InterruptAfter : public ardkit::Hook {
   int64_t steps_;
 };
 
+// `call_order`: counts every hook point and reports the counts at each epoch's end, with the
+// validation accuracy on_validation_end saw and the step on_step_begin saw last, so a test can
+// check which points run, how often and in which order.
+class CallOrder : public ardkit::Hook {
+ public:
+  void on_epoch_begin(const ardkit::HookEvent& event, ardkit::Knobs&) override {
+    ++epoch_begins_;
+    epoch_begin_step_ = event.step;
+  }
+  void on_step_begin(const ardkit::HookEvent& event, ardkit::Knobs&) override {
+    ++step_begins_;
+    last_step_begin_ = event.step;  // steps completed before this one
+  }
+  void on_step_end(const ardkit::HookEvent&, ardkit::Knobs&) override {
+    ++step_ends_;
+  }
+  void on_validation_end(const ardkit::HookEvent& event, ardkit::Knobs&) override {
+    ++validation_ends_;
+    seen_val_ = event.metrics.at("val_clean_acc");
+    ends_before_validation_ = epoch_ends_;
+  }
+  void on_epoch_end(const ardkit::HookEvent& event, ardkit::Knobs&) override {
+    ++epoch_ends_;
+    auto& r = *event.report;
+    r["epoch_begins"] = double(epoch_begins_);
+    r["epoch_begin_step"] = double(epoch_begin_step_);
+    r["step_begins"] = double(step_begins_);
+    r["last_step_begin"] = double(last_step_begin_);
+    r["step_ends"] = double(step_ends_);
+    r["validation_ends"] = double(validation_ends_);
+    r["epoch_ends_before_validation"] = double(ends_before_validation_);
+    r["seen_val_clean_acc"] = seen_val_;
+  }
+
+ private:
+  int64_t epoch_begins_ = 0, epoch_begin_step_ = -1, step_begins_ = 0, last_step_begin_ = -1,
+          step_ends_ = 0, validation_ends_ = 0, epoch_ends_ = 0, ends_before_validation_ = -1;
+  double seen_val_ = -1;
+};
+
 // A projection head on the student's features plus a per-sample memory (a buffer the size of
 // the training set), as feature-distillation methods keep them.
 struct HeadImpl : torch::nn::Module {
@@ -345,6 +385,11 @@ ARDKIT_PLUGIN_LIBRARY(manifest) {
                                                      context.build_wrapped<ardkit::Objective>());
            })
       .wraps(ardkit::PluginKind::objective);
+  manifest.add(ardkit::PluginKind::hook, "call_order", "0",
+               "counts every hook point and reports the counts at each epoch's end", {},
+               [](const ardkit::Params&, const ardkit::BuildContext&) {
+                 return std::make_shared<CallOrder>();
+               });
   manifest.add(ardkit::PluginKind::hook, "interrupt_after", "0", "raises SIGINT after `step` steps",
                {ardkit::param::integer("step", 1).at_least(1)},
                [](const ardkit::Params& p, const ardkit::BuildContext&) {

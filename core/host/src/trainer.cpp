@@ -265,8 +265,11 @@ void TrainingLoop::start_hooks() {
 bool TrainingLoop::begin_epoch() {
   const int64_t epoch = position_.epoch;
   set_learning_rates(position_.step_in_epoch, false);
-  if (position_.step_in_epoch == 0)
+  if (position_.step_in_epoch == 0) {
     set_mode(true);
+    const HookEvent event = hook_event(nullptr, false);
+    for_each_hook([&](Hook& hook) { hook.on_epoch_begin(event, knobs_); });
+  }
   if (!source_->begin_epoch(epoch, position_.step_in_epoch)) {
     checkpointer_->save(last_, position_);
     return false;
@@ -320,6 +323,10 @@ void TrainingLoop::train_step(int64_t s) {
   const int64_t epoch = position_.epoch;
   set_mode(true);
   set_learning_rates(s, true);
+  {
+    const HookEvent event = hook_event(nullptr, false);
+    for_each_hook([&](Hook& hook) { hook.on_step_begin(event, knobs_); });
+  }
   Batch batch = source_->next(epoch, s);
   // Pinned on a GPU run: the copy overlaps what the GPU still has queued.
   batch.x = batch.x.to(device_, /*non_blocking=*/true);
@@ -463,6 +470,8 @@ bool TrainingLoop::validate(nlohmann::json& line, bool& improved) {
     position_.best_metric = metric;
     improved = true;
   }
+  const HookEvent event = hook_event(nullptr, false);
+  for_each_hook([&](Hook& hook) { hook.on_validation_end(event, knobs_); });
   return true;
 }
 

@@ -49,7 +49,14 @@ class ARDKIT_API Hook : public Component {
   // Before the first step, and again when a run resumes (knobs then hold their checkpointed
   // values; `event.step` says where training stands).
   virtual void on_train_start(const HookEvent& /*event*/, Knobs& /*knobs*/) {}
+  // At the start of each epoch, before its first step (an epoch resumed mid-way had its start).
+  virtual void on_epoch_begin(const HookEvent& /*event*/, Knobs& /*knobs*/) {}
+  // Before each step draws its batch: knobs set here apply to that step (no drawing).
+  virtual void on_step_begin(const HookEvent& /*event*/, Knobs& /*knobs*/) {}
   virtual void on_step_end(const HookEvent& /*event*/, Knobs& /*knobs*/) {}
+  // After the epoch's validation, when it ran: event.metrics holds val_clean_acc (and
+  // val_robust_acc with an [attack]). Before on_epoch_end.
+  virtual void on_validation_end(const HookEvent& /*event*/, Knobs& /*knobs*/) {}
   virtual void on_epoch_end(const HookEvent& /*event*/, Knobs& /*knobs*/) {}
   // State a hook carries across a resume besides the knobs (which are checkpointed anyway).
   virtual bool has_state() {
