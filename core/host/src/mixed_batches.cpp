@@ -59,10 +59,13 @@ class MixedBatches final : public BatchSource {
     const int64_t k = std::min(real_per_batch_, n - 1);
     if (k <= 0 || size_ == 0)
       return batch;
-    const auto order = epoch_order(seed_ + 104729, epoch, size_);
+    if (epoch != order_epoch_) {  // one permutation per epoch, not one per step
+      order_ = epoch_order(seed_ + 104729, epoch, size_);
+      order_epoch_ = epoch;
+    }
     const auto rows =
         torch::arange(step * k, (step + 1) * k, torch::kLong).remainder(size_).to(torch::kLong);
-    const Batch real = data_.get(Split::train, order.index({rows}), Augmentation::none());
+    const Batch real = data_.get(Split::train, order_.index({rows}), Augmentation::none());
     const auto x = real.x.to(batch.x.device(), batch.x.scalar_type());
     const auto y = real.y.to(batch.y.device(), batch.y.scalar_type());
     batch.x = torch::cat({batch.x.narrow(0, 0, n - k), x});
@@ -113,6 +116,9 @@ class MixedBatches final : public BatchSource {
   torch::Device device_;
   int64_t size_;
   int64_t real_images_ = 0;
+  // The real split's order of the epoch in progress (a function of seed and epoch only).
+  int64_t order_epoch_ = -1;
+  torch::Tensor order_;
 };
 
 }  // namespace
