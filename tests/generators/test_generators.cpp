@@ -492,9 +492,11 @@ TEST_CASE("ferd: Train_Gen_Module.train for 2 epochs of 3 updates (reset, IFD, c
           5e-5);
   }
   CHECK(driver.generator_updates() == 6);
+  // Six Adam updates carry PyTorch's and LibTorch's last-bit differences into the weights: up to
+  // 1.7e-4 seen (a BatchNorm bias), where a wrong term moves them by the order of the lr, 1e-3.
   for (auto& t : net.named_parameters())
     if (t.key() != "z")
-      check_tensor(r, "generator." + t.key(), t.value(), 1e-4);
+      check_tensor(r, "generator." + t.key(), t.value(), 3e-4);
   for (auto& t : net.named_buffers())
     if (t.key() != "targets" && t.key() != "label_prob")
       check_tensor(r, "generator." + t.key(), t.value(), 1e-4);
