@@ -7,6 +7,9 @@
 // Student forwards in train mode: S(x), then S(x'). KL: elementwise mean (the CIFAR-10 branch);
 // the CIFAR-100 branch is kl_reduction = "batchmean". The official argparse default radius is
 // 16/255 (step 4/255); its README commands, and these defaults, use 8/255 and 2/255.
+// clean_forward = false with alpha = 1 skips S(x) and T(x), whose term has weight 0: main.py
+// still runs S(x) (BatchNorm's running statistics see the clean batch), the AdaAD base of
+// HongsinLee/saad's igdm.py does not (experiments/*/igdm.toml).
 // Checked against boyellow/AdaAD@9e5c6e5f main.py / AT_helper.py run as is
 // (tests/objectives/official_reference, cases adaad, adaad_cifar100).
 #include <ardkit/distill.hpp>
@@ -21,14 +24,16 @@ class AdaAd : public ardkit::Objective {
   explicit AdaAd(const Params& p)
       : alpha_(p.get_real("alpha")),
         reduction_(p.get_string("kl_reduction")),
-        bn_mode_(distill::bn_mode(p)) {}
+        bn_mode_(distill::bn_mode(p)),
+        clean_forward_(p.get_bool("clean_forward")) {}
 
   ardkit::LossTerms compute(ardkit::StepContext& c) override {
     const auto& x = c.batch.x;
     ardkit::Model& student = c.student;
     ardkit::Model& teacher = *c.teacher;
     const auto x_adv = distill::attack_student_and_teacher(c, bn_mode_);
-    const auto clean_logits = student.logits(x);
+    const bool clean = clean_forward_ || alpha_ < 1;
+    const auto clean_logits = clean ? student.logits(x) : torch::Tensor();
     const auto adv_logits = student.logits(x_adv);
     const auto kl = [&](const torch::Tensor& input, const torch::Tensor& logits) {
       const auto probs = torch::softmax(distill::teacher_logits(teacher, input), 1);
@@ -36,15 +41,19 @@ class AdaAd : public ardkit::Objective {
                              logits.size(1));
     };
     const auto kl_adv = kl(x_adv, adv_logits);
+    if (!clean)
+      return distill::publish_adversarial({kl_adv, {{"kl_adv", kl_adv}}}, x_adv, adv_logits);
     const auto kl_clean = kl(x, clean_logits);
-    return {alpha_ * kl_adv + (1 - alpha_) * kl_clean,
-            {{"kl_adv", kl_adv}, {"kl_clean", kl_clean}}};
+    return distill::publish_adversarial(
+        {alpha_ * kl_adv + (1 - alpha_) * kl_clean, {{"kl_adv", kl_adv}, {"kl_clean", kl_clean}}},
+        x_adv, adv_logits);
   }
 
  private:
   double alpha_;
   std::string reduction_;
   ardkit::BnMode bn_mode_;
+  bool clean_forward_;
 };
 
 ardkit::ParamSchema schema() {
@@ -53,6 +62,9 @@ ardkit::ParamSchema schema() {
       real("alpha", 1.0).at_least(0).at_most(1).help("weight of the adversarial KL term"),
       distill::kl_reduction_param("elemmean"),
       distill::bn_mode_param("eval", "eval: the official code"),
+      boolean("clean_forward", true)
+          .help("forward S(x) even when its term has weight 0 (alpha = 1), as main.py does; "
+                "false: as the AdaAD base of IGDM's igdm.py"),
   };
 }
 

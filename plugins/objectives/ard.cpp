@@ -42,7 +42,9 @@ class Ard : public ardkit::Objective {
     const auto kl = distill::reduce(distill::kl_rows(teacher_probs, adv_logits, t), reduction_,
                                     x.size(0), adv_logits.size(1));
     const auto ce = torch::nn::functional::cross_entropy(clean_logits, y);
-    return {alpha * t * t * kl + (1 - alpha) * ce, {{"kl_adv", kl}, {"clean_ce", ce}}};
+    return distill::publish_adversarial(
+        {alpha * t * t * kl + (1 - alpha) * ce, {{"kl_adv", kl}, {"clean_ce", ce}}}, x_adv,
+        adv_logits);
   }
 
  private:

@@ -27,17 +27,19 @@ class PgdAt : public ardkit::Objective {
 
   ardkit::LossTerms compute(ardkit::StepContext& c) override {
     const auto x_adv = distill::attack_student(c, bn_mode_, ardkit::losses::cross_entropy());
-    auto adv = torch::nn::functional::cross_entropy(c.student.logits(x_adv), c.batch.y);
+    const auto adv_logits = c.student.logits(x_adv);
+    auto adv = torch::nn::functional::cross_entropy(adv_logits, c.batch.y);
     if (clean_weight_ == 0.0) {
       if (clean_forward_) {
         torch::NoGradGuard no_grad;  // statistics only: the loss does not use it
         c.student.logits(c.batch.x);
       }
-      return {adv, {{"adv_ce", adv}}};
+      return distill::publish_adversarial({adv, {{"adv_ce", adv}}}, x_adv, adv_logits);
     }
     auto clean = torch::nn::functional::cross_entropy(c.student.logits(c.batch.x), c.batch.y);
-    return {(1 - clean_weight_) * adv + clean_weight_ * clean,
-            {{"adv_ce", adv}, {"clean_ce", clean}}};
+    return distill::publish_adversarial(
+        {(1 - clean_weight_) * adv + clean_weight_ * clean, {{"adv_ce", adv}, {"clean_ce", clean}}},
+        x_adv, adv_logits);
   }
 
  private:

@@ -71,8 +71,9 @@ class Rslad : public ardkit::Objective {
     };
     const auto kl_adv = kl(adv_logits);
     const auto kl_clean = kl(clean_logits);
-    return {adv_weight_ * kl_adv + clean_weight_ * kl_clean,
-            {{"kl_adv", kl_adv}, {"kl_clean", kl_clean}}};
+    return distill::publish_adversarial({adv_weight_ * kl_adv + clean_weight_ * kl_clean,
+                                         {{"kl_adv", kl_adv}, {"kl_clean", kl_clean}}},
+                                        x_adv, adv_logits);
   }
 
  private:

@@ -41,7 +41,8 @@ class Trades : public ardkit::Objective {
     const auto target_probs = torch::softmax(c.student.logits(x), 1);
     const auto kl = distill::reduce(distill::kl_rows(target_probs, adv_logits), reduction_,
                                     x.size(0), logits.size(1));
-    return {ce + c.knobs.get("beta") * kl, {{"clean_ce", ce}, {"kl_robust", kl}}};
+    return distill::publish_adversarial(
+        {ce + c.knobs.get("beta") * kl, {{"clean_ce", ce}, {"kl_robust", kl}}}, x_adv, adv_logits);
   }
 
  private:

@@ -15,14 +15,15 @@ namespace fs = std::filesystem;
 LoadedExperiment load(const fs::path& file, const std::vector<std::string>& overrides,
                       const std::vector<fs::path>& plugin_path, std::vector<fs::path>& chain);
 
-// Replaces `[teacher] experiment = "FILE"` (relative to this file's folder) by that experiment's
-// [student] plugin and parameters and the checkpoint its run leaves in this experiment's run
-// store; the checkpoint path carries the teacher's run id, so this run's id changes whenever the
-// teacher's configuration does.
-std::optional<TeacherRun> resolve_teacher_experiment(toml::table& root, const fs::path& file,
+// Replaces `experiment = "FILE"` (relative to this file's folder) in the teacher table `table`
+// ([teacher] or [teachers.NAME], called `label`) by that experiment's [student] plugin and
+// parameters and the checkpoint its run leaves in this experiment's run store; the checkpoint
+// path carries the teacher's run id, so this run's id changes whenever the teacher's
+// configuration does. Null when the table names no experiment.
+std::optional<TeacherRun> resolve_teacher_experiment(toml::table& root, toml::table* teacher,
+                                                     const std::string& label, const fs::path& file,
                                                      const std::vector<fs::path>& plugin_path,
                                                      std::vector<fs::path>& chain) {
-  auto* teacher = root.get_as<toml::table>("teacher");
   if (!teacher || !teacher->contains("experiment"))
     return std::nullopt;
   const auto where = [&](const char* key) {
@@ -30,20 +31,20 @@ std::optional<TeacherRun> resolve_teacher_experiment(toml::table& root, const fs
   };
   const auto* name = teacher->get_as<std::string>("experiment");
   if (!name)
-    throw_config_error(where("experiment") +
-                       ": [teacher] experiment must be a string naming an experiment file");
+    throw_config_error(where("experiment") + ": [" + label +
+                       "] experiment must be a string naming an experiment file");
   for (const auto& [key, node] : *teacher)
     if (key.str() != "experiment" && key.str() != "use")
-      throw_config_error(fmt::format(
-          "{}: [teacher] '{}' cannot be combined with experiment = ...: the teacher is that "
-          "experiment's [student] with its trained weights; remove '{}'",
-          where(std::string(key.str()).c_str()), key.str(), key.str()));
+      throw_config_error(
+          fmt::format("{}: [{}] '{}' cannot be combined with experiment = ...: the teacher is that "
+                      "experiment's [student] with its trained weights; remove '{}'",
+                      where(std::string(key.str()).c_str()), label, key.str(), key.str()));
   std::string use = "best";
   if (teacher->contains("use")) {
     const auto* u = teacher->get_as<std::string>("use");
     if (!u || (u->get() != "best" && u->get() != "last"))
-      throw_config_error(where("use") +
-                         ": [teacher] use must be \"best\" (validation-selected) or \"last\"");
+      throw_config_error(where("use") + ": [" + label +
+                         "] use must be \"best\" (validation-selected) or \"last\"");
     use = u->get();
   }
   fs::path teacher_file = fs::path(name->get());
@@ -51,14 +52,14 @@ std::optional<TeacherRun> resolve_teacher_experiment(toml::table& root, const fs
     teacher_file = file.parent_path() / teacher_file;
   if (!fs::exists(teacher_file))
     throw_config_error(
-        fmt::format("{}: [teacher] experiment file {} not found (paths are relative "
+        fmt::format("{}: [{}] experiment file {} not found (paths are relative "
                     "to this experiment file's folder)",
-                    where("experiment"), teacher_file.string()));
+                    where("experiment"), label, teacher_file.string()));
   const fs::path canonical = fs::weakly_canonical(teacher_file);
   for (const auto& f : chain)
     if (f == canonical)
-      throw_config_error(fmt::format("{}: [teacher] experiment {} is its own teacher (a cycle)",
-                                     where("experiment"), teacher_file.string()));
+      throw_config_error(fmt::format("{}: [{}] experiment {} is its own teacher (a cycle)",
+                                     where("experiment"), label, teacher_file.string()));
   const auto* run = root.get_as<toml::table>("run");
   const auto* output_node = run ? run->get_as<std::string>("output") : nullptr;
   const std::string output = output_node ? output_node->get() : "runs";
@@ -69,6 +70,7 @@ std::optional<TeacherRun> resolve_teacher_experiment(toml::table& root, const fs
   LoadedExperiment loaded =
       load(teacher_file, {"run.output" + text.str().substr(2)}, plugin_path, chain);
   TeacherRun out;
+  out.role = label;
   out.file = teacher_file;
   out.output = output;
   out.folder = fs::path(output) / loaded.config.run_id();
@@ -80,8 +82,23 @@ std::optional<TeacherRun> resolve_teacher_experiment(toml::table& root, const fs
   replaced.insert("checkpoint", out.checkpoint.string());
   replaced.insert("experiment", teacher_file.string());
   replaced.insert("use", use);
-  root.insert_or_assign("teacher", std::move(replaced));
+  *teacher = std::move(replaced);
   return out;
+}
+
+// [teacher] and every [teachers.NAME] given as an experiment.
+void resolve_teacher_experiments(toml::table& root, const fs::path& file,
+                                 const std::vector<fs::path>& plugin_path,
+                                 std::vector<fs::path>& chain, LoadedExperiment& out) {
+  out.teacher_run = resolve_teacher_experiment(root, root.get_as<toml::table>("teacher"), "teacher",
+                                               file, plugin_path, chain);
+  if (auto* named = root.get_as<toml::table>("teachers"))
+    for (auto&& [key, value] : *named) {
+      const std::string label = "teachers." + std::string(key.str());
+      if (auto run =
+              resolve_teacher_experiment(root, value.as_table(), label, file, plugin_path, chain))
+        out.named_teacher_runs.emplace(std::string(key.str()), std::move(*run));
+    }
 }
 
 LoadedExperiment load(const fs::path& file, const std::vector<std::string>& overrides,
@@ -90,7 +107,7 @@ LoadedExperiment load(const fs::path& file, const std::vector<std::string>& over
   expand_suites(root, file.string());
   chain.push_back(fs::weakly_canonical(file));
   LoadedExperiment out;
-  out.teacher_run = resolve_teacher_experiment(root, file, plugin_path, chain);
+  resolve_teacher_experiments(root, file, plugin_path, chain, out);
   out.registry = std::make_unique<Registry>(
       plugin_search_path(plugin_path, experiment_plugin_path(root, file)));
   out.config = resolve_experiment(root, file, out.registry->lookup());
@@ -132,17 +149,24 @@ namespace {
 // [teachers.NAME] and [companions.NAME], built last: the random draws of runs without them stay
 // where they were. A named teacher needs weights as [teacher] does; a companion starts from its
 // checkpoint when it has one, else from the seeded initialisation.
-void build_role_models(const ExperimentConfig& c, const Registry& r, const BuildContext& context,
-                       TrainSetup& setup) {
+void build_role_models(const LoadedExperiment& experiment, const Registry& r,
+                       const BuildContext& context, bool load_teacher_weights, TrainSetup& setup) {
+  const ExperimentConfig& c = experiment.config;
   for (const auto& [name, table] : c.teachers) {
     ModelPtr teacher = r.create<Model>(PluginKind::model, table.plugin, table.params, context);
     const auto& path = table.host.get_string("checkpoint");
     if (path.empty() && !teacher->pretrained())
       throw_config_error(
           fmt::format("{} [{}]: no weights given; a teacher must be trained: add checkpoint = "
-                      "\"RUN/checkpoints/best.pt\"",
+                      "\"RUN/checkpoints/best.pt\" or experiment = \"TEACHER.toml\"",
                       c.file.string(), table.table));
-    if (!path.empty())
+    const auto run = experiment.named_teacher_runs.find(name);
+    if (run != experiment.named_teacher_runs.end() && load_teacher_weights &&
+        !std::filesystem::exists(path))
+      throw_config_error(fmt::format(
+          "{} [{}]: experiment {} has no {} yet: `ardkit run {}` trains it first", c.file.string(),
+          table.table, run->second.file.string(), path, c.file.string()));
+    if (!path.empty() && (load_teacher_weights || run == experiment.named_teacher_runs.end()))
       load_weights(*teacher, path, weight_options_from(table.host));
     setup.teachers[name] = std::move(teacher);
   }
@@ -229,9 +253,18 @@ TrainSetup build_components(const LoadedExperiment& experiment, bool load_teache
                                           c.generator->params, context);
     setup.generator_options = generator_options_from(c.generator->host);
   }
-  build_role_models(c, r, context, setup);
+  build_role_models(experiment, r, context, load_teacher_weights, setup);
   check_requirements(setup);
   return setup;
+}
+
+std::vector<const TeacherRun*> LoadedExperiment::teacher_runs() const {
+  std::vector<const TeacherRun*> out;
+  if (teacher_run)
+    out.push_back(&*teacher_run);
+  for (const auto& [name, run] : named_teacher_runs)
+    out.push_back(&run);
+  return out;
 }
 
 }  // namespace ardkit

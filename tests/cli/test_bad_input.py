@@ -50,7 +50,7 @@ class BadInput(CliCase):
 
     def test_unknown_plugin(self):
         self.check_run(TINY.replace('plugin = "pgd_at"', 'plugin = "pgd-at"'), 3, "unknown objective plugin 'pgd-at'",
-                       "did you mean 'pgd_at'?", "known objective plugins: adaad, ard, ferd, gacd, iad, kd, natural, pgd_at, rslad, trades")
+                       "did you mean 'pgd_at'?", "known objective plugins: adaad, ard, dgad, ferd, gacd, iad, igdm, kd, mtard, natural, peeraid, pgd_at, rslad, trades")
 
     def test_missing_and_truncated_dataset(self):
         empty = self.dir / "empty"

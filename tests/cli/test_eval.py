@@ -183,6 +183,10 @@ points = 40
             result = run("validate", str(f), "--set", "run.output=" + str(self.dir / "runs"), cwd=self.dir)
             self.assertEqual(result.returncode, 0, f"{f}: {result.stderr}")
             self.assertIn(": ok", result.stdout)
+            if f.name == "mtard.toml":  # two teacher experiments, both named
+                self.assertIn("its teachers [teacher] ", result.stdout)
+                self.assertIn("[teachers.clean] ", result.stdout)
+                self.assertIn("clean_teacher.toml are trained first", result.stdout)
         # Grid files: every cell validates with its values.
         grids = sorted((root / "fmnist" / "grids").glob("*.toml"))
         self.assertGreaterEqual(len(grids), 2)
@@ -190,8 +194,14 @@ points = 40
             self.assertIn("cells", run("validate", str(f), cwd=self.dir).stdout)
         methods = run("grid", str(root / "fmnist/grids/methods.toml"), "--dry-run", "--output",
                       str(self.dir / "runs"), cwd=self.dir)
-        self.assertIn("60 cells", methods.stdout)
+        self.assertIn("84 cells", methods.stdout)
         self.assertIn("pending  teacher fmnist-teacher-", methods.stdout)
+        self.assertIn("pending  teacher fmnist-clean-teacher-", methods.stdout)  # MTARD's second
+        # The teacher as an axis: each teacher experiment is a teacher run of its own.
+        teachers = run("grid", str(root / "fmnist/grids/teachers.toml"), "--dry-run", "--output",
+                       str(self.dir / "runs"), cwd=self.dir)
+        self.assertEqual(teachers.stdout.count("pending  teacher "), 3)
+        self.assertIn("9 pending", teachers.stdout)
         # CIFAR paper settings: every key checks out; the complaint is the data, which is not here.
         for variant, missing in (("cifar10", "data_batch_1.bin not found"), ("cifar100", "train.bin not found"),
                                  ("stl10", "train_X.bin not found")):
@@ -221,7 +231,7 @@ points = 40
         self.assert_error(run("eval", str(empty)), 2, "not a run folder (no config.toml)")
         (empty / "config.toml").write_text("[run]\n")
         self.assert_error(run("eval", str(empty)), 2, "no best checkpoint yet", "--which last")
-        self.assert_error(run("eval", str(empty), "--which", "worst"), 2, "--which must be best or last")
+        self.assert_error(run("eval", str(empty), "--which", "worst"), 2, "--which must be best, last or averaged")
         self.write("bad.toml", '[model]\nplugin = "small_cnn"\ncheckpoint = "missing.pt"\n'
                                '[data]\nplugin = "synthetic"\n[evalution]\npoints = 3\n')
         self.assert_error(run("eval", str(self.dir / "bad.toml")), 2, "unknown table 'evalution'",

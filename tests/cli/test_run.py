@@ -242,7 +242,7 @@ student_steps = 2
         self.assertIn("is trained first", validated.stdout)
         first = run("run", str(exp), "--output", str(self.dir / "runs"))
         self.assertEqual(first.returncode, 0, first.stderr)
-        self.assertIn("training its teacher first", first.stderr)
+        self.assertIn("training its [teacher] first", first.stderr)
         names = sorted(p.name.split("-")[0] for p in self.completed_runs())
         self.assertEqual(names, ["student", "teacher"])
         config = next((self.dir / "runs").glob("student-*/config.toml")).read_text()
@@ -253,7 +253,7 @@ student_steps = 2
                            .replace('plugin = "rslad"', 'plugin = "ard"'))
         second = run("run", str(other), "--output", str(self.dir / "runs"))
         self.assertEqual(second.returncode, 0, second.stderr)
-        self.assertNotIn("training its teacher first", second.stderr)
+        self.assertNotIn("training its [teacher] first", second.stderr)
         self.assertEqual(len(self.completed_runs()), 3)
         # Two students started together on a teacher neither finds trained (every Slurm array):
         # one trains it, the other waits for it and then reuses it.

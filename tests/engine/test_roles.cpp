@@ -169,12 +169,13 @@ TEST_CASE("model roles are checked when the experiment is read, before a run fol
   m = error(std::string(kWrapped) + "[companions.peer]\nplugin = \"small_cnn\"\n");
   CHECK(contains(m, "[companions.peer]"));
   CHECK(contains(m, "it uses none"));
-  // Named teachers come from checkpoints; a wrong key in a companion's optimizer is named.
+  // A named teacher from an experiment is that experiment's student: no plugin beside it; a
+  // wrong key in a companion's optimizer is named.
   const std::string clean = "[teachers.clean]\nplugin = \"fixed_linear\"\n";
   std::string from_experiment = roles;
   from_experiment.replace(roles.find(clean), clean.size(), clean + "experiment = \"t.toml\"\n");
   m = error(from_experiment);
-  CHECK(contains(m, "experiment = ... is for [teacher] only"));
+  CHECK(contains(m, "[teachers.clean] 'plugin' cannot be combined with experiment = ..."));
   m = error(roles + "lrr = 0.1\n");
   CHECK(contains(m, "lrr"));
   CHECK(contains(m, "companions.peer.optimizer"));

@@ -15,10 +15,12 @@ machine without the file's data or weights:
     synthesises first); a hook measures on 2 samples; the training attack and each evaluation
     attack run at most 2 iterations (a suite entry becomes its attack tables, as the suite
     defines them, with the same cap);
-  - weights the file names but this machine lacks (a teacher's or an evaluated model's
-    checkpoint, a TorchScript file) are the same architecture with near-initial weights, written
-    by a one-step natural-training run of that model (a TorchScript file: a traced linear model);
-  - a teacher named by `experiment = ...` is rewritten the same way, recursively.
+  - weights the file names but this machine lacks (the checkpoint of a teacher, named teacher,
+    companion or evaluated model, a TorchScript file) are the same architecture with near-initial
+    weights, written by a one-step natural-training run of that model (a TorchScript file: a
+    traced linear model);
+  - a teacher ([teacher] or [teachers.NAME]) named by `experiment = ...` is rewritten the same
+    way, recursively.
 The run must exit 0 with status "completed" and results.json holding every evaluation."""
 import argparse
 import json
@@ -58,20 +60,28 @@ def toml_value(v):
 
 
 def to_toml(doc):
-    """The subset of TOML experiment files use: top-level tables, arrays of tables, scalar and
-    array values."""
+    """The subset of TOML experiment files use: tables (nested ones as [a.b]), arrays of tables,
+    scalar and array values."""
     out = []
+
+    def table(name, value):
+        out.append(f"[{name}]")
+        out.extend(f"{k} = {toml_value(v)}" for k, v in value.items() if not isinstance(v, dict))
+        out.append("")
+        for k, v in value.items():
+            if isinstance(v, dict):
+                table(f"{name}.{k}", v)
+
     for key, value in doc.items():
         if isinstance(value, dict):
-            out.append(f"[{key}]")
-            out += [f"{k} = {toml_value(v)}" for k, v in value.items()]
+            table(key, value)
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             for entry in value:
                 out.append(f"[[{key}]]")
                 out += [f"{k} = {toml_value(v)}" for k, v in entry.items()]
+                out.append("")
         else:
             raise ValueError(f"top-level key {key} is not a table")
-        out.append("")
     return "\n".join(out)
 
 
@@ -233,6 +243,10 @@ class Rewriter:
         for role in ("student", "teacher", "model"):
             if role in doc:
                 out[role] = self.model(doc[role], data, path)
+        for group in ("teachers", "companions"):  # [teachers.NAME], [companions.NAME]
+            if group in doc:
+                out[group] = {name: self.model(table, data, path)
+                              for name, table in doc[group].items()}
         train = dict(doc.get("train", {}))
         train.update(epochs=1, batch_size=BATCH, eval_batch_size=BATCH, eval_points=BATCH,
                      validation_points=BATCH, log_every=1)

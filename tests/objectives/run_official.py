@@ -5,8 +5,12 @@ mistake in reading the official code could sit in both the port and the plugin, 
 Run once, outside the test suite, on checkouts of the official repositories; the outputs are
 committed under tests/objectives/official_reference/ and read by test_objectives.cpp:
 
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell \
     /usr/bin/python3 tests/objectives/run_official.py --repos DIR \
         --out tests/objectives/official_reference
+
+(the variables pin PyTorch's kernels to their AVX2 paths, as tests/CMakeLists.txt pins
+LibTorch's for the tests that read these files).
 
 DIR holds one git clone per repository below, named by the repository's name (a bare clone
 works too). The source of every file is read with `git show COMMIT:PATH` at the commit recorded
@@ -54,7 +58,7 @@ import torch.optim as optim
 from torch.autograd import Variable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_reference import make_inputs  # noqa: E402  (the port's network, weights, batch)
+from make_reference import TinyNet, make_inputs  # noqa: E402  (the port's network, weights, batch)
 
 SEED = 1234
 REPOS = {
@@ -65,6 +69,10 @@ REPOS = {
     "AdaAD": ("boyellow/AdaAD", "9e5c6e5ff73052af196065439517562d37eff6e6"),
     "TRADES": ("yaodongyu/TRADES", "6e8e11b7c281371c2f027ffadfbaea80361f09de"),
     "FERD": ("mayaobuduyao/FERD", "c975d9e1a2cd75de1cd6287f6c1ef999d0532871"),
+    "MTARD": ("zhaoshiji123/MTARD", "6480a1b40d6195e437a876639ea37b7b40c46a58"),
+    "PeerAiD": ("jaewonalive/PeerAiD", "cd12e9210ceb43a68c104f3c4ca281ea991880b8"),
+    "saad": ("HongsinLee/saad", "295121c5d2eed827b5b2d6aa42307de809bdfada"),
+    "DGAD": ("kunsaram01/DGAD", "a0329c860570484e0835108985954f30bbb374ee"),
 }
 
 
@@ -191,6 +199,9 @@ class Step:
     batch_binary.pt (pixels exactly 0 or 1, where clipping a random start shows)."""
     def __init__(self, name, cite, run, binary=False):
         self.name, self.cite, self.run, self.binary = name, cite, run, binary
+        # The newer methods' steps take the extra nets and return extra records too.
+        self.several = run.__code__.co_argcount == 7
+        self.labels = None  # other labels for this case (batch_NAME.pt)
 
 
 # ---- ARD (goldblum) ----
@@ -282,11 +293,13 @@ def rice_step(src):
 
 
 # ---- AdaAD (boyellow) ----
-def adaad_namespace(src, student, teacher, optimizer, batches, argv):
+def adaad_namespace(src, student, teacher, optimizer, batches, argv,
+                    helpers=("adaad_inner_loss", "Madry_PGD")):
+    """AdaAD's main.py train() with its AT_helper.py; DGAD's main.py is a fork of it."""
     ns = base_namespace(net=student, teacher_net=teacher, optimizer=optimizer,
                         trainloader=Quiet(batches),
                         utils=types.SimpleNamespace(progress_bar=lambda *a, **k: None))
-    run_official(src, "AT_helper.py", ns, names=("adaad_inner_loss", "Madry_PGD"))
+    run_official(src, "AT_helper.py", ns, names=helpers)
     run_official(src, "main.py", ns, names=("get_args",))
     saved, sys.argv = sys.argv, ["main.py"] + argv
     try:
@@ -307,6 +320,12 @@ def adaad_step(src, name, epoch, argv, terms, binary=False):
 
 
 ADAAD_8 = ["--epsilon", "8", "--step_size", "2", "--num_steps", "10"]
+# igdm.py as published (its swapped inner attack, step 8/255 in a 2/255 ball) and an alpha that
+# makes the term count at epoch 1 of E = 200; test_objectives.cpp sets the attack to match.
+IGDM = ["--epochs", "1", "--igdm_alpha", "50"]
+DGAD = ["--method", "DGAD", "--bs", "8"] + ADAAD_8
+PEERAID = ["--kd", "--temperature", "5", "--gamma1", "1", "--gamma2", "0.1", "--re_kd_temperature",
+           "1", "--lamb1", "0.5", "--lamb2", "1", "--lamb3", "1", "--k_train", "10"]
 
 
 # ---- TRADES (yaodongyu) ----
@@ -372,6 +391,112 @@ def ferd_step(src):
                                  "query_sample.py generate_adv"), run)
 
 
+# ---- the 2022-2025 methods: several steps each, on `batches` ----
+# A second teacher (MTARD's clean one) and PeerAiD's peer: TinyNets of their own seeds, saved
+# next to the others (clean_teacher.pt, peer.pt) for test_objectives.cpp.
+def extra_nets(out):
+    torch.manual_seed(1)
+    clean, peer = TinyNet(), TinyNet()
+    with torch.no_grad():
+        clean.fc.weight.mul_(4)
+    clean.eval()
+    for p in clean.parameters():
+        p.requires_grad_(False)
+    torch.save(dict(clean.state_dict()), out / "clean_teacher.pt")
+    torch.save(dict(peer.state_dict()), out / "peer.pt")
+    return clean, peer
+
+
+def top_level_loop(src, script, ns, drop="test_accs"):
+    """Runs the script's top-level `for epoch` training loop without the statements of its body
+    that evaluate on the test set (those that mention `drop`)."""
+    text = src.text(script)
+    loop = next(n for n in ast.parse(text).body
+                if isinstance(n, ast.For) and ast.get_source_segment(text, n).startswith(
+                    "for epoch"))
+    loop = copy.deepcopy(loop)
+    loop.body = [n for n in loop.body if drop not in ast.get_source_segment(text, n)]
+    exec(compile(ast.Module(body=[loop], type_ignores=[]), f"{src.repo}/{script}", "exec"), ns)
+
+
+def mtard_step(src, name, epochs, batches):
+    """mtard_resnet18_cifar10.py's training loop, its every-20-epochs test left out."""
+    script = "mtard/mtard_resnet18_cifar10.py"
+
+    def run(s, t, u, x, y, opt, nets):
+        ns = base_namespace(student=s, teacher=t, teacher_nat=nets["clean"], optimizer=opt,
+                            trainloader=[(x, y)] * batches)
+        run_official(src, "mtard/mtard_loss.py", ns, names=("mtard_inner_loss_ce",))
+        run_official(src, script, ns, names=(
+            "epsilon", "weight_learn_rate", "bert", "weight", "init_loss_nat", "init_loss_adv",
+            "kl_loss"))
+        ns["epochs"] = epochs
+        with Locals("mtard_inner_loss_ce") as frames:
+            top_level_loop(src, script, ns)
+        return (frames.values["mtard_inner_loss_ce"]["x_adv"], ns["total_loss"],
+                {"kl_adv": ns["kl_Loss1"], "kl_nat": ns["kl_Loss2"],
+                 "w_nat": torch.tensor(ns["weight"]["nat_loss"])}, {})
+    return Step(name, src.cite(script, f"training loop, {epochs} epochs x {batches} batches"),
+                run)
+
+
+def igdm_step(src, name, argv, batches):
+    """igdm.py's training loop (AdaAD base), its per-epoch test left out."""
+    def run(s, t, u, x, y, opt, nets):
+        ns = base_namespace(student=s, teacher=t, optimizer=opt, trainloader=[(x, y)] * batches,
+                            progress_bar=types.SimpleNamespace(prog=lambda *a, **k: None),
+                            ArgumentParser=argparse.ArgumentParser)
+        run_official(src, "attacks.py", ns, names=("adaad_inner_loss",))
+        run_official(src, "args.py", ns, names=("create_parser",))
+        ns["args"] = ns["create_parser"]().parse_known_args(argv)[0]
+        run_official(src, "igdm.py", ns, names=("criterion_kl",))
+        with Locals("adaad_inner_loss") as frames:
+            top_level_loop(src, "igdm.py", ns)
+        return (frames.values["adaad_inner_loss"]["x_adv"], ns["loss"],
+                {"kl_adv": ns["kl_loss"], "igdm": ns["IGDM_loss"]}, {})
+    return Step(name, src.cite("igdm.py", f"training loop, args {argv}, {batches} batches"), run)
+
+
+def dgad_step(src, name, argv, batches):
+    """main.py train(0) with --method DGAD and AT_helper.py's adaad_inner_loss."""
+    def run(s, t, u, x, y, opt, nets):
+        ns = adaad_namespace(src, s, t, opt, [(x, y)] * batches, argv, ("adaad_inner_loss",))
+        with Locals("train") as frames:
+            ns["train"](0)
+        f = frames.values["train"]
+        terms = {"kl_clean": f["loss_clean"], "kl_adv": f["loss_adv"], "alp": f["loss_alp"],
+                 "teacher_wrong": torch.tensor(f["num_lambda"] / len(x))}
+        return f["adv_inputs"], f["loss"], terms, {}
+    step = Step(name, src.cite("main.py", f"train(0), args {argv}, {batches} batches"), run)
+    step.labels = "dgad"  # the teacher right on half the batch, so both of DGAD's groups count
+    return step
+
+
+def peeraid_step(src, name, argv, batches):
+    """main.py train_kd(0) with attack_function.py's LinfPeerAttack; the peer trains with its
+    own SGD, the student's settings."""
+    def run(s, t, u, x, y, opt, nets):
+        peer = nets["peer"]
+        peer_opt = sgd(peer)
+        ns = base_namespace(train_loader=[(x, y)] * batches)
+        run_official(src, "main.py", ns, parser=True)
+        ns["args"] = official_args(ns, argv)
+        run_official(src, "attack_function.py", ns, names=("LinfPeerAttack",))
+        ns.update(peer_net=peer, student_net=s, student_optimizer=opt, peer_optimizer=peer_opt,
+                  k_train=ns["args"].k_train,
+                  peer_criterion=nn.CrossEntropyLoss(),
+                  adversary_student_training=ns["LinfPeerAttack"](s, 8 / 255, 2 / 255))
+        run_official(src, "main.py", ns, names=("train_kd",))
+        with Locals("train_kd", "perturb") as frames:
+            ns["train_kd"](0)
+        f = frames.values["train_kd"]
+        loss = f["loss_total"]
+        terms = {"peer_loss": f["loss_peer"], "student_loss": f["loss_student"]}
+        extra = {"peer_after." + k: v.detach().clone() for k, v in peer.state_dict().items()}
+        return frames.values["perturb"]["x"], loss, terms, extra
+    return Step(name, src.cite("main.py", f"train_kd(0), args {argv}, {batches} batches"), run)
+
+
 class RecordingSGD(optim.SGD):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -382,7 +507,9 @@ class RecordingSGD(optim.SGD):
         return super().step(closure)
 
 
-def schedules(sources, student, teacher, st_teacher, x, y):
+def schedules(sources, student, teacher, st_teacher, x, y, only=None):
+    """The official learning rate at every step of each shipped paper setting (`only`: of these
+    experiments)."""
     batches = [(x[:4], y[:4]), (x[4:], y[4:])]  # two steps per epoch
     out = {}
 
@@ -458,7 +585,96 @@ def schedules(sources, student, teacher, st_teacher, x, y):
             ns["train"](epoch, s, Quiet(batches), opt)
         return opt.lrs, ns["args"].epochs, iad.cite("pre_train/AT.py", "train() per epoch")
 
+    mtard = sources["MTARD"]
+
+    def mtard_lrs(script):
+        def run():
+            s = copy.deepcopy(student)
+            opt = recording(s)
+            ns = base_namespace(student=s, teacher=teacher, teacher_nat=teacher, optimizer=opt,
+                                trainloader=batches)
+            run_official(mtard, "mtard/mtard_loss.py", ns, names=("mtard_inner_loss_ce",))
+            run_official(mtard, script, ns, names=(
+                "epochs", "epsilon", "weight_learn_rate", "bert", "weight", "init_loss_nat",
+                "init_loss_adv", "kl_loss"))
+            top_level_loop(mtard, script, ns)
+            return opt.lrs, ns["epochs"], mtard.cite(script, "training loop")
+        return run
+
+    saad = sources["saad"]
+
+    def igdm_lrs():
+        s = copy.deepcopy(student)
+        opt = recording(s)
+        ns = base_namespace(student=s, teacher=teacher, optimizer=opt, trainloader=batches,
+                            progress_bar=types.SimpleNamespace(prog=lambda *a, **k: None),
+                            ArgumentParser=argparse.ArgumentParser)
+        run_official(saad, "attacks.py", ns, names=("adaad_inner_loss",))
+        run_official(saad, "args.py", ns, names=("create_parser",))
+        ns["args"] = ns["create_parser"]().parse_known_args([])[0]
+        run_official(saad, "igdm.py", ns, names=("criterion_kl",))
+        top_level_loop(saad, "igdm.py", ns)
+        return opt.lrs, ns["args"].epochs, saad.cite("igdm.py", "training loop")
+
+    dgad = sources["DGAD"]
+
+    def dgad_lrs():
+        s = copy.deepcopy(student)
+        opt = recording(s)
+        labels = y.clone()  # the teacher right on half of each batch (main.py divides by it)
+        with torch.no_grad():
+            labels[::2] = teacher(x).argmax(1)[::2]
+        ns = adaad_namespace(dgad, s, teacher, opt, [(x[:4], labels[:4]), (x[4:], labels[4:])],
+                             ["--method", "DGAD"] + ADAAD_8, ("adaad_inner_loss",))
+        for epoch in range(ns["args"].epochs):  # main()'s loop, without test() and its log
+            ns["train"](epoch)
+        return opt.lrs, ns["args"].epochs, dgad.cite("main.py", "train() per epoch")
+
+    peeraid = sources["PeerAiD"]
+
+    def peeraid_lrs(config):
+        def run():
+            s, peer = copy.deepcopy(student), copy.deepcopy(student)
+            opt, peer_opt = recording(s), recording(peer)
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+                f.write(peeraid.text(config))
+            # train_kd detaches its inputs in place, which views of x cannot be.
+            ns = base_namespace(train_loader=[(bx.clone(), by.clone()) for bx, by in batches],
+                                open=open, json=json)
+            run_official(peeraid, "main.py", ns, parser=True)
+            ns["args"] = official_args(ns, ["--kd", "--config_path", f.name])
+            # The script's own reading of the config (lr_decay_epochs_*), then its epoch loop.
+            run_official(peeraid, "main.py", ns, select=lambda n, t: isinstance(n, ast.If) and (
+                t.startswith("if args.config_path")))
+            run_official(peeraid, "attack_function.py", ns, names=("LinfPeerAttack",))
+            ns.update(peer_net=peer, student_net=s, student_optimizer=opt,
+                      peer_optimizer=peer_opt, peer_criterion=nn.CrossEntropyLoss(),
+                      k_train=ns["args"].k_train, learning_rate_student=ns["args"].lr_student,
+                      learning_rate_peer=ns["args"].lr_peer, test_kd=lambda epoch: None,
+                      save_checkpoint=lambda *a, **k: None,
+                      adversary_student_training=ns["LinfPeerAttack"](s, 8 / 255, 2 / 255))
+            run_official(peeraid, "main.py", ns, names=("train_kd", "adjust_learning_rate",
+                                                        "file_name"),
+                         select=lambda n, t: isinstance(n, ast.Assign) and t.startswith(
+                             ("best_", "at_natural_")))
+            ns["swa_n_student"] = 0
+            ns["args"].start_epoch = 0
+            text = peeraid.text("main.py")
+            loop = next(n for n in ast.parse(text).body if isinstance(n, ast.For)
+                        and ast.get_source_segment(text, n).startswith("for epoch"))
+            exec(compile(ast.Module(body=[loop], type_ignores=[]), "PeerAiD/main.py", "exec"), ns)
+            assert peer_opt.lrs == opt.lrs, "the peer's schedule differs from the student's"
+            return opt.lrs, ns["args"].total_epoch, peeraid.cite(
+                "main.py", f"adjust_learning_rate + train_kd per epoch, {config}")
+        return run
+
     runs = {
+        "cifar10/mtard.toml": mtard_lrs("mtard/mtard_resnet18_cifar10.py"),
+        "cifar100/mtard.toml": mtard_lrs("mtard/mtard_resnet18_cifar100.py"),
+        "cifar10/igdm.toml": igdm_lrs, "cifar100/igdm.toml": igdm_lrs,
+        "cifar10/dgad.toml": dgad_lrs, "cifar100/dgad.toml": dgad_lrs,
+        "cifar10/peeraid.toml": peeraid_lrs("configs/PeerAiD_resnet18_cifar10.json"),
+        "cifar100/peeraid.toml": peeraid_lrs("configs/PeerAiD_resnet18_cifar100.json"),
         "cifar10/ard.toml": ard_lrs, "cifar100/ard.toml": ard_lrs,
         "cifar10/iad.toml": iad_lrs, "cifar100/iad.toml": iad_lrs,
         "cifar10/rslad.toml": rslad_lrs("resnet18_rslad_cifar10.py"),
@@ -473,6 +689,8 @@ def schedules(sources, student, teacher, st_teacher, x, y):
     }
     cache = {}
     for experiment, run in runs.items():
+        if only is not None and experiment not in only:
+            continue
         if run not in cache:
             torch.manual_seed(SEED)
             cache[run] = run()
@@ -491,12 +709,22 @@ def main():
     parser.add_argument("--cases", default="",
                         help="comma-separated cases to (re)write, keeping the others and the "
                         "schedules in OUT/official.json; only their repositories are needed")
+    parser.add_argument("--schedules", default="",
+                        help="with --cases: comma-separated experiments whose schedules to "
+                        "(re)write too, keeping the others")
     a = parser.parse_args()
     only = set(filter(None, a.cases.split(",")))
+    only_schedules = set(filter(None, a.schedules.split(",")))
     sources = {name: Source(a.repos, name) for name in REPOS}
     a.out.mkdir(parents=True, exist_ok=True)
     out = a.out.resolve()
     student, teacher, st_teacher, x, y = make_inputs(out)
+    clean_teacher, peer = extra_nets(out)
+    y_dgad = y.clone()
+    with torch.no_grad():
+        y_dgad[::2] = teacher(x).argmax(1)[::2]
+    torch.save({"x": x, "y": y_dgad}, out / "batch_dgad.pt")
+    labels = {"dgad": y_dgad}
     x_binary = (x > 0.5).float()
     torch.save({"x": x_binary, "y": y}, out / "batch_binary.pt")
     cpu_shims()
@@ -530,6 +758,14 @@ def main():
         trades_step(trades),
         rice_step(iad),
         ferd_step(sources["FERD"]),
+        mtard_step(sources["MTARD"], "mtard", 1, 1),
+        mtard_step(sources["MTARD"], "mtard_3", 1, 3),
+        igdm_step(sources["saad"], "igdm", IGDM, 1),
+        igdm_step(sources["saad"], "igdm_3", IGDM + ["--epochs", "2"], 2),
+        dgad_step(sources["DGAD"], "dgad", DGAD, 1),
+        dgad_step(sources["DGAD"], "dgad_3", DGAD, 3),
+        peeraid_step(sources["PeerAiD"], "peeraid", PEERAID, 1),
+        peeraid_step(sources["PeerAiD"], "peeraid_3", PEERAID, 3),
     ]
     manifest = {"repositories": {r: c for r, c in REPOS.values()}, "cases": {}}
     if only:
@@ -545,8 +781,15 @@ def main():
         opt.zero_grad()
         torch.manual_seed(SEED)
         inputs = x_binary if step.binary else x
-        x_adv, loss, terms = step.run(s, teacher, st_teacher, inputs.clone(), y.clone(), opt)
-        record = {"loss": loss.detach().float(), "x_adv": x_adv.detach().float()}
+        targets = labels[step.labels] if step.labels else y
+        nets = {"clean": clean_teacher, "peer": copy.deepcopy(peer)}
+        if step.several:
+            x_adv, loss, terms, extra = step.run(s, teacher, st_teacher, inputs.clone(),
+                                                 targets.clone(), opt, nets)
+        else:
+            (x_adv, loss, terms), extra = step.run(s, teacher, st_teacher, inputs.clone(),
+                                                   y.clone(), opt), {}
+        record = {"loss": loss.detach().float(), "x_adv": x_adv.detach().float(), **extra}
         for k, v in terms.items():
             record["term." + k] = v.detach().float()
         for k, v in s.state_dict().items():
@@ -556,6 +799,9 @@ def main():
         print(f"{step.name}: loss {loss.item():.6f} ({step.cite})")
     if not only:
         manifest["schedules"] = schedules(sources, student, teacher, st_teacher, x, y)
+    elif only_schedules:
+        manifest["schedules"].update(
+            schedules(sources, student, teacher, st_teacher, x, y, only_schedules))
     (out / "official.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"official reference written to {out}")
 

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test_util.hpp"
+#include "tiny_net.hpp"
 
 namespace fs = std::filesystem;
 using ardkit::PluginKind;
@@ -59,50 +60,13 @@ struct UseReference {
   }
 };
 
-// make_reference.py's TinyNet, parameter for parameter.
-class TinyNet : public ardkit::Model {
- public:
-  TinyNet()
-      : conv_(register_module("conv",
-                              torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 4, 3).padding(1)))),
-        bn_(register_module("bn", torch::nn::BatchNorm2d(4))),
-        fc_(register_module("fc", torch::nn::Linear(64, 10))) {}
-  ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
-    const auto h = torch::avg_pool2d(torch::relu(bn_(conv_(x))), 2).flatten(1);
-    return {fc_(h), h};
-  }
-  int64_t feature_dim() const override {
-    return 64;
-  }
-
- private:
-  torch::nn::Conv2d conv_;
-  torch::nn::BatchNorm2d bn_;
-  torch::nn::Linear fc_;
-};
-
-// Keeps what the wrapped attack returned, to compare the adversarial examples.
-class Recording : public test::WrappedAttack {
- public:
-  using WrappedAttack::WrappedAttack;
-  torch::Tensor last;
-
- protected:
-  torch::Tensor run(const ardkit::AttackTarget& target, const Input& in) override {
-    last = inner_->perturb(target, in.x, in.labels);
-    return last;
-  }
-};
+using objective_test::max_diff;
+using objective_test::Recording;
+using objective_test::relative;
+using objective_test::TinyNet;
 
 std::shared_ptr<TinyNet> tiny(const std::string& file) {
-  auto net = std::make_shared<TinyNet>();
-  ardkit::load_weights(*net, reference() / file);
-  return net;
-}
-
-double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  REQUIRE(a.sizes() == b.sizes());
-  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+  return objective_test::tiny(reference() / file);
 }
 
 using Values = std::map<std::string, ardkit::Value>;
@@ -169,10 +133,6 @@ Outcome run_step(const std::string& objective, Values params, int64_t epoch,
   }
   out.after = ardkit::model_state_dict(*student);
   return out;
-}
-
-double relative(double a, double b) {
-  return std::abs(a - b) / std::max(1.0, std::abs(b));
 }
 
 // Whether an outcome reproduces the reference step CASE.pt: same adversarial examples, loss,

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -119,7 +120,8 @@ bool parse_analyze_args(const std::vector<std::string>& args, AnalyzeArgs& a) {
       "eps", number(&a.eps, "eps", 0.0, 1.0),
       "attack radius (default: the teacher's first [[eval]] eps)")(
       "steps", number(&a.steps, "steps", int64_t{0}), "PGD steps (default 20)")(
-      "which", po::value(&a.which), "run folders: best | last checkpoint (default best)")(
+      "which", po::value(&a.which),
+      "run folders: best | last | averaged checkpoint (default best)")(
       "data", po::value(&a.data_plugin), "model files: the data plugin")(
       "batch-size", number(&a.batch_size, "batch-size", int64_t{1}), "batch size (default 250)")(
       "output,o", po::value(&a.output), "JSON file (default analysis.json)")(
@@ -136,8 +138,9 @@ bool parse_analyze_args(const std::vector<std::string>& args, AnalyzeArgs& a) {
     throw_config_error(
         "analyze: give a teacher and at least one student: ardkit analyze "
         "TEACHER_RUN STUDENT_RUN...");
-  if (a.which != "best" && a.which != "last")
-    throw_config_error("--which must be best or last, got '" + a.which + "'");
+  if (std::find(checkpoint_kinds().begin(), checkpoint_kinds().end(), a.which) ==
+      checkpoint_kinds().end())
+    throw_config_error("--which must be best, last or averaged, got '" + a.which + "'");
   if (a.points < 2 || a.steps < 1 || a.batch_size < 1)
     throw_config_error("analyze: --points must be at least 2, --steps and --batch-size positive");
   return true;

@@ -156,14 +156,17 @@ int validate_command(const std::vector<std::string>& args) {
     return 0;
   }
   LoadedExperiment experiment = load_experiment(file, a.overrides, to_paths(a.common.plugin_path));
-  const auto& teacher = experiment.teacher_run;
-  const bool teacher_pending = teacher && !fs::exists(teacher->checkpoint);
-  build_components(experiment, !teacher_pending);
-  std::cout << fmt::format("{}: ok (run id {}){}\n", file, experiment.config.run_id(),
-                           teacher_pending ? fmt::format("; its teacher {} is trained first by "
-                                                         "`ardkit run`",
-                                                         teacher->file.string())
-                                           : "");
+  std::vector<std::string> pending;
+  for (const TeacherRun* teacher : experiment.teacher_runs())
+    if (!fs::exists(teacher->checkpoint))
+      pending.push_back(fmt::format("[{}] {}", teacher->role, teacher->file.string()));
+  build_components(experiment, pending.empty());
+  std::cout << fmt::format(
+      "{}: ok (run id {}){}\n", file, experiment.config.run_id(),
+      pending.empty() ? ""
+      : pending.size() == 1
+          ? "; its teacher " + pending[0] + " is trained first by `ardkit run`"
+          : "; its teachers " + join(pending, ", ") + " are trained first by `ardkit run`");
   if (const std::string note = preset_note(experiment.config); !note.empty())
     std::cout << note << "\n";
   return 0;

@@ -60,9 +60,12 @@ toml::table evaluation_of_run(const fs::path& run, const std::string& which) {
                        "written by ardkit run, or an evaluation file");
   const fs::path checkpoint = run / "checkpoints" / (which + ".pt");
   if (!fs::is_regular_file(checkpoint))
-    throw_config_error(fmt::format(
-        "{}: no {} checkpoint yet (the run has not {}); try --which {}", checkpoint.string(), which,
-        which == "best" ? "validated a model" : "saved one", which == "best" ? "last" : "best"));
+    throw_config_error(fmt::format("{}: no {} checkpoint yet (the run has not {}); try --which {}",
+                                   checkpoint.string(), which,
+                                   which == "best"       ? "validated a model"
+                                   : which == "averaged" ? "averaged weights: [train] average_from"
+                                                         : "saved one",
+                                   which == "best" ? "last" : "best"));
   const toml::table config = parse_toml(config_file);
   toml::table root;
   if (const auto* run_table = config.get_as<toml::table>("run")) {
@@ -90,8 +93,9 @@ toml::table evaluation_of_run(const fs::path& run, const std::string& which) {
 
 std::pair<toml::table, fs::path> evaluation_root(const std::string& target,
                                                  const std::string& which) {
-  if (which != "best" && which != "last")
-    throw_config_error("--which must be best or last, got '" + which + "'");
+  if (std::find(checkpoint_kinds().begin(), checkpoint_kinds().end(), which) ==
+      checkpoint_kinds().end())
+    throw_config_error("--which must be best, last or averaged, got '" + which + "'");
   if (fs::is_directory(target))
     return {evaluation_of_run(target, which), fs::path(target) / "config.toml"};
   if (!fs::is_regular_file(target))
@@ -206,7 +210,8 @@ bool parse_eval_args(const std::vector<std::string>& args, EvalArgs& a) {
       "norm", po::value(&a.norm), "--suite: linf | l2 (default linf)")(
       "model", po::value(&a.model_plugin), "model files: the model plugin of a checkpoint")(
       "data", po::value(&a.data_plugin), "model files: the data plugin to evaluate on")(
-      "which", po::value(&a.which), "run folders: best | last checkpoint (default best)")(
+      "which", po::value(&a.which),
+      "run folders: best | last | averaged checkpoint (default best)")(
       "output,o", po::value(&a.output), "results JSON file")(
       "threads", number(&a.threads, "threads", int64_t{0}), "LibTorch threads (0 = one per core)")(
       "target", po::value(&a.target), "evaluation file, run folder or model file");

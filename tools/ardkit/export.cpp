@@ -20,12 +20,12 @@ int export_command(const std::vector<std::string>& args) {
 
 Writes a model's weights (parameters and BatchNorm buffers, under the reference PyTorch names) to
 a file that Python reads with torch.load as a dict for model.load_state_dict. TARGET is a run
-folder (its student, --which best|last) or an evaluation file (its [model] and checkpoint).
+folder (its student, --which best|last|averaged) or an evaluation file (its [model] and checkpoint).
 
 options)");
   add_common(d, common);
   d.add_options()("output,o", po::value(&output), "the state dict file to write")(
-      "which", po::value(&which), "run folders: best | last checkpoint (default best)")(
+      "which", po::value(&which), "run folders: best | last | averaged checkpoint (default best)")(
       "set", po::value(&overrides)->composing(), "override a key of TARGET's configuration")(
       "target", po::value(&target), "run folder or evaluation file");
   po::positional_options_description positional;

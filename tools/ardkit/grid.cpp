@@ -253,12 +253,16 @@ int run_local(const GridPlan& plan, int64_t jobs, int64_t threads,
   int failed = run_tasks(plan, teachers, jobs, threads, plugin_path, finished, total);
   // A cell whose teacher failed would only repeat its teacher's error.
   std::vector<const GridTask*> ready;
-  for (const auto* c : cells)
-    if (!c->teacher || run_completed(plan.teachers[*c->teacher].folder))
+  for (const auto* c : cells) {
+    const auto missing = std::find_if(c->teachers.begin(), c->teachers.end(), [&](size_t t) {
+      return !run_completed(plan.teachers[t].folder);
+    });
+    if (missing == c->teachers.end())
       ready.push_back(c);
     else if (!interrupt_requested())
       log_line(fmt::format("grid: {} skipped: its {} did not complete", c->label,
-                           plan.teachers[*c->teacher].label));
+                           plan.teachers[*missing].label));
+  }
   if (!interrupt_requested())
     failed += run_tasks(plan, ready, jobs, threads, plugin_path, finished, total);
   std::map<std::string, int> counts;

@@ -75,7 +75,7 @@ GridPlan plan_grid(const fs::path& file, const std::vector<std::string>& axes,
       const LoadedExperiment loaded = load_experiment(cell.experiment, task.overrides, plugin_path);
       task.run_id = loaded.config.run_id();
       task.folder = plan.store / task.run_id;
-      if (const auto& t = loaded.teacher_run) {
+      for (const TeacherRun* t : loaded.teacher_runs()) {
         const std::string key = t->folder.lexically_normal().string();
         auto [it, inserted] = teacher_by_folder.emplace(key, plan.teachers.size());
         if (inserted) {
@@ -88,7 +88,7 @@ GridPlan plan_grid(const fs::path& file, const std::vector<std::string>& axes,
           teacher.folder = t->folder;
           plan.teachers.push_back(std::move(teacher));
         }
-        task.teacher = it->second;
+        task.teachers.push_back(it->second);
       }
       auto [it, inserted] = by_run_id.emplace(task.run_id, cell.index);
       if (!inserted)

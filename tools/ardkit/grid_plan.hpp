@@ -22,7 +22,7 @@ struct GridTask {
   std::string run_id;
   fs::path folder;                // the run folder (empty when the cell did not resolve)
   std::string error;              // why the cell does not resolve (a config error), else ""
-  std::optional<size_t> teacher;  // index into GridPlan::teachers
+  std::vector<size_t> teachers;   // indices into GridPlan::teachers: trained first
   std::optional<size_t> same_as;  // an earlier cell with the same run id: runs once
 };
 

@@ -90,7 +90,7 @@ void add_entries(Report& report, const IndexedRun& run,
     e.epochs = &run.epochs;
     report.entries.push_back(std::move(e));
   };
-  for (const char* which : {"last", "best"})
+  for (const std::string& which : checkpoint_kinds())
     if (run.results.contains(which) && (only == "all" || only == which))
       entry_of(which, run.results[which]);
   for (const auto& [stem, e] : run.evals)
@@ -516,9 +516,10 @@ bool parse_report_args(const std::vector<std::string>& args, ReportArgs& a, int&
   if (std::find(formats.begin(), formats.end(), a.format) == formats.end())
     throw_config_error("report: --format '" + a.format + "' is not one of " + join(formats, ", ") +
                        did_you_mean(a.format, formats));
-  if (a.checkpoint != "all" && a.checkpoint != "last" && a.checkpoint != "best" &&
-      a.checkpoint != "eval")
-    throw_config_error("report: --checkpoint must be last, best, eval or all");
+  if (a.checkpoint != "all" && a.checkpoint != "eval" &&
+      std::find(checkpoint_kinds().begin(), checkpoint_kinds().end(), a.checkpoint) ==
+          checkpoint_kinds().end())
+    throw_config_error("report: --checkpoint must be last, best, averaged, eval or all");
   return true;
 }
 

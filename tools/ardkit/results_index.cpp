@@ -127,9 +127,9 @@ void check_results_json(const nlohmann::ordered_json& j, const fs::path& file, b
       if (number ? !v.is_number() : !v.is_string())
         fail(std::string("/") + key + "/" + name, number ? "a number" : "a string");
   }
-  for (const char* which : {"last", "best"})
+  for (const std::string& which : checkpoint_kinds())
     if (j.contains(which))
-      check_evaluation_json(j[which], file, std::string("/") + which);
+      check_evaluation_json(j[which], file, "/" + which);
 }
 
 namespace {
@@ -327,7 +327,7 @@ void store_accuracy(SQLite::Database& db, const std::string& key, const IndexedR
     if (r.contains("worst_case_acc"))
       row("worst_case", r.value("worst_case_acc", 0.0), "", 0.0);
   };
-  for (const char* which : {"last", "best"})
+  for (const std::string& which : checkpoint_kinds())
     if (run.results.contains(which))
       add(which, run.results[which]);
   for (const auto& [stem, e] : run.evals)

@@ -46,7 +46,7 @@ std::vector<std::pair<std::string, EvalReport>> rows_of(const fs::path& results)
   }
   check_results_json(j, results, true);
   std::vector<std::pair<std::string, EvalReport>> rows;
-  for (const char* which : {"last", "best"})
+  for (const std::string& which : checkpoint_kinds())
     if (j.contains(which))
       rows.emplace_back(fmt::format("{} ({})", j.value("name", "?"), which),
                         report_from_json(j[which]));
@@ -77,22 +77,26 @@ void print_completed(const fs::path& folder) {
   std::cout << format_report_table(rows_of(folder / "results.json")) << folder.string() << "\n";
 }
 
-// A teacher given as another experiment is trained first, in the same run store, with this
-// run's thread count; its own teacher wait applies to it. 0 when its run is complete.
-int train_teacher_first(const LoadedExperiment& experiment, const RunRequest& request) {
-  const auto& teacher = experiment.teacher_run;
-  if (!teacher || run_completed(teacher->folder))
-    return 0;
-  log_line(fmt::format("{}: training its teacher first: {} in {}", request.file,
-                       teacher->file.string(), teacher->folder.string()));
-  RunRequest first = request;
-  first.file = teacher->file.string();
-  first.overrides = {"run.output=" + nlohmann::json(teacher->output).dump()};
-  for (const auto& o : request.overrides)
-    if (o.rfind("run.threads=", 0) == 0)
-      first.overrides.push_back(o);
-  first.lock_wait = request.teacher_wait;
-  return run_experiment(first);
+// Teachers given as other experiments ([teacher], [teachers.NAME]) are trained first, in the
+// same run store, with this run's thread count; their own teacher wait applies to them. 0 when
+// every such run is complete, else the first failing run's status.
+int train_teachers_first(const LoadedExperiment& experiment, const RunRequest& request) {
+  for (const TeacherRun* teacher : experiment.teacher_runs()) {
+    if (run_completed(teacher->folder))
+      continue;
+    log_line(fmt::format("{}: training its [{}] first: {} in {}", request.file, teacher->role,
+                         teacher->file.string(), teacher->folder.string()));
+    RunRequest first = request;
+    first.file = teacher->file.string();
+    first.overrides = {"run.output=" + nlohmann::json(teacher->output).dump()};
+    for (const auto& o : request.overrides)
+      if (o.rfind("run.threads=", 0) == 0)
+        first.overrides.push_back(o);
+    first.lock_wait = request.teacher_wait;
+    if (const int status = run_experiment(first); status != 0)
+      return status;
+  }
+  return 0;
 }
 
 // Threads, the device and determinism, process-wide, before anything is built.
@@ -185,7 +189,7 @@ int run_experiment(const RunRequest& request) {
   install_interrupt_handlers();
   LoadedExperiment experiment =
       load_experiment(request.file, request.overrides, request.plugin_path);
-  if (const int code = train_teacher_first(experiment, request))
+  if (const int code = train_teachers_first(experiment, request))
     return code;
   const ExperimentConfig& config = experiment.config;
   prepare_process(config);

@@ -101,6 +101,11 @@ void Checkpointer::save(const fs::path& path, const TrainPosition& position) con
     entry.write("optimizer", optimizer);
     archive.write("companion_" + companion.name, entry);
   }
+  if (parts_.average && parts_.average->active()) {
+    torch::serialize::OutputArchive average_archive;
+    parts_.average->save(average_archive);
+    archive.write("weight_average", average_archive);
+  }
   archive.write("rng", default_cpu_generator().get_state());
   // Attacks' random starts on a GPU draw from its generator: saved too, so a resumed CUDA run
   // draws what the uninterrupted one would have.
@@ -156,6 +161,11 @@ TrainPosition Checkpointer::load(const fs::path& path) const {
       entry.read("optimizer", optimizer);
       companion.model->load(model);
       companion.optimizer->load(optimizer);
+    }
+    if (parts_.average && parts_.average->active()) {
+      torch::serialize::InputArchive average_archive;
+      archive.read("weight_average", average_archive);
+      parts_.average->load(average_archive);
     }
     default_cpu_generator().set_state(read_entry(archive, "rng").cpu());
     torch::Tensor cuda_rng;

@@ -310,6 +310,10 @@ const ParamSchema& train_schema() {
       param::real("checkpoint_minutes", 5.0)
           .greater_than(0)
           .help("also checkpoint mid-epoch at this interval"),
+      param::integer("average_from", -1)
+          .at_least(-1)
+          .help("average the student's weights after every epoch from this one (0-based) on "
+                "and evaluate the mean as checkpoint \"averaged\" (SWA); -1 = no averaging"),
   };
   return schema;
 }
@@ -714,19 +718,14 @@ std::vector<std::pair<std::string, const toml::table*>> named_tables(const toml:
   return out;
 }
 
-// [teachers.NAME] (frozen models, like [teacher] but from a checkpoint) and [companions.NAME]
+// [teachers.NAME] (frozen models, like [teacher]) and [companions.NAME]
 // (trained beside the student, each with its optimizer and schedule over the run's).
 void read_role_tables(const toml::table& root, const std::string& file, const PluginLookup& lookup,
                       ExperimentConfig& config) {
   for (const auto& [name, table] : named_tables(root, "teachers", file)) {
     const std::string label = "teachers." + name;
-    if (const toml::node* experiment = table->get("experiment"))
-      throw_config_error(fmt::format(
-          "{}: [{}] experiment = ... is for [teacher] only: train that experiment first "
-          "(`ardkit run FILE`) and give its checkpoint = \"RUNS/RUN_ID/checkpoints/best.pt\"",
-          position(file, experiment->source()), label));
     config.teachers[name] =
-        plugin_table(*table, label, PluginKind::model, model_host_schema(), file, lookup);
+        plugin_table(*table, label, PluginKind::model, teacher_host_schema(), file, lookup);
   }
   for (const auto& [name, table] : named_tables(root, "companions", file)) {
     const std::string label = "companions." + name;
@@ -893,6 +892,9 @@ std::string ExperimentConfig::run_id() const {
   if (run_table->get("precision") &&
       run_table->get("precision")->value_or(std::string()) == "float32")
     run_table->erase("precision");
+  if (auto* train = identity.get_as<toml::table>("train");
+      train && train->get("average_from") && train->get("average_from")->value_or(int64_t{0}) == -1)
+    train->erase("average_from");
   std::ostringstream text;
   text << toml::toml_formatter(identity);
   const std::string bytes = text.str();

@@ -33,7 +33,8 @@ nlohmann::ordered_json report_json(const EvalReport& report) {
 
 using Rows = std::vector<std::pair<std::string, EvalReport>>;
 
-// "last", then "best" when a best checkpoint exists.
+// "last", then "best" when a best checkpoint exists, then "averaged" when the run averaged its
+// weights ([train] average_from).
 Rows evaluate_checkpoints(TrainSetup& setup, RunDir& run) {
   const Params& tp = setup.config->train;
   Model& student = *setup.student;
@@ -56,8 +57,17 @@ Rows evaluate_checkpoints(TrainSetup& setup, RunDir& run) {
   const uint64_t last_digest = weights_digest(student);
   rows.emplace_back("last", evaluate_checkpoint("last", last_digest));
   const fs::path best = run.checkpoint_path("best");
-  if (!fs::exists(best))
+  const fs::path averaged = run.checkpoint_path("averaged");
+  const auto add_averaged = [&] {
+    if (!fs::exists(averaged))
+      return;
+    load_weights(student, averaged);
+    rows.emplace_back("averaged", evaluate_checkpoint("averaged", weights_digest(student)));
+  };
+  if (!fs::exists(best)) {
+    add_averaged();
     return rows;
+  }
   load_weights(student, best);
   const uint64_t best_digest = weights_digest(student);
   // Best is often the last epoch: the same weights get the same numbers (evaluation is seeded per
@@ -68,6 +78,7 @@ Rows evaluate_checkpoints(TrainSetup& setup, RunDir& run) {
   } else {
     rows.emplace_back("best", evaluate_checkpoint("best", best_digest));
   }
+  add_averaged();
   return rows;
 }
 
@@ -121,7 +132,7 @@ void write_final_results(TrainSetup& setup, RunDir& run, const RunBudget& budget
     results["robust_acc"] = results["last"]["worst_case_acc"];
   write_file_atomic(run.results_path(), results.dump(2) + "\n");
   std::error_code ignored;
-  for (const char* which : {"last", "best"})
+  for (const std::string& which : checkpoint_kinds())
     fs::remove(run.eval_state_path(which), ignored);  // results.json now holds their numbers
 }
 

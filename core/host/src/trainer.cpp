@@ -21,6 +21,7 @@
 #include "ardkit/host/optimizer.hpp"
 #include "ardkit/interrupt.hpp"
 #include "ardkit/progress.hpp"
+#include "ardkit/weights.hpp"
 
 namespace fs = std::filesystem;
 
@@ -124,6 +125,7 @@ class TrainingLoop {
   std::map<std::string, Model*> teachers_, companion_models_;
   std::map<std::string, torch::optim::Optimizer*> companion_optimizers_;
   std::unique_ptr<Checkpointer> checkpointer_;
+  WeightAverage average_;  // [train] average_from
   TrainPosition position_;
   std::map<std::string, double> latest_;  // latest metric values, read by hooks
   Clock::time_point last_checkpoint_;
@@ -146,7 +148,8 @@ TrainingLoop::TrainingLoop(TrainSetup& setup, RunDir& run)
       device_(config_.run.get_string("device") == "cuda" ? torch::kCUDA : torch::kCPU),
       precision_(autocast_type(config_.run, device_)),
       schedule_(config_.optimizer, config_.schedule, epochs_),
-      last_(run.checkpoint_path("last")) {}
+      last_(run.checkpoint_path("last")),
+      average_(student_, options_.get_int("average_from")) {}
 
 TrainOutcome TrainingLoop::run() {
   prepare_models();
@@ -204,6 +207,7 @@ void TrainingLoop::prepare_objective() {
                                          setup_.data->spec(), *source_, device_);
   sizes.teachers = teachers_;
   sizes.companions = companion_models_;
+  sizes.epochs = config_.train.get_int("epochs");
   if (setup_.teacher)  // the probed class counts: a head that differs from the task is caught here
     check_label_spaces(config_, sizes.teacher_classes, sizes.teacher_label_space, sizes.num_classes,
                        sizes.label_space);
@@ -232,6 +236,7 @@ void TrainingLoop::prepare_checkpoints() {
   parts.knobs = &knobs_;
   parts.source = source_.get();
   parts.hooks = &setup_.hooks;
+  parts.average = &average_;
   parts.teachers = teachers_;
   for (auto& companion : companions_)
     parts.companions.push_back({companion.name, &companion.model, companion.optimizer.get()});
@@ -417,6 +422,9 @@ bool TrainingLoop::end_epoch() {
     return false;
   }
   epoch_hooks(line);
+  average_.end_epoch(epoch);
+  if (average_.active())
+    line["averaged_epochs"] = average_.count();
   run_.append_metrics(line.dump());
   source_->end_epoch(epoch, run_.root());
   progress_.reset();
@@ -491,6 +499,18 @@ void TrainingLoop::epoch_hooks(nlohmann::json& line) {
 // teacher (every forward: labelling, losses, attacks on it, hooks).
 void TrainingLoop::finish() {
   set_mode(false);
+  if (average_.count() > 0) {
+    // The mean, its BatchNorm statistics from one epoch's worth of training batches, saved as
+    // the "averaged" checkpoint; the student goes back to its last weights for the evaluation.
+    int64_t drawn = 0;
+    average_.apply([&] { return source_->draw(batch_size_, position_.global_step + drawn++); },
+                   source_->steps_per_epoch());
+    checkpointer_->save(run_.checkpoint_path("averaged"), position_);
+    log_line(
+        fmt::format("averaged the weights of {} epochs (checkpoint averaged)", average_.count()));
+    load_weights(student_, last_);
+    set_mode(false);
+  }
   RunBudget budget = {{"student_steps", position_.global_step},
                       {"student_images", position_.global_step * batch_size_}};
   for (const auto& entry : source_->budget(batch_size_))

@@ -191,6 +191,17 @@ torch::optim::Optimizer& StepContext::companion_optimizer(const std::string& nam
   return named_role(companion_optimizers, name, "companions");
 }
 
+const torch::Tensor& LossTerms::output(const std::string& name, const std::string& who) const {
+  const auto it = outputs.find(name);
+  if (it == outputs.end() || !it->second.defined())
+    throw_runtime_error(fmt::format(
+        "{} needs the output \"{}\" of the objective it wraps, which that objective does not "
+        "publish: wrap one that attacks and fills LossTerms::outputs (adaad, rslad, ard, trades, "
+        "pgd_at, mtard, dgad)",
+        who, name));
+  return it->second;
+}
+
 LossTerms Objective::step(StepContext& c) {
   if (!c.optimizer)
     throw_runtime_error("Objective::step needs the run's optimizer in its StepContext");

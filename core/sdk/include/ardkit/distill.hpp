@@ -72,6 +72,15 @@ inline torch::Tensor attack_student_and_teacher(StepContext& c, BnMode mode) {
   return c.attack->perturb(target, c.batch.x, c.batch.y);
 }
 
+// `loss` with x' and the student's logits on it published for wrapping objectives (IGDM builds
+// on them: LossTerms::outputs).
+inline LossTerms publish_adversarial(LossTerms loss, const torch::Tensor& x_adv,
+                                     const torch::Tensor& student_adv_logits) {
+  loss.outputs[output::x_adv] = x_adv;
+  loss.outputs[output::student_adv_logits] = student_adv_logits;
+  return loss;
+}
+
 inline BnMode bn_mode(const Params& p) {
   return p.get_string("attack_bn_mode") == "train" ? BnMode::train : BnMode::eval;
 }

@@ -18,10 +18,25 @@
 
 namespace ardkit {
 
+// Names of LossTerms::outputs that objectives which attack publish.
+namespace output {
+// The adversarial examples the step trained on (no graph).
+inline constexpr const char* x_adv = "x_adv";
+// The student's logits on them, with their graph: a wrapper that needs them again reuses them,
+// because a second train-mode forward would move BatchNorm's running statistics once more.
+inline constexpr const char* student_adv_logits = "student_adv_logits";
+}  // namespace output
+
 // The loss to minimize plus named terms for the logs (detached or not; they are only read).
 struct LossTerms {
   torch::Tensor total;
   std::vector<std::pair<std::string, torch::Tensor>> terms;
+  // What the step computed that a wrapping objective may build on (output::x_adv, ...); empty
+  // for objectives that publish nothing.
+  std::map<std::string, torch::Tensor> outputs;
+  // The output `name`, or a runtime error naming `who` (the objective that needs it) and the
+  // output, for an inner objective that does not publish it.
+  ARDKIT_API const torch::Tensor& output(const std::string& name, const std::string& who) const;
 };
 
 // Everything one training step may need. The teacher (when present) is frozen and in eval mode;
@@ -64,6 +79,8 @@ struct StepContext {
 // a zero batch of the data's shape, so they are what compute() will see.
 struct ObjectiveSetup {
   int64_t train_size = 0;  // samples in the training split (indices 0..train_size-1)
+  // The run's [train] epochs, for terms ramped over the run (IGDM's e / E); 0 outside a run.
+  int64_t epochs = 0;
   // True in a data-free run: every batch is new images from a generator, and Batch::index is a
   // position within the epoch, not a sample, so per-sample state (memory banks) cannot follow.
   bool synthetic = false;

@@ -7,10 +7,11 @@
 
 namespace ardkit {
 
-// A teacher given as `[teacher] experiment = "FILE"`: the student of that experiment, trained by
-// it in this experiment's run store. `ardkit run` runs it first unless `folder` holds a completed
-// run (the same configuration always has the same folder).
+// A teacher given as `[teacher] experiment = "FILE"` (or [teachers.NAME]): the student of that
+// experiment, trained by it in this experiment's run store. `ardkit run` runs it first unless
+// `folder` holds a completed run (the same configuration always has the same folder).
 struct TeacherRun {
+  std::string role;            // "teacher" or "teachers.NAME"
   std::filesystem::path file;  // the teacher's experiment file
   std::string output;          // the run store both share ([run] output of this experiment)
   std::filesystem::path folder;
@@ -23,7 +24,10 @@ struct TeacherRun {
 struct ARDKIT_API LoadedExperiment {
   std::unique_ptr<Registry> registry;
   ExperimentConfig config;
-  std::optional<TeacherRun> teacher_run;
+  std::optional<TeacherRun> teacher_run;                 // [teacher]
+  std::map<std::string, TeacherRun> named_teacher_runs;  // [teachers.NAME], by NAME
+  // Every teacher experiment, [teacher]'s first: each trains before this one.
+  std::vector<const TeacherRun*> teacher_runs() const;
 };
 // Reads, overrides, loads plugins along the full search path and validates; resolves a teacher
 // experiment (recursively, refusing cycles) without running it.

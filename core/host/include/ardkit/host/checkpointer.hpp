@@ -13,6 +13,7 @@
 #include "ardkit/export.hpp"
 #include "ardkit/hook.hpp"
 #include "ardkit/host/batch_source.hpp"
+#include "ardkit/host/weight_average.hpp"
 #include "ardkit/knobs.hpp"
 #include "ardkit/model.hpp"
 #include "ardkit/objective.hpp"
@@ -49,6 +50,7 @@ struct CheckpointParts {
   Knobs* knobs = nullptr;
   BatchSource* source = nullptr;
   const std::vector<std::shared_ptr<Hook>>* hooks = nullptr;
+  WeightAverage* average = nullptr;  // null or inactive: none
 };
 
 class ARDKIT_API Checkpointer {

@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <toml++/toml.h>
 
@@ -18,6 +19,13 @@ ARDKIT_API bool run_completed(const std::filesystem::path& folder);
 // died with status.json still saying "running".
 ARDKIT_API bool run_locked(const std::filesystem::path& folder);
 
+// The checkpoints a run can leave, in the order results.json lists their evaluations: the last
+// epoch, the validation-best, and the weight average ([train] average_from).
+inline const std::vector<std::string>& checkpoint_kinds() {
+  static const std::vector<std::string> kinds = {"last", "best", "averaged"};
+  return kinds;
+}
+
 // A run's folder: config.toml (resolved), status.json, metrics.jsonl, log.txt, checkpoints/,
 // results.json. Status states: running, completed, failed, interrupted.
 class ARDKIT_API RunDir {
@@ -29,7 +37,8 @@ class ARDKIT_API RunDir {
   const std::string& run_id() const {
     return run_id_;
   }
-  std::filesystem::path checkpoint_path(const std::string& which) const;  // "last", "best"
+  // One of checkpoint_kinds().
+  std::filesystem::path checkpoint_path(const std::string& which) const;
   // Progress of the final test evaluation of a checkpoint, saved after every attack batch so a
   // killed run resumes mid-attack; removed once results.json holds the numbers.
   std::filesystem::path eval_state_path(const std::string& which) const;
