@@ -74,13 +74,12 @@ class Dgad : public ardkit::Objective {
     const auto alp =
         torch::mse_loss(torch::softmax(adv_logits, 1), torch::softmax(clean_logits, 1));
     const auto total = (m / batch) * kl_clean + ((batch - m) / batch) * kl_adv + beta_ * alp;
-    return distill::publish_adversarial(
-        {total,
-         {{"kl_clean", kl_clean},
-          {"kl_adv", kl_adv},
-          {"alp", alp},
-          {"teacher_wrong", torch::tensor(m / batch)}}},
-        x_adv, adv_logits);
+    return distill::publish_adversarial({total,
+                                         {{"kl_clean", kl_clean},
+                                          {"kl_adv", kl_adv},
+                                          {"alp", alp},
+                                          {"teacher_wrong", torch::tensor(m / batch)}}},
+                                        x_adv, adv_logits);
   }
 
  private:

@@ -95,8 +95,10 @@ class Igdm : public ardkit::Objective {
 ardkit::ParamSchema schema() {
   using namespace ardkit::param;
   return {
-      real("alpha", 1.0).at_least(0).help("weight of the IGDM term (paper: 1 on CIFAR-10, 10-20 "
-                                          "on CIFAR-100)"),
+      real("alpha", 1.0)
+          .at_least(0)
+          .help("weight of the IGDM term (paper: 1 on CIFAR-10, 10-20 "
+                "on CIFAR-100)"),
       integer("ramp_epochs", 0)
           .at_least(0)
           .help("E of the e / E ramp; 0: the run's [train] epochs (igdm.py: a constant 200)"),

@@ -56,7 +56,8 @@ class Mtard : public ardkit::Objective {
 
   ardkit::LossTerms compute(ardkit::StepContext& c) override {
     const auto& x = c.batch.x;
-    const auto clean_probs = torch::softmax(distill::teacher_logits(c.teacher_named("clean"), x), 1);
+    const auto clean_probs =
+        torch::softmax(distill::teacher_logits(c.teacher_named("clean"), x), 1);
     const auto x_adv = distill::attack_student(c, bn_mode_, ardkit::losses::cross_entropy());
     const auto adv_logits = c.student.logits(x_adv);
     const auto robust_probs = torch::softmax(distill::teacher_logits(*c.teacher, x_adv), 1);
@@ -68,11 +69,10 @@ class Mtard : public ardkit::Objective {
     const auto kl_adv = kl(robust_probs, adv_logits);
     const auto kl_nat = kl(clean_probs, clean_logits);
     const double w_nat = balance(c, kl_adv.item<double>(), kl_nat.item<double>());
-    return distill::publish_adversarial({(1 - w_nat) * kl_adv + w_nat * kl_nat,
-                                         {{"kl_adv", kl_adv},
-                                          {"kl_nat", kl_nat},
-                                          {"w_nat", torch::tensor(w_nat)}}},
-                                        x_adv, adv_logits);
+    return distill::publish_adversarial(
+        {(1 - w_nat) * kl_adv + w_nat * kl_nat,
+         {{"kl_adv", kl_adv}, {"kl_nat", kl_nat}, {"w_nat", torch::tensor(w_nat)}}},
+        x_adv, adv_logits);
   }
 
  private:
@@ -80,8 +80,7 @@ class Mtard : public ardkit::Objective {
   double balance(const ardkit::StepContext& c, double adv, double nat) {
     torch::NoGradGuard no_grad;
     auto first = state_->first.accessor<double, 1>();
-    const double lr =
-        c.optimizer ? c.optimizer->param_groups().front().options().get_lr() : 1.0;
+    const double lr = c.optimizer ? c.optimizer->param_groups().front().options().get_lr() : 1.0;
     if (first[0] < 0) {
       first[0] = adv;
       first[1] = nat;

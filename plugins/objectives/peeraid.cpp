@@ -121,13 +121,12 @@ ardkit::ParamSchema schema() {
 
 ARDKIT_PLUGIN_LIBRARY(manifest) {
   manifest
-      .add(ardkit::PluginKind::objective, "peeraid", "1.0.0",
-           "PeerAiD (Jung et al. 2024): a peer trained on the student's adversarial examples "
-           "tutors the student; no pretrained teacher",
-           schema(),
-           [](const Params& p, const ardkit::BuildContext&) {
-             return std::make_shared<PeerAid>(p);
-           })
+      .add(
+          ardkit::PluginKind::objective, "peeraid", "1.0.0",
+          "PeerAiD (Jung et al. 2024): a peer trained on the student's adversarial examples "
+          "tutors the student; no pretrained teacher",
+          schema(),
+          [](const Params& p, const ardkit::BuildContext&) { return std::make_shared<PeerAid>(p); })
       .needs({ardkit::Need::attack})
       .uses({"companions.peer"})
       .attack_defaults = [](const Params&) { return distill::pgd10_defaults("gaussian", false); };

@@ -124,7 +124,11 @@ TEST_CASE("BatchNorm statistics are recomputed as the average over the batches")
   auto bn = net.bn();
   bn->running_mean.fill_(7);  // stale statistics: must not survive
   ardkit::recompute_batchnorm(
-      net, [&] { return ardkit::Batch{batches[next++], torch::zeros({8}, torch::kLong)}; }, 3);
+      net,
+      [&] {
+        return ardkit::Batch{batches[next++], torch::zeros({8}, torch::kLong)};
+      },
+      3);
   CHECK(next == 3);
   // The conv's outputs, batch by batch: their per-channel mean and unbiased variance, averaged.
   torch::Tensor mean = torch::zeros({3}), var = torch::zeros({3});
@@ -140,7 +144,7 @@ TEST_CASE("BatchNorm statistics are recomputed as the average over the batches")
   CHECK(torch::allclose(bn->running_mean, mean, 1e-5, 1e-6));
   CHECK(torch::allclose(bn->running_var, var, 1e-5, 1e-6));
   CHECK(bn->options.momentum().value() == doctest::Approx(0.1));  // restored
-  CHECK_FALSE(net.is_training());                                   // mode restored
+  CHECK_FALSE(net.is_training());                                 // mode restored
 }
 
 TEST_CASE("a run with average_from evaluates its averaged weights, and resumes to the same") {
@@ -165,8 +169,9 @@ TEST_CASE("a run with average_from evaluates its averaged weights, and resumes t
     CHECK(torch::allclose(averaged[i], (after2[i] + after3[i]) / 2, 1e-5, 1e-6));
 
   // Interrupted mid-run and resumed: the same averaged weights.
-  test::ExperimentRun split(std::string(kRun) + "[[hook]]\nplugin = \"interrupt_after\"\nstep = 9\n",
-                            {"train.average_from=1"}, "split.toml");
+  test::ExperimentRun split(
+      std::string(kRun) + "[[hook]]\nplugin = \"interrupt_after\"\nstep = 9\n",
+      {"train.average_from=1"}, "split.toml");
   ardkit::install_interrupt_handlers();
   REQUIRE(split.train() == ardkit::TrainOutcome::interrupted);
   ardkit::clear_interrupt();

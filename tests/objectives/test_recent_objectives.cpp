@@ -59,11 +59,11 @@ std::shared_ptr<ardkit::Objective> build(const Method& m) {
 std::shared_ptr<objective_test::Recording> attack_for(const Method& m) {
   // A wrapper attacks as the objective it wraps (the experiment loader does the same).
   const std::string& attacker = m.inner.empty() ? m.plugin : m.inner;
-  const auto params =
-      test::params_for(PluginKind::objective, attacker, m.inner.empty() ? m.params : m.inner_params);
+  const auto params = test::params_for(PluginKind::objective, attacker,
+                                       m.inner.empty() ? m.params : m.inner_params);
   Values values;
-  for (const auto& [k, v] : test::builtin().find(PluginKind::objective, attacker)
-                                .info.attack_defaults(params))
+  for (const auto& [k, v] :
+       test::builtin().find(PluginKind::objective, attacker).info.attack_defaults(params))
     values[k] = v;
   for (const auto& [k, v] : m.attack)
     values[k] = v;
@@ -196,10 +196,10 @@ TEST_CASE("mtard, igdm, dgad and peeraid reproduce their official training loops
     int64_t epochs, batches;
   };
   const std::vector<Case> cases = {
-      {"mtard", {"mtard", {}}, 1, 1},           {"mtard_3", {"mtard", {}}, 1, 3},
-      {"igdm", igdm_official(), 1, 1},          {"igdm_3", igdm_official(), 2, 2},
-      {"dgad", dgad_official(), 1, 1},          {"dgad_3", dgad_official(), 1, 3},
-      {"peeraid", peeraid_official(), 1, 1},    {"peeraid_3", peeraid_official(), 1, 3},
+      {"mtard", {"mtard", {}}, 1, 1},        {"mtard_3", {"mtard", {}}, 1, 3},
+      {"igdm", igdm_official(), 1, 1},       {"igdm_3", igdm_official(), 2, 2},
+      {"dgad", dgad_official(), 1, 1},       {"dgad_3", dgad_official(), 1, 3},
+      {"peeraid", peeraid_official(), 1, 1}, {"peeraid_3", peeraid_official(), 1, 3},
   };
   for (const auto& c : cases) {
     CAPTURE(c.reference);
@@ -233,8 +233,8 @@ TEST_CASE("the newer methods' comparisons fail on plausible mistakes") {
   auto dgad_train_mode = dgad_official();
   dgad_train_mode.params["attack_bn_mode"] = s("train");
   const std::vector<Mistake> mistakes = {
-      {"IGDM with the papers' attack instead of igdm.py's swapped one", "igdm",
-       igdm_papers_attack, 1, 1},
+      {"IGDM with the papers' attack instead of igdm.py's swapped one", "igdm", igdm_papers_attack,
+       1, 1},
       {"IGDM over an AdaAD that also forwards S(x)", "igdm_3", igdm_clean_forward, 2, 2},
       {"IGDM's KL averaged over classes too", "igdm", igdm_elemmean, 1, 1},
       {"IGDM ramped over the run's epochs, not igdm.py's 200", "igdm_3", igdm_run_epochs, 2, 2},
@@ -242,12 +242,21 @@ TEST_CASE("the newer methods' comparisons fail on plausible mistakes") {
       {"MTARD with batchmean KL", "mtard", {"mtard", {{"kl_scale", 10.0}}}, 1, 1},
       {"DGAD without exchanging the wrong teacher's logits", "dgad", dgad_no_exchange, 1, 1},
       {"DGAD attacking in train mode", "dgad", dgad_train_mode, 1, 1},
-      {"PeerAiD without the temperature factor", "peeraid",
-       {"peeraid", {{"ce_weight", 0.5}, {"temperature", 1.0}}}, 1, 1},
-      {"PeerAiD with lambda1 = 0 (the README's CIFAR-10 value, not this case's)", "peeraid",
-       {"peeraid", {}}, 1, 1},
-      {"PeerAiD's peer without the student's KL", "peeraid_3",
-       {"peeraid", {{"ce_weight", 0.5}, {"peer_kl_weight", 0.0}}}, 1, 3},
+      {"PeerAiD without the temperature factor",
+       "peeraid",
+       {"peeraid", {{"ce_weight", 0.5}, {"temperature", 1.0}}},
+       1,
+       1},
+      {"PeerAiD with lambda1 = 0 (the README's CIFAR-10 value, not this case's)",
+       "peeraid",
+       {"peeraid", {}},
+       1,
+       1},
+      {"PeerAiD's peer without the student's KL",
+       "peeraid_3",
+       {"peeraid", {{"ce_weight", 0.5}, {"peer_kl_weight", 0.0}}},
+       1,
+       3},
   };
   for (const auto& m : mistakes) {
     CAPTURE(m.what);

@@ -1,9 +1,9 @@
 // What the objectives' differential tests share: make_reference.py's TinyNet, an attack that
 // keeps what it returned, and the comparisons.
 #pragma once
+#include <doctest/doctest.h>
 #include <ardkit/ardkit.hpp>
 #include <ardkit/weights.hpp>
-#include <doctest/doctest.h>
 
 #include "test_util.hpp"
 

@@ -21,9 +21,8 @@ bool add_layer(torch::nn::Module& module, std::vector<BatchNormLayer>& out) {
   auto* bn = dynamic_cast<Impl*>(&module);
   if (!bn || !bn->options.track_running_stats())
     return bn != nullptr;
-  out.push_back({[bn](c10::optional<double> m) { bn->options.momentum(m); },
-                 bn->options.momentum(), bn->running_mean, bn->running_var,
-                 bn->num_batches_tracked});
+  out.push_back({[bn](c10::optional<double> m) { bn->options.momentum(m); }, bn->options.momentum(),
+                 bn->running_mean, bn->running_var, bn->num_batches_tracked});
   return true;
 }
 
