@@ -2,6 +2,7 @@
 
 #include <torch/nn/modules/batchnorm.h>
 
+#include "ardkit/interrupt.hpp"
 #include "ardkit/nn/batch_norm.hpp"
 #include "ardkit/weights.hpp"
 
@@ -52,11 +53,23 @@ void recompute_batchnorm(Model& model, const std::function<Batch()>& draw, int64
   const bool was_training = model.is_training();
   model.train();
   const torch::Device device = device_of(model);
-  for (int64_t i = 0; i < batches; ++i)
-    model.logits(draw().x.to(device));
-  model.train(was_training);
-  for (auto& layer : layers)
-    layer.set_momentum(layer.momentum);
+  const auto restore = [&] {
+    model.train(was_training);
+    for (auto& layer : layers)
+      layer.set_momentum(layer.momentum);
+  };
+  try {
+    // A pass over a CIFAR-sized split takes minutes on a CPU: Ctrl-C ends it within seconds (a
+    // resumed run reloads its last checkpoint and averages again).
+    for (int64_t i = 0; i < batches; ++i) {
+      check_interrupt();
+      model.logits(draw().x.to(device));
+    }
+  } catch (...) {
+    restore();
+    throw;
+  }
+  restore();
 }
 
 WeightAverage::WeightAverage(Model& student, int64_t from) : student_(student), from_(from) {}
