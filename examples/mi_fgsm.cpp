@@ -2,10 +2,12 @@
 // Attacks with Momentum"), iterative FGSM whose step follows an accumulated, L1-normalised
 // gradient. The base class owns everything attacks share (the threat model, eps = 0, gradient and
 // BatchNorm modes, the row index); an attack is its parameters and run().
+#include <fmt/format.h>
 #include <torch/torch.h>
 
 #include <ardkit/ardkit.hpp>
 #include <ardkit/interrupt.hpp>
+#include <ardkit/progress.hpp>
 
 namespace {
 
@@ -23,6 +25,9 @@ class MiFgsm : public ardkit::Attack {
     auto momentum = torch::zeros_like(x);
     for (int64_t s = 0; s < steps_; ++s) {
       ardkit::check_interrupt();  // Ctrl-C is honoured within seconds, even mid-attack
+      // An evaluation's progress line moves inside the batch; the detail is built only when shown.
+      ardkit::report_progress(static_cast<double>(s), static_cast<double>(steps_),
+                              [&] { return fmt::format("step {}/{}", s, steps_); });
       x.requires_grad_(true);
       const auto loss = target.evaluate(x, in.labels, in.rows, nullptr).sum();
       const auto grad = torch::autograd::grad({loss}, {x})[0];

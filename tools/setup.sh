@@ -15,6 +15,7 @@ packages=(
   zlib1g-dev                # gzipped IDX datasets
   libpng-dev                # grids of synthetic samples (data-free runs)
   libsqlitecpp-dev          # the results index of `ardkit report` (SQLite)
+  libprotobuf-dev protobuf-compiler  # TensorBoard event files ([run] tensorboard)
   libjs-chart.js            # charts inlined into `ardkit report --html` pages
   doctest-dev               # unit tests
   python3                   # command-line tests
@@ -22,6 +23,7 @@ packages=(
 )
 if [[ "${1:-}" == "--tests" ]]; then
   packages+=(python3-torch)  # PyTorch: the reference side of the interop differential tests
+  packages+=(python3-protobuf)  # decodes the TensorBoard event files in tests/cli/test_watch.py
   packages+=(slurm-wlm munge)  # a real one-node Slurm cluster for the grid's Slurm backend test
   packages+=(chromium)       # headless browser: the HTML report renders without errors
   packages+=(clang-format)   # the formatting check

@@ -9,6 +9,7 @@
 
 #include <ardkit/ardkit.hpp>
 #include <ardkit/interrupt.hpp>
+#include <ardkit/progress.hpp>
 
 namespace {
 
@@ -97,6 +98,11 @@ class Apgd : public ardkit::Attack {
         const auto idx = robust.nonzero().squeeze(1);
         if (idx.numel() == 0)
           return adv;
+        const double k = static_cast<double>(t * o_.restarts + r), n = rounds * o_.restarts;
+        const ardkit::ProgressPart progress(
+            k / n, (k + 1) / n,
+            (rounds > 1 ? fmt::format("target {}/{} ", t + 1, rounds) : std::string()) +
+                (o_.restarts > 1 ? fmt::format("restart {}/{} ", r + 1, o_.restarts) : ""));
         const auto xs = x0.index_select(0, idx), ys = labels.index_select(0, idx);
         const auto rows = all_rows.index_select(0, idx);
         ardkit::AttackTarget round = target;
@@ -166,6 +172,8 @@ class Apgd : public ardkit::Attack {
 
     for (int64_t i = 0; i < n; ++i) {
       ardkit::check_interrupt();
+      ardkit::report_progress(static_cast<double>(i), static_cast<double>(n),
+                              [&] { return fmt::format("step {}/{}", i, n); });
       {
         torch::NoGradGuard no_grad;
         const auto momentum_term = x_adv - x_old;

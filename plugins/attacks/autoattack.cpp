@@ -6,9 +6,12 @@
 //   plus      APGD-CE and APGD-DLR (5 restarts), FAB (5 restarts), Square, APGD-T, FAB-T
 //   rand      APGD-CE and APGD-DLR with 20-sample expectation over transformation
 //   custom    the parts listed in `attacks`
+#include <fmt/format.h>
+
 #include <chrono>
 
 #include <ardkit/ardkit.hpp>
+#include <ardkit/progress.hpp>
 
 namespace {
 
@@ -80,8 +83,14 @@ class AutoAttack : public ardkit::Attack {
         }
       }
       parts_.push_back(
-          {part, context.build_as<ardkit::Attack>(ardkit::PluginKind::attack, plugin, q)});
+          {part, context.build_as<ardkit::Attack>(ardkit::PluginKind::attack, plugin, q),
+           part_cost(part, p, restarts, version == "rand" ? p.get_int("eot_iter") : 1)});
     }
+    double total = 0;
+    for (const auto& part : parts_)
+      total += part.share;
+    for (auto& part : parts_)
+      part.share /= total;
   }
 
   void set_eps(double eps) override {
@@ -100,9 +109,15 @@ class AutoAttack : public ardkit::Attack {
     const auto x0 = x.detach();
     auto adv = x0.clone();
     auto robust = correct(target, x0, labels);
+    double begin = 0;
     for (auto& part : parts_) {
       const auto start = std::chrono::steady_clock::now();
       const auto idx = robust.nonzero().squeeze(1);
+      // The part's share of the batch in a progress line, with the points it starts from.
+      const ardkit::ProgressPart progress(
+          begin, begin + part.share,
+          fmt::format("{} (robust {}/{}) ", part.name, idx.numel(), x0.size(0)));
+      begin += part.share;
       if (idx.numel() > 0) {
         const auto xs = x0.index_select(0, idx), ys = labels.index_select(0, idx);
         const auto found = part.attack->perturb(target, xs, ys);
@@ -133,9 +148,28 @@ class AutoAttack : public ardkit::Attack {
     return target.model->logits(x).argmax(1).eq(y);
   }
 
+  // A part's expected cost in forward-backward passes per point, for its share of a progress
+  // bar: APGD a pass per step and restart (targeted: per target class), FAB about two (its
+  // linearization needs the gradient of a logit difference and a forward to check), Square one
+  // forward (about a third of a pass) per query.
+  static double part_cost(const std::string& part, const Params& p, int64_t restarts, int64_t eot) {
+    const auto steps = static_cast<double>(p.get_int("steps"));
+    const auto targets = static_cast<double>(p.get_int("target_classes"));
+    if (part == "square")
+      return static_cast<double>(p.get_int("queries")) / 3;
+    if (part == "apgd-t")
+      return steps * targets;
+    if (part == "fab-t")
+      return 2 * steps * targets;
+    if (part == "fab")
+      return 2 * steps * static_cast<double>(restarts);
+    return steps * static_cast<double>(restarts * eot);
+  }
+
   struct Part {
     std::string name;
     ardkit::AttackPtr attack;
+    double share;  // of a batch's work, for progress
   };
   std::vector<Part> parts_;
 };

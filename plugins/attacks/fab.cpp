@@ -5,12 +5,14 @@
 // from the current iterate and from the clean point, and mixes the two with an overshoot. A point
 // counts as broken only when its smallest adversarial perturbation lies within eps. L-inf and L2.
 #include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
 
 #include <cmath>
 
 #include <ardkit/ardkit.hpp>
 #include <ardkit/attack_util.hpp>
 #include <ardkit/interrupt.hpp>
+#include <ardkit/progress.hpp>
 
 namespace {
 
@@ -163,6 +165,11 @@ class Fab : public ardkit::Attack {
         const auto idx = robust.nonzero().squeeze(1);
         if (idx.numel() == 0)
           return adv;
+        const double k = static_cast<double>(t * o_.restarts + r), n = rounds * o_.restarts;
+        const ardkit::ProgressPart progress(
+            k / n, (k + 1) / n,
+            (rounds > 1 ? fmt::format("target {}/{} ", t + 1, rounds) : std::string()) +
+                (o_.restarts > 1 ? fmt::format("restart {}/{} ", r + 1, o_.restarts) : ""));
         const auto xs = x0.index_select(0, idx), ys = labels.index_select(0, idx);
         const auto found = single_run(xs, ys, r > 0, targeted_ ? t + 2 : 0);
         const auto distance = row_norm((xs - found).flatten(1), linf());
@@ -243,6 +250,8 @@ class Fab : public ardkit::Attack {
     const auto rows = torch::arange(bs, la2.options());
     for (int64_t i = 0; i < o_.steps; ++i) {
       ardkit::check_interrupt();
+      ardkit::report_progress(static_cast<double>(i), static_cast<double>(o_.steps),
+                              [&] { return fmt::format("step {}/{}", i, o_.steps); });
       auto [df, dg] = differences(x1, la2, target);
       torch::NoGradGuard no_grad;
       const auto dg_flat = dg.reshape({bs, dg.size(1), -1});

@@ -7,6 +7,7 @@
 #include <ardkit/ardkit.hpp>
 #include <ardkit/attack_util.hpp>
 #include <ardkit/interrupt.hpp>
+#include <ardkit/progress.hpp>
 
 namespace {
 
@@ -41,10 +42,16 @@ class Pgd : public ardkit::Attack {
     // Madry et al.'s default when no step is given: 2.5 * eps / steps.
     const double alpha = step_size_ > 0 ? step_size_ : 2.5 * eps() / static_cast<double>(steps_);
     ardkit::WorstCase worst(x0);
+    const double rounds = static_cast<double>(restarts_ * steps_);
     for (int64_t r = 0; r < restarts_; ++r) {
       auto x_adv = start(x0);
       for (int64_t s = 0; s < steps_; ++s) {
         ardkit::check_interrupt();
+        ardkit::report_progress(static_cast<double>(r * steps_ + s), rounds, [&] {
+          return restarts_ > 1
+                     ? fmt::format("restart {}/{} step {}/{}", r + 1, restarts_, s, steps_)
+                     : fmt::format("step {}/{}", s, steps_);
+        });
         x_adv.requires_grad_(true);
         const auto loss = target.evaluate(x_adv, labels, rows, nullptr);
         const auto grad = torch::autograd::grad({loss.sum()}, {x_adv})[0];

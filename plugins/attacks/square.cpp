@@ -4,9 +4,11 @@
 // random square of side ~sqrt(p * pixels) with a random +-2eps colour per channel, keeping it when
 // the margin loss drops; p shrinks on a fixed schedule (by default rescaled to the query budget).
 #include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
 
 #include <ardkit/ardkit.hpp>
 #include <ardkit/interrupt.hpp>
+#include <ardkit/progress.hpp>
 #include <cmath>
 
 namespace {
@@ -55,6 +57,10 @@ class Square : public ardkit::Attack {
       const auto idx = robust.nonzero().squeeze(1);
       if (idx.numel() == 0)
         break;
+      const double k = static_cast<double>(r), n = static_cast<double>(restarts_);
+      const ardkit::ProgressPart progress(
+          k / n, (k + 1) / n,
+          restarts_ > 1 ? fmt::format("restart {}/{} ", r + 1, restarts_) : std::string());
       const auto found =
           single_run(*target.model, x0.index_select(0, idx), labels.index_select(0, idx));
       const auto fooled = margin(*target.model, found, labels.index_select(0, idx)).le(0);
@@ -94,6 +100,9 @@ class Square : public ardkit::Attack {
       const auto idx = margin_min.gt(0).nonzero().squeeze(1);
       if (idx.numel() == 0)
         break;
+      ardkit::report_progress(static_cast<double>(q), static_cast<double>(queries_), [&] {
+        return fmt::format("query {}/{}, {}/{} left", q, queries_, idx.numel(), x.size(0));
+      });
       const auto xc = x.index_select(0, idx), best = x_best.index_select(0, idx);
       const auto yc = y.index_select(0, idx);
       const double p = p_selection(q);

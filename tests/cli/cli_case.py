@@ -68,6 +68,22 @@ class CliCase(unittest.TestCase):
         path.write_text(text)
         return path
 
+    def write_datafree(self, extra=""):
+        """A data-free student ("df", ARD on DFAD's images) of a teacher experiment ("teacher",
+        trained first by the same command); `extra` is appended to the student's file."""
+        self.write("teacher.toml", TINY.replace('name = "tiny"', 'name = "teacher"'))
+        return self.write("datafree.toml", TINY.replace('name = "tiny"', 'name = "df"')
+                          .replace('plugin = "pgd_at"', 'plugin = "ard"') + """
+[teacher]
+experiment = "teacher.toml"
+[generator]
+plugin = "dfad"
+latent_dim = 16
+width = 8
+iterations = 3
+student_steps = 2
+""" + extra)
+
     def completed_runs(self):
         out = []
         for status in (self.dir / "runs").glob("*/status.json"):

@@ -49,18 +49,7 @@ class Runs(CliCase):
         self.assertRegex(report.stdout, r"tiny\s+best\s+1\s+[\d.]+")
 
     def test_report_shows_the_budgets_of_data_free_runs(self):
-        self.write("teacher.toml", TINY.replace('name = "tiny"', 'name = "teacher"'))
-        datafree = self.write("datafree.toml", TINY.replace('name = "tiny"', 'name = "df"')
-                              .replace('plugin = "pgd_at"', 'plugin = "ard"') + """
-[teacher]
-experiment = "teacher.toml"
-[generator]
-plugin = "dfad"
-latent_dim = 16
-width = 8
-iterations = 3
-student_steps = 2
-""")
+        datafree = self.write_datafree()
         runs = str(self.dir / "runs")
         result = run("run", str(datafree), "--output", runs)
         self.assertEqual(result.returncode, 0, result.stderr)

@@ -66,7 +66,8 @@ Trains and evaluates one experiment in its own run folder (OUTPUT/NAME-HASH, the
 from the resolved configuration). Running a completed experiment again prints its results;
 running an interrupted one resumes from its last checkpoint. Ctrl-C checkpoints and stops.
 A teacher given as [teacher] experiment = "FILE" is trained first, in the same OUTPUT, unless
-its completed run is already there.
+its completed run is already there. --tensorboard writes live curves for
+`tensorboard --logdir OUTPUT` (docs/experiments.md, "Watching runs").
 
 options)";
 
@@ -111,10 +112,13 @@ int run_command(const std::vector<std::string>& args) {
   std::string output;
   int64_t threads = -1;
   double teacher_wait = 2 * 24 * 3600;
+  bool tensorboard = false;
   po::options_description d(kRunHelp);
   add_experiment_args(d, a);
   d.add_options()("output,o", po::value(&output),
                   "folder for run folders (overrides [run] output)")(
+      "tensorboard", po::bool_switch(&tensorboard),
+      "write live curves to RUN/tensorboard/ (as [run] tensorboard = true)")(
       "threads", number(&threads, "threads", int64_t{0}),
       "LibTorch threads (overrides [run] threads; 0 = one per core)")(
       "teacher-wait", number(&teacher_wait, "teacher-wait", 0.0)->default_value(teacher_wait),
@@ -125,6 +129,8 @@ int run_command(const std::vector<std::string>& args) {
     a.overrides.push_back("run.output=" + nlohmann::json(output).dump());
   if (threads >= 0)
     a.overrides.push_back("run.threads=" + std::to_string(threads));
+  if (tensorboard)
+    a.overrides.push_back("run.tensorboard=true");
   RunRequest request;
   request.file = a.file;
   request.overrides = a.overrides;

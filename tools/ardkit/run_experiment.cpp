@@ -78,7 +78,7 @@ void print_completed(const fs::path& folder) {
 }
 
 // Teachers given as other experiments ([teacher], [teachers.NAME]) are trained first, in the
-// same run store, with this run's thread count; their own teacher wait applies to them. 0 when
+// same run store, with this run's thread count and curves; their own teacher wait applies. 0 when
 // every such run is complete, else the first failing run's status.
 int train_teachers_first(const LoadedExperiment& experiment, const RunRequest& request) {
   for (const TeacherRun* teacher : experiment.teacher_runs()) {
@@ -90,7 +90,7 @@ int train_teachers_first(const LoadedExperiment& experiment, const RunRequest& r
     first.file = teacher->file.string();
     first.overrides = {"run.output=" + nlohmann::json(teacher->output).dump()};
     for (const auto& o : request.overrides)
-      if (o.rfind("run.threads=", 0) == 0)
+      if (o.rfind("run.threads=", 0) == 0 || o.rfind("run.tensorboard=", 0) == 0)
         first.overrides.push_back(o);
     first.lock_wait = request.teacher_wait;
     if (const int status = run_experiment(first); status != 0)

@@ -4,6 +4,9 @@
 //                           [models: all | small_cnn | resnet18, default all]
 // The radius is tiny (0.001) so that no point is fooled: every attack, and every part of
 // AutoAttack, spends its whole budget on every point, the worst case of an evaluation's cost.
+// Each attack runs twice: alone, and under a listener that takes the progress reports from inside
+// the attack at the terminal's redraw rate (ardkit::ProgressWithin, as `ardkit eval` installs
+// one), so the cost of reporting progress shows as the "progress" column's overhead.
 #include <fmt/format.h>
 #include <torch/torch.h>
 
@@ -15,6 +18,7 @@
 #include <ardkit/host/cpu_allocator.hpp>
 #include <ardkit/host/registry.hpp>
 #include <ardkit/host/threading.hpp>
+#include <ardkit/progress.hpp>
 
 namespace {
 
@@ -59,7 +63,8 @@ int main(int argc, char** argv) {
       "{} threads, {} points per model (random weights, eps 0.001: no point is fooled, so "
       "every attack spends its full budget)\n",
       threads, points);
-  std::cout << fmt::format("{:<20} {:<12} {:>10} {:>10}\n", "model", "attack", "seconds", "img/s");
+  std::cout << fmt::format("{:<20} {:<12} {:>10} {:>10} {:>10} {:>9} {:>8}\n", "model", "attack",
+                           "seconds", "img/s", "progress", "overhead", "reports");
   for (const auto& m : models) {
     if (only != "all" && m.label.rfind(only, 0) != 0)
       continue;
@@ -84,12 +89,24 @@ int main(int argc, char** argv) {
       auto attack = registry.create<ardkit::Attack>(
           ardkit::PluginKind::attack, spec.first,
           params_for(registry, ardkit::PluginKind::attack, spec.first, values), context);
-      const auto start = std::chrono::steady_clock::now();
-      attack->perturb(target, x, y);
-      const double s =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::cout << fmt::format("{:<20} {:<12} {:>10.2f} {:>10.1f}\n", m.label, label, s,
-                               static_cast<double>(points) / s)
+      const auto timed = [&] {
+        const auto start = std::chrono::steady_clock::now();
+        attack->perturb(target, x, y);
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      };
+      const double s = timed();
+      int64_t reports = 0;
+      auto last = std::chrono::steady_clock::now();
+      const ardkit::ProgressWithin listening(
+          [&] { return std::chrono::steady_clock::now() - last >= std::chrono::milliseconds(200); },
+          [&](double, const std::string& detail) {
+            last = std::chrono::steady_clock::now();
+            reports += !detail.empty();
+          });
+      const double with_progress = timed();
+      std::cout << fmt::format("{:<20} {:<12} {:>10.2f} {:>10.1f} {:>10.2f} {:>8.1f}% {:>8}\n",
+                               m.label, label, s, static_cast<double>(points) / s, with_progress,
+                               100 * (with_progress - s) / s, reports)
                 << std::flush;
     }
   }

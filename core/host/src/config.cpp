@@ -284,6 +284,9 @@ const ParamSchema& run_schema() {
           .help("use deterministic algorithms (bit-exact resume on CPU)"),
       param::string_list("plugin_path", {})
           .help("extra plugin folders, searched after --plugin-path and ARDKIT_PLUGIN_PATH"),
+      param::boolean("tensorboard", false)
+          .help("write RUN/tensorboard/events.out.tfevents.* as the run goes (live curves, "
+                "sample grids, the configuration); not part of the run id"),
   };
   return schema;
 }
@@ -886,7 +889,7 @@ toml::table ExperimentConfig::resolved() const {
 std::string ExperimentConfig::run_id() const {
   toml::table identity = resolved();
   auto* run_table = identity.get_as<toml::table>("run");
-  for (const char* k : {"output", "threads", "plugin_path"})
+  for (const char* k : {"output", "threads", "plugin_path", "tensorboard"})
     run_table->erase(k);
   // A key added after runs existed does not change their identity at its default.
   if (run_table->get("precision") &&

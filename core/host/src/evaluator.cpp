@@ -313,7 +313,11 @@ AttackResult run_attack(const EvalRun& r, const NamedAttack& named, size_t a,
   for (int64_t b = p.complete ? attack_batches : p.batches_done; b < attack_batches; ++b) {
     const auto batch_start = std::chrono::steady_clock::now();
     const auto rows = candidates.slice(0, b * batch_size, std::min(m, (b + 1) * batch_size));
-    attack_batch(r, named, a, b, rows, p);
+    {
+      // A batch can take minutes (AutoAttack): the attack reports its stage and steps inside it.
+      const ProgressWithin within(progress, b);
+      attack_batch(r, named, a, b, rows, p);
+    }
     p.batches_done = b + 1;
     p.seconds += seconds_since(batch_start);
     state.save(r.options, r.n);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ardkit/host/evaluator.hpp"
+#include "ardkit/host/event_file.hpp"
 #include "ardkit/progress.hpp"
 #include "ardkit/weights.hpp"
 
@@ -115,10 +116,27 @@ nlohmann::ordered_json run_description(const TrainSetup& setup, const RunDir& ru
   return results;
 }
 
+// One metrics line per checkpoint: clean, each attack, the worst case (accuracy %).
+void append_test_lines(RunDir& run, const Rows& rows, int64_t step) {
+  for (const auto& [label, report] : rows) {
+    nlohmann::ordered_json line = {{"type", "test"},
+                                   {"checkpoint", label},
+                                   {"step", step},
+                                   {"time", unix_seconds()},
+                                   {"clean", 100 * report.clean_accuracy}};
+    for (const auto& a : report.attacks)
+      line[a.name] = 100 * a.accuracy;
+    if (!report.attacks.empty())
+      line["worst_case"] = 100 * report.worst_case;
+    run.append_metrics(line.dump());
+  }
+}
+
 }  // namespace
 
-void write_final_results(TrainSetup& setup, RunDir& run, const RunBudget& budget) {
+void write_final_results(TrainSetup& setup, RunDir& run, const RunBudget& budget, int64_t step) {
   const Rows rows = evaluate_checkpoints(setup, run);
+  append_test_lines(run, rows, step);
   nlohmann::ordered_json results = run_description(setup, run);
   nlohmann::ordered_json spent = nlohmann::ordered_json::object();
   for (const auto& [name, value] : budget)

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "ardkit/error.hpp"
+#include "ardkit/host/tensorboard_log.hpp"
 #include "ardkit/interrupt.hpp"
 #include "ardkit/version.hpp"
 
@@ -164,9 +165,17 @@ void RunDir::set_state(const std::string& state, const std::string& detail) cons
   write_file_atomic(root_ / "status.json", status.dump(2) + "\n");
 }
 
-void RunDir::append_metrics(const std::string& json_line) const {
-  std::ofstream out(metrics_path(), std::ios::app);
-  out << json_line << '\n';
+void RunDir::append_metrics(const std::string& json_line) {
+  {
+    std::ofstream out(metrics_path(), std::ios::app);
+    out << json_line << '\n';
+  }
+  if (tensorboard_)
+    tensorboard_->record(nlohmann::json::parse(json_line));
+}
+
+void RunDir::start_tensorboard(int64_t resume_step) {
+  tensorboard_ = std::make_unique<TensorBoardLog>(root_, resume_step);
 }
 
 }  // namespace ardkit

@@ -16,6 +16,7 @@
 #include "ardkit/host/batch_source.hpp"
 #include "ardkit/host/checkpointer.hpp"
 #include "ardkit/host/data_free.hpp"
+#include "ardkit/host/event_file.hpp"
 #include "ardkit/host/final_evaluation.hpp"
 #include "ardkit/host/lr_schedule.hpp"
 #include "ardkit/host/optimizer.hpp"
@@ -257,6 +258,8 @@ void TrainingLoop::resume() {
                          position_.epoch + 1, position_.step_in_epoch, position_.global_step));
   }
   last_checkpoint_ = Clock::now();
+  if (config_.run.get_bool("tensorboard"))
+    run_.start_tensorboard(position_.global_step);
 }
 
 void TrainingLoop::start_hooks() {
@@ -389,6 +392,7 @@ void TrainingLoop::record_step(int64_t s, int64_t images, const NamedValues& val
   nlohmann::json line = {{"type", "step"},
                          {"epoch", position_.epoch + 1},
                          {"step", position_.global_step},
+                         {"time", unix_seconds()},
                          {"lr", lr_},
                          {"images_per_s", window_images_ / std::max(window_seconds, 1e-9)}};
   for (const auto& [name, value] : values)
@@ -408,6 +412,8 @@ bool TrainingLoop::end_epoch() {
   const int64_t counted = position_.epoch_counted;
   nlohmann::json line = {{"type", "epoch"},
                          {"epoch", epoch + 1},
+                         {"step", position_.global_step},
+                         {"time", unix_seconds()},
                          {"lr", lr_},
                          {"seconds", epoch_seconds},
                          {"images_per_s", position_.epoch_images / std::max(epoch_seconds, 1e-9)}};
@@ -425,8 +431,10 @@ bool TrainingLoop::end_epoch() {
   average_.end_epoch(epoch);
   if (average_.active())
     line["averaged_epochs"] = average_.count();
-  run_.append_metrics(line.dump());
+  // The epoch's files (a data-free run's sample grid) before its line: whoever reads the line
+  // (TensorBoard's images) finds them.
   source_->end_epoch(epoch, run_.root());
+  run_.append_metrics(line.dump());
   progress_.reset();
 
   position_.epoch = epoch + 1;
@@ -519,7 +527,7 @@ void TrainingLoop::finish() {
     budget.emplace_back("teacher_queries", setup_.teacher->queries());
   for (const auto& [name, teacher] : teachers_)
     budget.emplace_back("teacher_queries." + name, teacher->queries());
-  write_final_results(setup_, run_, budget);
+  write_final_results(setup_, run_, budget, position_.global_step);
 }
 
 // The objective's module and the companions follow the student (train mode for steps, eval mode

@@ -3,11 +3,15 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <mutex>
+#include <vector>
 
 namespace ardkit {
 
@@ -43,25 +47,50 @@ void log_line(const std::string& line, bool echo) {
   }
 }
 
+namespace {
+constexpr auto kTerminalInterval = std::chrono::milliseconds(200);
+constexpr auto kLogInterval = std::chrono::milliseconds(10000);
+constexpr auto kTerminalLogInterval = std::chrono::milliseconds(30000);
+
+// Who listens on this thread (a ProgressWithin), and the parts entered below it.
+struct Listening {
+  std::function<bool()> due;
+  std::function<void(double, const std::string&)> report;
+  struct Frame {
+    double begin, end;
+    std::string label;
+  };
+  std::vector<Frame> frames;
+};
+thread_local Listening* listening = nullptr;
+
+std::string count_text(double done) {
+  return done == std::floor(done) ? fmt::format("{:.0f}", done) : fmt::format("{:.2f}", done);
+}
+}  // namespace
+
 Progress::Progress(std::string label, int64_t total)
     : label_(std::move(label)),
       total_(std::max<int64_t>(total, 1)),
       tty_(isatty(STDERR_FILENO) != 0),
       start_(std::chrono::steady_clock::now()),
-      last_draw_(start_) {}
+      last_draw_(start_),
+      last_log_(start_) {}
 
 Progress::~Progress() {
   if (!finished_ && tty_)
     std::fprintf(stderr, "\n");
 }
 
-void Progress::update(int64_t done, const std::string& detail) {
-  const auto now = std::chrono::steady_clock::now();
-  // A terminal gets a redraw a few times a second; a log gets a line every 10 seconds.
-  const auto interval = tty_ ? std::chrono::milliseconds(200) : std::chrono::milliseconds(10000);
-  if (now - last_draw_ < interval)
+bool Progress::due() const {
+  return !finished_ &&
+         std::chrono::steady_clock::now() - last_draw_ >= (tty_ ? kTerminalInterval : kLogInterval);
+}
+
+void Progress::update(double done, const std::string& detail) {
+  if (!due())
     return;
-  last_draw_ = now;
+  last_draw_ = std::chrono::steady_clock::now();
   draw(done, detail, false);
 }
 
@@ -69,31 +98,80 @@ void Progress::finish(const std::string& detail) {
   if (finished_)
     return;
   finished_ = true;
-  draw(total_, detail, true);
+  draw(static_cast<double>(total_), detail, true);
 }
 
-void Progress::draw(int64_t done, const std::string& detail, bool final) {
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  const double fraction = std::min(1.0, static_cast<double>(done) / static_cast<double>(total_));
+void Progress::draw(double done, const std::string& detail, bool final) {
+  const auto now = std::chrono::steady_clock::now();
+  const double seconds = std::chrono::duration<double>(now - start_).count();
+  const double fraction = std::clamp(done / static_cast<double>(total_), 0.0, 1.0);
   const double eta = fraction > 0 ? seconds * (1 - fraction) / fraction : 0;
-  if (tty_) {
-    constexpr int width = 24;
-    const int filled = static_cast<int>(fraction * width);
-    const std::string bar = std::string(filled, '#') + std::string(width - filled, '.');
-    std::fprintf(stderr, "\r\033[K%s [%s] %3.0f%% %.0fs%s %s%s", label_.c_str(), bar.c_str(),
-                 fraction * 100, seconds, final ? "" : fmt::format(" eta {:.0f}s", eta).c_str(),
-                 detail.c_str(), final ? "\n" : "");
-    std::fflush(stderr);
-    if (final) {
-      std::lock_guard<std::mutex> lock(log_mutex);
-      if (log_file().is_open())
-        log_file() << fmt::format("{} done in {:.1f}s {}\n", label_, seconds, detail) << std::flush;
-    }
-  } else {
-    log_line(fmt::format("{} {}/{} ({:.0f}%) {:.0f}s{} {}", label_, done, total_, fraction * 100,
-                         seconds, final ? "" : fmt::format(" eta {:.0f}s", eta), detail));
+  const std::string line =
+      fmt::format("{} {}/{} ({:.0f}%) {:.0f}s{} {}", label_, count_text(done), total_,
+                  fraction * 100, seconds, final ? "" : fmt::format(" eta {:.0f}s", eta), detail);
+  if (!tty_) {
+    log_line(line);
+    return;
   }
+  constexpr int width = 24;
+  const int filled = static_cast<int>(fraction * width);
+  const std::string bar = std::string(filled, '#') + std::string(width - filled, '.');
+  std::fprintf(stderr, "\r\033[K%s [%s] %3.0f%% %.0fs%s %s%s", label_.c_str(), bar.c_str(),
+               fraction * 100, seconds, final ? "" : fmt::format(" eta {:.0f}s", eta).c_str(),
+               detail.c_str(), final ? "\n" : "");
+  std::fflush(stderr);
+  // The log file, which the terminal's redraws never reach, gets the end and a line now and then.
+  if (final) {
+    log_line(fmt::format("{} done in {:.1f}s {}", label_, seconds, detail), /*echo=*/false);
+  } else if (now - last_log_ >= kTerminalLogInterval) {
+    last_log_ = now;
+    log_line(line, /*echo=*/false);
+  }
+}
+
+ProgressWithin::ProgressWithin(Progress& progress, int64_t unit, std::string prefix)
+    : ProgressWithin([&progress] { return progress.due(); },
+                     [&progress, unit, prefix = std::move(prefix)](double fraction,
+                                                                   const std::string& detail) {
+                       progress.update(static_cast<double>(unit) + fraction, prefix + detail);
+                     }) {}
+
+ProgressWithin::ProgressWithin(std::function<bool()> due,
+                               std::function<void(double, const std::string&)> report)
+    : previous_(listening) {
+  listening = new Listening{std::move(due), std::move(report), {}};
+}
+
+ProgressWithin::~ProgressWithin() {
+  delete listening;
+  listening = static_cast<Listening*>(previous_);
+}
+
+ProgressPart::ProgressPart(double begin, double end, std::string label)
+    : active_(listening != nullptr) {
+  if (active_)
+    listening->frames.push_back({begin, end, std::move(label)});
+}
+
+ProgressPart::~ProgressPart() {
+  if (active_ && listening && !listening->frames.empty())
+    listening->frames.pop_back();
+}
+
+bool progress_due() {
+  return listening != nullptr && listening->due();
+}
+
+void report_progress_now(double done, double total, const std::string& detail) {
+  if (!listening)
+    return;
+  double fraction = total > 0 ? std::clamp(done / total, 0.0, 1.0) : 0.0;
+  std::string text;
+  for (auto it = listening->frames.rbegin(); it != listening->frames.rend(); ++it)
+    fraction = it->begin + (it->end - it->begin) * fraction;
+  for (const auto& frame : listening->frames)
+    text += frame.label;
+  listening->report(fraction, text + detail);
 }
 
 }  // namespace ardkit

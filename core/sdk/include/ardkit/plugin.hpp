@@ -31,7 +31,7 @@
 
 // Bumped whenever a type that crosses the plugin boundary changes layout or meaning.
 #ifndef ARDKIT_ABI_VERSION
-#define ARDKIT_ABI_VERSION 17
+#define ARDKIT_ABI_VERSION 18
 #endif
 
 namespace ardkit {

@@ -15,7 +15,9 @@ using RunBudget = std::vector<std::pair<std::string, int64_t>>;
 
 // Evaluates the student's last weights, then the best checkpoint's when validation chose one
 // (loading it into the student), each resumable batch by batch; writes results.json atomically
-// once every number is in.
-ARDKIT_API void write_final_results(TrainSetup& setup, RunDir& run, const RunBudget& budget);
+// once every number is in. Each checkpoint's numbers also go to metrics.jsonl as a "test" line
+// at global step `step` (the curves' last point).
+ARDKIT_API void write_final_results(TrainSetup& setup, RunDir& run, const RunBudget& budget,
+                                    int64_t step);
 
 }  // namespace ardkit

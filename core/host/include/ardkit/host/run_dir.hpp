@@ -1,6 +1,7 @@
 #pragma once
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,8 @@
 #include "ardkit/file.hpp"  // write_file_atomic, which every run file goes through
 
 namespace ardkit {
+
+class TensorBoardLog;
 
 // The state in FOLDER/status.json ("" when there is none or it is unreadable), and whether the
 // run there completed with its results written; both read only, creating nothing.
@@ -51,8 +54,12 @@ class ARDKIT_API RunDir {
   void write_config(const toml::table& resolved) const;
   // Records the state with versions, commit, times; `detail` (an error message) when given.
   void set_state(const std::string& state, const std::string& detail = {}) const;
-  // Appends one JSON object (already serialized) to metrics.jsonl.
-  void append_metrics(const std::string& json_line) const;
+  // Appends one JSON object (already serialized) to metrics.jsonl, and to the run's TensorBoard
+  // events when they are on.
+  void append_metrics(const std::string& json_line);
+  // From here on, metrics also go to RUN/tensorboard/ (TensorBoardLog: rebuilt from the folder's
+  // records up to `resume_step`, the global step the run continues from).
+  void start_tensorboard(int64_t resume_step);
   // Takes the folder's lock for the life of this object, so two processes never write one run.
   // When another process holds it, waits up to `wait_seconds` (calling `on_wait` once with that
   // process's id, for a message) and then fails naming it; 0 fails at once. Waiting is what two
@@ -69,6 +76,7 @@ class ARDKIT_API RunDir {
   std::string run_id_;
   std::string experiment_;
   int lock_fd_ = -1;
+  std::unique_ptr<TensorBoardLog> tensorboard_;
 };
 
 }  // namespace ardkit
