@@ -8,7 +8,7 @@ include=$(mktemp)
 trap 'rm -f "$include"' EXIT
 {
   echo "[COMMANDS]"
-  for command in run validate plugins eval export grid report analyze; do
+  for command in run validate plugins eval export grid report analyze zoo; do
     echo ".SS ardkit $command"
     echo ".nf"
     # Lines starting with a dot or a quote would be roff requests.

@@ -16,6 +16,7 @@ packages=(
   libpng-dev                # grids of synthetic samples (data-free runs)
   libsqlitecpp-dev          # the results index of `ardkit report` (SQLite)
   libprotobuf-dev protobuf-compiler  # TensorBoard event files ([run] tensorboard)
+  libssl-dev                # SHA-256 of weight files (OpenSSL's libcrypto)
   libjs-chart.js            # charts inlined into `ardkit report --html` pages
   doctest-dev               # unit tests
   python3                   # command-line tests

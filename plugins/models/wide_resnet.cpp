@@ -1,7 +1,9 @@
 // Model plugin `wide_resnet`: the pre-activation WideResNet of TRADES and Madry-style robust
 // checkpoints (WRN-34-10 by default). Names: conv1, blockK.layer.J.{bn1,conv1,bn2,conv2,
 // convShortcut}, bn1, fc. TRADES' definition also declares a `sub_block1` that forward never
-// uses; it is kept (sub_block1 = true) so TRADES' released checkpoints load strictly.
+// uses; it is kept (sub_block1 = true) so TRADES' released checkpoints load strictly. Rice et al.
+// 2020's checkpoints (RobustBench's Rice2020OverfittingNet) keep their input normalisation as
+// buffers `mu` and `sigma` in the state dict: `normalization_buffers = true` has them there.
 #include <ardkit/ardkit.hpp>
 #include <ardkit/nn/batch_norm.hpp>
 #include <ardkit/nn/input_normalization.hpp>
@@ -67,6 +69,7 @@ struct WideOptions {
   int64_t depth = 34, widen = 10, channels = 3, classes = 10;
   double dropout = 0;
   bool sub_block1 = true;
+  std::vector<double> buffer_mean, buffer_std;  // set: normalise with buffers mu, sigma
 };
 
 class WideResNet : public ardkit::Model {
@@ -83,10 +86,16 @@ class WideResNet : public ardkit::Model {
     block3_ = register_module("block3", NetworkBlock(n, w[2], w[3], 2, o.dropout));
     bn1_ = register_module("bn1", ardkit::nn::BatchNorm2d(w[3]));
     fc_ = register_module("fc", nn::Linear(w[3], o.classes));
+    if (!o.buffer_mean.empty()) {
+      const auto n = static_cast<int64_t>(o.buffer_mean.size());
+      mu_ = register_buffer("mu", torch::tensor(o.buffer_mean, torch::kFloat).view({1, n, 1, 1}));
+      sigma_ =
+          register_buffer("sigma", torch::tensor(o.buffer_std, torch::kFloat).view({1, n, 1, 1}));
+    }
   }
 
   ardkit::ModelOutput forward_impl(const torch::Tensor& x) override {
-    return from(0, conv1_(normalize_(x)));
+    return from(0, conv1_(mu_.defined() ? (x - mu_) / sigma_ : normalize_(x)));
   }
   ardkit::ModelOutput forward_from_impl(const std::string& name,
                                         const torch::Tensor& value) override {
@@ -135,6 +144,7 @@ class WideResNet : public ardkit::Model {
   }
   ardkit::nn::InputNormalization normalize_;
   int64_t width_;
+  torch::Tensor mu_, sigma_;
   nn::Conv2d conv1_{nullptr};
   NetworkBlock block1_{nullptr}, block2_{nullptr}, block3_{nullptr};
   ardkit::nn::BatchNorm2d bn1_{nullptr};
@@ -153,7 +163,17 @@ std::shared_ptr<ardkit::Component> make(const ardkit::Params& p, const ardkit::B
     ardkit::throw_config_error(p.origin("depth") + ": " + p.where() +
                                ": depth must be 6n+4 (16, 22, 28, 34, 40, 70), got " +
                                std::to_string(o.depth));
-  return std::make_shared<WideResNet>(o, ardkit::nn::normalization_from(p, o.channels));
+  auto normalize = ardkit::nn::normalization_from(p, o.channels);
+  if (p.get_bool("normalization_buffers")) {
+    if (normalize->identity())
+      ardkit::throw_config_error(p.origin("normalization_buffers") + ": " + p.where() +
+                                 ": normalization_buffers = true needs mean and std (the "
+                                 "buffers' initial values; a checkpoint's replace them)");
+    o.buffer_mean = p.get_real_list("mean");
+    o.buffer_std = p.get_real_list("std");
+    normalize = ardkit::nn::InputNormalization();  // the buffers normalise, once
+  }
+  return std::make_shared<WideResNet>(o, std::move(normalize));
 }
 
 ardkit::ParamSchema schema() {
@@ -164,6 +184,9 @@ ardkit::ParamSchema schema() {
       real("dropout", 0.0).at_least(0).at_most(0.99).help("dropout inside each block (training)"),
       boolean("sub_block1", true)
           .help("declare TRADES' unused sub_block1 (needed to load TRADES/RSLAD checkpoints)"),
+      boolean("normalization_buffers", false)
+          .help("normalise with buffers mu and sigma in the state dict, from mean and std (Rice "
+                "et al. 2020's checkpoints)"),
   };
   ardkit::nn::add_normalization_params(s);
   return s;

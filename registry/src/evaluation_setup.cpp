@@ -4,6 +4,7 @@
 
 #include "ardkit/host/experiment_setup.hpp"
 #include "ardkit/host/suites.hpp"
+#include "ardkit/host/zoo.hpp"
 #include "ardkit/progress.hpp"
 #include "ardkit/weights.hpp"
 
@@ -16,6 +17,7 @@ LoadedEvaluation load_evaluation(const toml::table& root, const std::filesystem:
       plugin_search_path(plugin_path, experiment_plugin_path(root, file)));
   toml::table expanded = root;
   expand_suites(expanded, file.string());
+  expand_zoo(expanded, file.string());
   out.config = resolve_evaluation(expanded, file, out.registry->lookup());
   return out;
 }

@@ -1,6 +1,7 @@
 #include "ardkit/host/experiment_setup.hpp"
 
 #include "ardkit/host/suites.hpp"
+#include "ardkit/host/zoo.hpp"
 
 #include <fmt/format.h>
 
@@ -105,6 +106,7 @@ LoadedExperiment load(const fs::path& file, const std::vector<std::string>& over
                       const std::vector<fs::path>& plugin_path, std::vector<fs::path>& chain) {
   toml::table root = read_experiment(file, overrides);
   expand_suites(root, file.string());
+  expand_zoo(root, file.string());
   chain.push_back(fs::weakly_canonical(file));
   LoadedExperiment out;
   resolve_teacher_experiments(root, file, plugin_path, chain, out);

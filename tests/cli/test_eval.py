@@ -169,7 +169,7 @@ points = 40
         self.assertEqual(list(from_file["attacks"]), ["fgsm", "pgd20"])
         self.assert_error(run("eval", str(out), "--model", "small_cnn", cwd=self.dir), 2, "student.pt",
                           "add --data PLUGIN", runs_allowed=True)
-        self.assert_error(run("eval", str(folder), "--data", "synthetic"), 2, "--model and --data are for model files",
+        self.assert_error(run("eval", str(folder), "--data", "synthetic"), 2, "--model, --zoo and --data are for model files",
                           runs_allowed=True)
         self.assert_error(run("export", str(folder)), 2, "usage: ardkit export", runs_allowed=True)
 
@@ -202,6 +202,10 @@ points = 40
                        str(self.dir / "runs"), cwd=self.dir)
         self.assertEqual(teachers.stdout.count("pending  teacher "), 3)
         self.assertIn("9 pending", teachers.stdout)
+        # The zoo teachers as a grid axis: every cell (a zoo name and its file) validates.
+        zoo = run("validate", str(root / "cifar10/grids/zoo_teachers.toml"), cwd=self.dir)
+        self.assertEqual(zoo.returncode, 0, zoo.stderr)
+        self.assertIn("15 cells", zoo.stdout)
         # CIFAR paper settings: every key checks out; the complaint is the data, which is not here.
         for variant, missing in (("cifar10", "data_batch_1.bin not found"), ("cifar100", "train.bin not found"),
                                  ("stl10", "train_X.bin not found")):

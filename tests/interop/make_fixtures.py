@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from reference_models import CASES, LeNet5, TradesSmallCNN, WideResNet
+from reference_models import CASES, LeNet5, ResNet, TradesSmallCNN, WideResNet
 
 
 def randomise_batch_norm(model, generator):
@@ -77,6 +77,22 @@ def main(out):
                          "parameters": sum(p.numel() for p in model.parameters()),
                          "keys": list(model.state_dict().keys())})
     (out / "cases.json").write_text(json.dumps(manifest, indent=1))
+
+    # A model zoo checkpoint at its released size (RobustBench's ResNet-18, kuangliu's definition:
+    # cifar10/Linf/Sehwag2021Proxy_R18) in the layouts zoo files come in: a bare state dict, under
+    # 'state_dict' with DataParallel's 'module.' prefixes, under 'model_state_dict'.
+    torch.manual_seed(6)
+    r18 = ResNet([2, 2, 2, 2], 3, 10)
+    randomise_batch_norm(r18, torch.Generator().manual_seed(7))
+    r18.eval()
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        torch.save({"input": x, "logits": r18(x)}, out / "zoo_r18.io.pt")
+    state = r18.state_dict()
+    torch.save(state, out / "zoo_r18_bare.pt")
+    torch.save({"state_dict": {"module." + k: v for k, v in state.items()}, "epoch": 200},
+               out / "zoo_r18_module.pt")
+    torch.save({"model_state_dict": state, "best_acc": 84.59}, out / "zoo_r18_model_state_dict.pt")
 
     # A training checkpoint as the ARD/IAD/AdaAD scripts write one: DataParallel key prefixes,
     # the weights under 'state_dict', other Python values around them. Zip and legacy format.

@@ -66,6 +66,14 @@ TEST_CASE("forward_from each resumable tap's value gives the forward's output, e
            cifar,
            {{"depth", int64_t{10}}, {"widen_factor", int64_t{1}}},
            {"block1", "block2", "block3", "bn1", "features"}},
+          {"dm_wide_resnet",
+           cifar,
+           {{"depth", int64_t{10}}, {"width", int64_t{1}}, {"activation", std::string("swish")}},
+           {"layer0", "layer1", "layer2", "batchnorm", "features"}},
+          {"dm_preact_resnet",
+           cifar,
+           {{"activation", std::string("swish")}},
+           {"layer_0", "layer_1", "layer_2", "layer_3", "batchnorm", "features"}},
       };
   for (const auto& [name, data, values, resumable] : cases) {
     const std::string shown = name;  // INFO cannot capture a binding (C++17)
@@ -124,7 +132,8 @@ TEST_CASE("BatchNorm taps record each layer's input mean and variance, for every
   CHECK(cnn->tapped().count("block2") == 1);
   // Every model plugin with BatchNorm lists its layers.
   ardkit::DataSpec cifar{3, 32, 32, 10, "cifar10"};
-  for (const std::string name : {"resnet", "preact_resnet18", "wide_resnet", "mobilenet_v2"}) {
+  for (const std::string name : {"resnet", "preact_resnet18", "wide_resnet", "dm_wide_resnet",
+                                 "dm_preact_resnet", "mobilenet_v2"}) {
     CAPTURE(name);
     const auto bn = model(name, cifar)->batch_norm_taps();
     CHECK(bn.size() > 5);

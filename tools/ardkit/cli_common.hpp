@@ -53,9 +53,11 @@ toml::table evaluation_of_run(const fs::path& run, const std::string& which);
 // TOML and the file that messages should name.
 std::pair<toml::table, fs::path> evaluation_root(const std::string& target,
                                                  const std::string& which);
-// A model file as an evaluation: TorchScript, or a checkpoint of `model_plugin`, on `data_plugin`.
+// A model file as an evaluation: TorchScript, or a checkpoint of `model_plugin` (or of the model
+// zoo entry `zoo`), on `data_plugin`.
 std::pair<toml::table, fs::path> model_file_evaluation(const std::string& target,
                                                        const std::string& model_plugin,
-                                                       const std::string& data_plugin);
+                                                       const std::string& data_plugin,
+                                                       const std::string& zoo = "");
 
 }  // namespace ardkit::cli

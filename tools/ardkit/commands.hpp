@@ -14,5 +14,6 @@ int eval_command(const std::vector<std::string>& args);
 int export_command(const std::vector<std::string>& args);
 int analyze_command(const std::vector<std::string>& args);
 int grid_command(const std::vector<std::string>& args);
+int zoo_command(const std::vector<std::string>& args);
 
 }  // namespace ardkit::cli

@@ -83,7 +83,8 @@ toml::table evaluation_of_run(const fs::path& run, const std::string& which) {
                        ": no [student] table; is this an ardkit run folder?");
   toml::table model = *student;
   model.insert_or_assign("checkpoint", checkpoint.string());
-  for (const char* key : {"checkpoint_key", "strip_prefix", "rename", "strict"})
+  // The run's own checkpoint now: the starting point's mapping keys and hash are not its.
+  for (const char* key : {"checkpoint_key", "strip_prefix", "rename", "strict", "sha256"})
     model.erase(key);
   root.insert("model", std::move(model));
   if (const auto* evals = config.get("eval"))
@@ -104,16 +105,20 @@ std::pair<toml::table, fs::path> evaluation_root(const std::string& target,
 }
 
 // TARGET is a model file: an evaluation with that model (TorchScript unless --model names the
-// plugin whose checkpoint it is) on --data, named after the file.
+// plugin whose checkpoint it is, or --zoo the model zoo entry) on --data, named after the file.
 std::pair<toml::table, fs::path> model_file_evaluation(const std::string& target,
                                                        const std::string& model_plugin,
-                                                       const std::string& data_plugin) {
+                                                       const std::string& data_plugin,
+                                                       const std::string& zoo) {
   if (data_plugin.empty())
     throw_config_error(fmt::format(
         "{}: a model file needs the data to evaluate on: add --data PLUGIN (e.g. --data idx "
         "--set data.root=/usr/share/datasets/fashion-mnist)",
         target));
-  toml::table model = model_plugin.empty()
+  if (!zoo.empty() && !model_plugin.empty())
+    throw_config_error("--zoo names the architecture: leave out --model");
+  toml::table model = !zoo.empty() ? toml::table{{"zoo", zoo}, {"file", target}}
+                      : model_plugin.empty()
                           ? toml::table{{"plugin", "torchscript"}, {"file", target}}
                           : toml::table{{"plugin", model_plugin}, {"checkpoint", target}};
   toml::table root{{"model", std::move(model)},
@@ -172,7 +177,7 @@ struct EvalArgs {
   std::vector<std::string> overrides;
   int64_t threads = -1, points = -1, batch_size = -1, seed = -1;
   std::string eps_list;
-  std::string split, suite, norm = "linf", model_plugin, data_plugin;
+  std::string split, suite, norm = "linf", model_plugin, data_plugin, zoo;
   std::vector<double> radii;  // --eps, parsed
 };
 
@@ -209,6 +214,8 @@ bool parse_eval_args(const std::vector<std::string>& args, EvalArgs& a) {
       "each (named ATTACK@EPS); with --suite the default is the first attack's")(
       "norm", po::value(&a.norm), "--suite: linf | l2 (default linf)")(
       "model", po::value(&a.model_plugin), "model files: the model plugin of a checkpoint")(
+      "zoo", po::value(&a.zoo),
+      "model files: the RobustBench model zoo entry of a checkpoint (`ardkit zoo list`)")(
       "data", po::value(&a.data_plugin), "model files: the data plugin to evaluate on")(
       "which", po::value(&a.which),
       "run folders: best | last | averaged checkpoint (default best)")(
@@ -341,6 +348,9 @@ nlohmann::ordered_json eval_results(const std::string& label, const EvaluationCo
   nlohmann::ordered_json j;
   j["name"] = label;
   j["model"] = {{"plugin", c.model.plugin}, {"checkpoint", c.model.host.get_string("checkpoint")}};
+  for (const char* key : {"zoo", "sha256"})
+    if (const std::string value = c.model.host.get_string(key); !value.empty())
+      j["model"][key] = value;
   j["dataset"] = setup.data->spec().name;
   j["split"] = c.evaluation.get_string("split");
   j["points"] = report.points;
@@ -367,11 +377,12 @@ int eval_command(const std::vector<std::string>& args) {
   const bool is_run = fs::is_directory(a.target);
   const bool is_model_file =
       fs::is_regular_file(a.target) && fs::path(a.target).extension() != ".toml";
-  auto [root, file] = is_model_file ? model_file_evaluation(a.target, a.model_plugin, a.data_plugin)
-                                    : evaluation_root(a.target, a.which);
-  if (!is_model_file && (!a.model_plugin.empty() || !a.data_plugin.empty()))
+  auto [root, file] = is_model_file
+                          ? model_file_evaluation(a.target, a.model_plugin, a.data_plugin, a.zoo)
+                          : evaluation_root(a.target, a.which);
+  if (!is_model_file && (!a.model_plugin.empty() || !a.data_plugin.empty() || !a.zoo.empty()))
     throw_config_error(
-        "--model and --data are for model files; an evaluation file or run folder "
+        "--model, --zoo and --data are for model files; an evaluation file or run folder "
         "names its own [model] and [data]");
   add_option_overrides(a);
   choose_attacks(root, a, file);

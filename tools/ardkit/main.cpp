@@ -31,6 +31,7 @@ commands:
   grid [status] GRID.toml   run an ablation grid here or on Slurm, or show where it stands
   report PATH...            one table of the results of completed runs
   analyze TEACHER STUDENT...  how much of a teacher's representation students took over
+  zoo [list]                the RobustBench model zoo entries a model table can name
 
 `ardkit COMMAND --help` describes each command's options; `ardkit --version` prints the version.
 )";
@@ -83,9 +84,11 @@ int main(int argc, char** argv) {
       return ardkit::cli::analyze_command(args);
     if (command == "grid")
       return ardkit::cli::grid_command(args);
+    if (command == "zoo")
+      return ardkit::cli::zoo_command(args);
     return fail("unknown command '" + command + "'" +
                     ardkit::did_you_mean(command, {"run", "validate", "plugins", "report", "eval",
-                                                   "export", "analyze", "grid"}) +
+                                                   "export", "analyze", "grid", "zoo"}) +
                     "; see ardkit --help",
                 2);
   } catch (const ardkit::Error& e) {

@@ -6,7 +6,7 @@ _ardkit() {
   COMPREPLY=()
   if ((COMP_CWORD == 1)); then
     mapfile -t COMPREPLY < <(compgen -W "run validate plugins eval export grid report analyze
-      --help --version" -- "$cur")
+      zoo --help --version" -- "$cur")
     return
   fi
   if [[ $cur == -* ]]; then

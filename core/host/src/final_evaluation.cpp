@@ -101,6 +101,27 @@ nlohmann::ordered_json run_description(const TrainSetup& setup, const RunDir& ru
     results["eps"][e.name] = e.attack->threat().eps;
     results["norm"][e.name] = e.attack->threat().norm;
   }
+  // Models named by the model zoo: which entry, which file (its SHA-256) and the architecture
+  // ardkit built for it.
+  const auto zoo_model = [&](const std::string& role, const PluginTable& table) {
+    const std::string name = table.host.get_string("zoo");
+    if (name.empty())
+      return;
+    nlohmann::ordered_json architecture = nlohmann::ordered_json::object();
+    for (const auto& [key, value] : table.params.values())
+      std::visit([&, k = key](const auto& v) { architecture[k] = v; }, value);
+    results["zoo"][role] = {{"name", name},
+                            {"file", table.host.get_string("checkpoint")},
+                            {"sha256", table.host.get_string("sha256")},
+                            {"plugin", table.plugin},
+                            {"architecture", architecture}};
+  };
+  if (config.teacher)
+    zoo_model("teacher", *config.teacher);
+  if (config.student)
+    zoo_model("student", *config.student);
+  for (const auto& [name, table] : config.teachers)
+    zoo_model("teachers." + name, table);
   if (setup.generator) {
     // What a reader of a data-free result must know: which generator made the training data,
     // and whether any real training-set image was read (for checkpoint selection, or mixed into

@@ -4,8 +4,16 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <vector>
 
 #include "ardkit/error.hpp"
 
@@ -64,6 +72,45 @@ void write_file_atomic(const fs::path& path, const std::string& content) {
     ::fsync(dir);
     ::close(dir);
   }
+}
+
+std::string file_sha256(const fs::path& path) {
+  using Stamp = std::tuple<std::string, uintmax_t, fs::file_time_type>;
+  static std::mutex mutex;
+  static std::map<Stamp, std::string> known;  // a teacher file is hashed once per process
+  std::error_code ec;
+  const Stamp stamp{fs::absolute(path).string(), fs::file_size(path, ec),
+                    fs::last_write_time(path, ec)};
+  if (ec)
+    throw_config_error(fmt::format("{}: cannot read the file to hash it ({}); check the path",
+                                   path.string(), ec.message()));
+  {
+    const std::lock_guard<std::mutex> lock(mutex);
+    if (const auto it = known.find(stamp); it != known.end())
+      return it->second;
+  }
+  std::ifstream in(path, std::ios::binary);
+  const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(),
+                                                                        &EVP_MD_CTX_free);
+  if (!in || !context || EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) != 1)
+    throw_runtime_error(fmt::format("{}: cannot open the file to hash it", path.string()));
+  std::vector<char> buffer(1 << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    if (in.gcount() > 0)
+      EVP_DigestUpdate(context.get(), buffer.data(), static_cast<size_t>(in.gcount()));
+  }
+  if (in.bad())
+    throw_runtime_error(fmt::format("{}: reading the file failed while hashing it", path.string()));
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_DigestFinal_ex(context.get(), digest, &size);
+  std::string hex;
+  for (unsigned int i = 0; i < size; ++i)
+    hex += fmt::format("{:02x}", digest[i]);
+  const std::lock_guard<std::mutex> lock(mutex);
+  known[stamp] = hex;
+  return hex;
 }
 
 }  // namespace ardkit

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "ardkit/error.hpp"
+#include "ardkit/file.hpp"
 #include "ardkit/hash.hpp"
 #include "ardkit/progress.hpp"
 #include "ardkit/text.hpp"
@@ -74,6 +75,11 @@ void add_weight_params(ParamSchema& s) {
           .help("key renaming rules \"regex=replacement\", applied in order after strip_prefix"));
   s.push_back(param::boolean("strict", true)
                   .help("missing or unexpected keys are errors; false loads what matches"));
+  s.push_back(param::string("sha256", "")
+                  .help("the checkpoint file's SHA-256 (sha256sum); loading refuses another file"));
+  s.push_back(param::string("zoo", "").help(
+      "a RobustBench model zoo name (`ardkit zoo list`), e.g. \"cifar10/Linf/Wang2023Better_"
+      "WRN-28-10\": the host sets plugin and architecture from it, and `file` is the checkpoint"));
 }
 
 WeightOptions weight_options_from(const Params& host) {
@@ -83,6 +89,15 @@ WeightOptions weight_options_from(const Params& host) {
   o.renames = host.get_string_list("rename");
   o.strict = host.get_bool("strict");
   o.where = host.where();
+  if (const std::string zoo = host.get_string("zoo"); !zoo.empty())
+    o.where += fmt::format(" (zoo {})", zoo);
+  o.sha256 = host.get_string("sha256");
+  if (!o.sha256.empty() && (o.sha256.size() != 64 ||
+                            o.sha256.find_first_not_of("0123456789abcdef") != std::string::npos))
+    throw_config_error(
+        fmt::format("{}: sha256 must be 64 lowercase hex digits (what sha256sum "
+                    "prints), got '{}'",
+                    host.origin("sha256"), o.sha256));
   compile_renames(o);  // report a bad rule now, before any file is read
   return o;
 }
@@ -184,6 +199,14 @@ void load_weights(Model& model, const fs::path& file, const WeightOptions& optio
         fmt::format("{}{}: checkpoint not found; check the path (a run keeps its weights in "
                     "RUN/checkpoints/last.pt and best.pt)",
                     options.where.empty() ? "" : options.where + ": ", file.string()));
+  if (!options.sha256.empty()) {
+    if (const std::string actual = file_sha256(file); actual != options.sha256)
+      throw_config_error(fmt::format(
+          "{}{}: SHA-256 {} is not the sha256 = \"{}\" the table expects; this is another file "
+          "(or a damaged copy): fetch the right one, or correct sha256",
+          options.where.empty() ? "" : options.where + ": ", file.string(), actual,
+          options.sha256));
+  }
   if (!is_libtorch_archive(file)) {
     load_state_dict(model, read_pytorch_state_dict(file, options.key), options, file.string());
     return;

@@ -18,6 +18,7 @@ struct WeightOptions {
   std::vector<std::string> renames;                    // "regex=replacement", applied in order
   bool strict = true;  // missing, unexpected keys are errors (mis-shaped ones always are)
   std::string where;   // for messages: "exp.toml [teacher]"
+  std::string sha256;  // set: the file's SHA-256 must be this (64 hex digits)
 };
 
 // The host keys above, for a model table's schema, and reading them back.
