@@ -14,9 +14,10 @@ imported. For each case the script builds the zoo's class with the zoo's argumen
 and widths: the definition, not the released size), draws random weights and BatchNorm statistics
 (so eval mode is not the identity), and writes the state dict as the zoo stores it (torch.save of
 model.state_dict(): a bare dict) with the eval-mode logits on fixed inputs. For the released
-sizes (WRN-28-10 and 34-10, ResNet-18; the numerics of ResNet-18 are the interop tests', against
-kuangliu's definition, which the zoo's resnet.py is) it writes every state-dict key and shape,
-which the test compares with the plugin's.
+sizes it writes every state-dict key and shape, which the test compares with the plugin's; the
+fixed-size networks (DMPreActResNet-18, ResNet-18) get weights from a formula the test recomputes
+instead of a file. Each case also keeps the penultimate features (the final linear layer's
+input), which feature-distillation objectives read.
 """
 import argparse
 import json
@@ -91,6 +92,18 @@ def formula_weights(model):
     return model
 
 
+def run_model(model, x):
+    """Eval-mode logits and the penultimate features (the final linear layer's input, what the
+    feature-distillation objectives read)."""
+    [last] = [m for m in model.modules() if isinstance(m, nn.Linear)][-1:]
+    seen = {}
+    handle = last.register_forward_hook(lambda m, inputs, out: seen.update(features=inputs[0]))
+    with torch.no_grad():
+        logits = model(x)
+    handle.remove()
+    return {"x": x, "logits": logits, "features": seen["features"]}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--robustbench", required=True, type=Path)
@@ -132,10 +145,8 @@ def main():
         torch.manual_seed(100 + seed)
         model = randomize(make(), 200 + seed).eval()
         x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(300 + seed))
-        with torch.no_grad():
-            logits = model(x)
         torch.save(model.state_dict(), args.out / f"{name}.pt")
-        torch.save({"x": x, "logits": logits}, args.out / f"{name}.io.pt")
+        torch.save(run_model(model, x), args.out / f"{name}.io.pt")
         params = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
         index["cases"][name] = {"plugin": plugins[name], "params": params, "classes": classes}
     # The released WRN-28-10 (Gowal2020Uncovering_28_10_extra, Rebuffi2021Fixing_28_10_cutmix_ddpm,
@@ -153,15 +164,18 @@ def main():
         "dm_preact_18_relu_pad2_c100": (lambda: DMPreActResNet(100, 18, padding=2, **c100),
                                         {"depth": 18, "padding": 2, **c100}, 100),
     }
+    # The zoo's ResNet-18 (Sehwag2021Proxy_R18, Addepalli2022Efficient_RN18) likewise.
+    resnet = load(repo, RESNET)
+    formula["resnet18"] = (resnet["ResNet18"], {"depth": 18}, 10)
+    formula["resnet18_c100"] = (lambda: resnet["ResNet"](resnet["BasicBlock"], [2, 2, 2, 2],
+                                                         num_classes=100), {"depth": 18}, 100)
     for seed, (name, (make, params, classes)) in enumerate(formula.items()):
         model = formula_weights(make()).eval()
         x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(400 + seed))
-        with torch.no_grad():
-            logits = model(x)
-        torch.save({"x": x, "logits": logits}, args.out / f"{name}.io.pt")
+        torch.save(run_model(model, x), args.out / f"{name}.io.pt")
         params = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
-        index["formula"][name] = {"plugin": "dm_preact_resnet", "params": params,
-                                  "classes": classes}
+        index["formula"][name] = {"plugin": "resnet" if name.startswith("resnet")
+                                  else "dm_preact_resnet", "params": params, "classes": classes}
     released = {
         "wide_resnet depth 34 widen_factor 10": (lambda: wrn(depth=34, widen_factor=10),
                                                  {"depth": 34, "widen_factor": 10,
@@ -169,7 +183,7 @@ def main():
         "wide_resnet depth 28 widen_factor 10 sub_block1": (
             lambda: wrn(depth=28, widen_factor=10, sub_block1=True),
             {"depth": 28, "widen_factor": 10, "sub_block1": True}),
-        "resnet depth 18": (load(repo, RESNET)["ResNet18"], {"depth": 18}),
+        "resnet depth 18": (resnet["ResNet18"], {"depth": 18}),
         "dm_preact_resnet depth 18": (lambda: DMPreActResNet(10, 18, activation_fn=Swish, **c10),
                                       {"depth": 18, "activation": "swish"}),
     }
