@@ -6,12 +6,14 @@ Run once, outside the test suite, on checkouts of the official repositories; the
 committed under tests/generators/official_reference/ and read by test_generators.cpp:
 
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell \\
-    /usr/bin/python3 tests/generators/run_official.py --repos DIR \\
+    OPENBLAS_NUM_THREADS=1 /usr/bin/python3 tests/generators/run_official.py --repos DIR \\
         --out tests/generators/official_reference
 
-The three variables pin PyTorch's kernels to their AVX2 paths, as tests/CMakeLists.txt pins
+The first three variables pin PyTorch's kernels to their AVX2 paths, as tests/CMakeLists.txt pins
 LibTorch's for the tests that read these files: several Adam updates turn the last-bit
-differences between AVX-512 and AVX2 kernels into visible ones.
+differences between AVX-512 and AVX2 kernels into visible ones. The fourth runs OpenBLAS on one
+thread, as the tests do: its products split their sums by thread count, which otherwise follows
+the machine's cores.
 
 DIR holds one git clone per repository below, named by the repository's name (a bare clone works
 too). Every file is read with `git show COMMIT:PATH` at the commit recorded here.
