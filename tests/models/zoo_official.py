@@ -3,10 +3,11 @@ outside the test suite and committed under tests/models/zoo_reference/ (read by
 tests/models/test_zoo_architectures.cpp):
 
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell \
-    /usr/bin/python3 tests/models/zoo_official.py --robustbench DIR --out tests/models/zoo_reference
+    OPENBLAS_NUM_THREADS=1 /usr/bin/python3 tests/models/zoo_official.py --robustbench DIR \
+        --out tests/models/zoo_reference
 
-(the variables pin PyTorch's kernels to their AVX2 paths, as tests/CMakeLists.txt pins LibTorch's
-for the test that reads these files).
+(the variables pin PyTorch's kernels to their AVX2 paths and OpenBLAS to one thread, as
+tests/CMakeLists.txt pins LibTorch's for the test that reads these files).
 
 DIR is a clone of RobustBench/robustbench (bare works). The architecture file is read with
 `git show COMMIT:PATH` at the commit below and executed unchanged; nothing else of RobustBench is

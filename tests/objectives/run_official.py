@@ -6,11 +6,12 @@ Run once, outside the test suite, on checkouts of the official repositories; the
 committed under tests/objectives/official_reference/ and read by test_objectives.cpp:
 
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell \
-    /usr/bin/python3 tests/objectives/run_official.py --repos DIR \
+    OPENBLAS_NUM_THREADS=1 /usr/bin/python3 tests/objectives/run_official.py --repos DIR \
         --out tests/objectives/official_reference
 
-(the variables pin PyTorch's kernels to their AVX2 paths, as tests/CMakeLists.txt pins
-LibTorch's for the tests that read these files).
+(the variables pin PyTorch's kernels to their AVX2 paths and OpenBLAS to one thread, as
+tests/CMakeLists.txt pins LibTorch's for the tests that read these files; the references in the
+tree were written before the thread pin and pass with it, one step leaving no room to drift).
 
 DIR holds one git clone per repository below, named by the repository's name (a bare clone
 works too). The source of every file is read with `git show COMMIT:PATH` at the commit recorded
