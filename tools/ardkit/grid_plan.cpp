@@ -71,6 +71,8 @@ GridPlan plan_grid(const fs::path& file, const std::vector<std::string>& axes,
     task.experiment = cell.experiment;
     task.overrides = cell.overrides;
     task.overrides.push_back("run.output=" + toml_string(store));
+    // Its axis values name the cell's curves in one TensorBoard of the store (not in the run id).
+    task.overrides.push_back("run.label=" + toml_string(cell.label()));
     try {
       const LoadedExperiment loaded = load_experiment(cell.experiment, task.overrides, plugin_path);
       task.run_id = loaded.config.run_id();

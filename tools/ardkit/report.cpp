@@ -106,8 +106,10 @@ using Coordinates = std::vector<std::pair<std::string, std::string>>;
 // three independent keys, "config" holds a short hash of the configuration instead.
 std::map<const IndexedRun*, Coordinates> distinguishing_coordinates(
     const std::vector<const IndexedRun*>& runs) {
-  static const std::set<std::string> ignored = {"/run/seed", "/run/output", "/run/threads",
-                                                "/run/plugin_path", "/run/name"};
+  // Where, how and under which label a run was watched does not tell experiments apart.
+  static const std::set<std::string> ignored = {"/run/seed",        "/run/output", "/run/threads",
+                                                "/run/plugin_path", "/run/name",   "/run/label",
+                                                "/run/tensorboard"};
   std::map<std::string, std::vector<const IndexedRun*>> by_name;
   for (const auto* r : runs)
     by_name[r->name].push_back(r);

@@ -284,6 +284,9 @@ const ParamSchema& run_schema() {
           .help("use deterministic algorithms (bit-exact resume on CPU)"),
       param::string_list("plugin_path", {})
           .help("extra plugin folders, searched after --plugin-path and ARDKIT_PLUGIN_PATH"),
+      param::string("label", "")
+          .help("a readable name for this run's TensorBoard curves (`ardkit grid` sets each cell's "
+                "axis values); not part of the run id"),
       param::boolean("tensorboard", false)
           .help("write RUN/tensorboard/events.out.tfevents.* as the run goes (live curves, "
                 "sample grids, the configuration); not part of the run id"),
@@ -889,7 +892,7 @@ toml::table ExperimentConfig::resolved() const {
 std::string ExperimentConfig::run_id() const {
   toml::table identity = resolved();
   auto* run_table = identity.get_as<toml::table>("run");
-  for (const char* k : {"output", "threads", "plugin_path", "tensorboard"})
+  for (const char* k : {"output", "threads", "plugin_path", "tensorboard", "label"})
     run_table->erase(k);
   // A key added after runs existed does not change their identity at its default.
   if (run_table->get("precision") &&

@@ -174,8 +174,8 @@ void RunDir::append_metrics(const std::string& json_line) {
     tensorboard_->record(nlohmann::json::parse(json_line));
 }
 
-void RunDir::start_tensorboard(int64_t resume_step) {
-  tensorboard_ = std::make_unique<TensorBoardLog>(root_, resume_step);
+void RunDir::start_tensorboard(int64_t resume_step, const std::string& label) {
+  tensorboard_ = std::make_unique<TensorBoardLog>(root_, resume_step, label);
 }
 
 }  // namespace ardkit

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -49,14 +50,27 @@ std::string read_bytes(const fs::path& file) {
   return bytes.str();
 }
 
+// A label as one folder name: letters, digits and . , = - + kept, anything else (a path's slash,
+// spaces) an underscore.
+std::string folder_name(const std::string& label) {
+  std::string out = label;
+  for (char& c : out)
+    if (!std::isalnum(static_cast<unsigned char>(c)) &&
+        std::string(".,=-+").find(c) == std::string::npos)
+      c = '_';
+  return out;
+}
+
 fs::path samples_of(const fs::path& root, int64_t epoch) {
   return root / "samples" / fmt::format("epoch_{:03d}.png", epoch);
 }
 
 }  // namespace
 
-TensorBoardLog::TensorBoardLog(const fs::path& run_root, int64_t resume_step) : root_(run_root) {
-  rebuild(resume_step);
+TensorBoardLog::TensorBoardLog(const fs::path& run_root, int64_t resume_step,
+                               const std::string& label)
+    : root_(run_root) {
+  rebuild(resume_step, label);
 }
 
 TensorBoardLog::~TensorBoardLog() = default;
@@ -67,14 +81,14 @@ const fs::path& TensorBoardLog::file() const {
 
 // A new file from the run folder, then the old files go: a TensorBoard reading the folder
 // meanwhile sees the curves twice for a moment, never a gap.
-void TensorBoardLog::rebuild(int64_t resume_step) {
+void TensorBoardLog::rebuild(int64_t resume_step, const std::string& label) {
   const fs::path folder = root_ / "tensorboard";
-  std::vector<fs::path> old;
+  std::vector<fs::path> old;  // under any label the run had before
   if (fs::is_directory(folder))
-    for (const auto& entry : fs::directory_iterator(folder))
+    for (const auto& entry : fs::recursive_directory_iterator(folder))
       if (entry.path().filename().string().rfind("events.out.tfevents.", 0) == 0)
         old.push_back(entry.path());
-  writer_ = std::make_unique<EventFileWriter>(folder);
+  writer_ = std::make_unique<EventFileWriter>(label.empty() ? folder : folder / folder_name(label));
   if (const fs::path config = root_ / "config.toml"; fs::exists(config))
     writer_->text("config", 0, "```toml\n" + read_bytes(config) + "```\n", unix_seconds());
   // The records up to the checkpoint, in the file's order; a repeated (type, step) keeps its

@@ -259,7 +259,7 @@ void TrainingLoop::resume() {
   }
   last_checkpoint_ = Clock::now();
   if (config_.run.get_bool("tensorboard"))
-    run_.start_tensorboard(position_.global_step);
+    run_.start_tensorboard(position_.global_step, config_.run.get_string("label"));
 }
 
 void TrainingLoop::start_hooks() {

@@ -57,9 +57,9 @@ class ARDKIT_API RunDir {
   // Appends one JSON object (already serialized) to metrics.jsonl, and to the run's TensorBoard
   // events when they are on.
   void append_metrics(const std::string& json_line);
-  // From here on, metrics also go to RUN/tensorboard/ (TensorBoardLog: rebuilt from the folder's
-  // records up to `resume_step`, the global step the run continues from).
-  void start_tensorboard(int64_t resume_step);
+  // From here on, metrics also go to RUN/tensorboard/[LABEL/] (TensorBoardLog: rebuilt from the
+  // folder's records up to `resume_step`, the global step the run continues from).
+  void start_tensorboard(int64_t resume_step, const std::string& label = {});
   // Takes the folder's lock for the life of this object, so two processes never write one run.
   // When another process holds it, waits up to `wait_seconds` (calling `on_wait` once with that
   // process's id, for a message) and then fails naming it; 0 fails at once. Waiting is what two

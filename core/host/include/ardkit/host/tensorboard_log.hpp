@@ -24,7 +24,8 @@ class EventFileWriter;
 //   test lines   test/CHECKPOINT/NAME (clean, each attack, worst_case), at the final step
 //   images       samples: the data-free sample grid RUN/samples/epoch_NNN.png of each epoch
 //   text         config: the resolved configuration (config.toml)
-// The x-axis is the run's global step.
+// The x-axis is the run's global step. With a label ([run] label; a grid cell's axis values) the
+// file goes to RUN/tensorboard/LABEL/, so TensorBoard names the run NAME-HASH/tensorboard/LABEL.
 //
 // Resuming: the file is rebuilt at every start from what the run folder holds (config.toml,
 // metrics.jsonl up to the checkpoint's step, the sample grids), then appended to; records a
@@ -33,7 +34,8 @@ class EventFileWriter;
 // turns tensorboard on only when it resumes.
 class ARDKIT_API TensorBoardLog {
  public:
-  TensorBoardLog(const std::filesystem::path& run_root, int64_t resume_step);
+  TensorBoardLog(const std::filesystem::path& run_root, int64_t resume_step,
+                 const std::string& label = {});
   ~TensorBoardLog();
   TensorBoardLog(const TensorBoardLog&) = delete;
   TensorBoardLog& operator=(const TensorBoardLog&) = delete;
@@ -44,7 +46,7 @@ class ARDKIT_API TensorBoardLog {
 
  private:
   void write(const nlohmann::json& line, double wall_time);
-  void rebuild(int64_t resume_step);
+  void rebuild(int64_t resume_step, const std::string& label);
 
   std::filesystem::path root_;
   std::unique_ptr<EventFileWriter> writer_;
