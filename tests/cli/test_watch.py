@@ -131,7 +131,7 @@ def expected_scalars(folder):
 
 class TensorBoard(CliCase):
     def event_file(self, folder):
-        files = list((folder / "tensorboard").glob("events.out.tfevents.*"))
+        files = list((folder / "tensorboard").rglob("events.out.tfevents.*"))
         self.assertEqual(len(files), 1, files)
         return files[0]
 
@@ -200,6 +200,25 @@ class TensorBoard(CliCase):
         again = run("run", str(exp), "--output", str(self.dir / "runs"))
         self.assertIn("already completed", again.stderr)
 
+    def test_a_grids_runs_are_named_by_their_axis_values(self):
+        # One --logdir for the store: TensorBoard names a run by its event file's folder, which a
+        # grid cell's label ([run] label, not part of the run id) makes readable.
+        self.write("exp.toml", TINY.replace("epochs = 2", "epochs = 1"))
+        grid = self.write("grid.toml", '[grid]\nname = "g"\nexperiments = ["exp.toml"]\n'
+                          '[axes]\nrun.seed = [1, 2]\n')
+        result = run("grid", str(grid), "--output", str(self.dir / "runs"), "--set",
+                     "run.tensorboard=true", cwd=self.dir)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        folders = self.completed_runs()
+        self.assertEqual(len(folders), 2)
+        names = sorted(self.event_file(f).parent.name for f in folders)
+        self.assertEqual(names, ["run.seed=1", "run.seed=2"])
+        for folder in folders:
+            self.assert_scalars_match(folder, self.scalars(read_events(self.event_file(folder), self)))
+        # The same cells without the label are the same runs: nothing runs again.
+        again = run("grid", str(grid), "--output", str(self.dir / "runs"), cwd=self.dir)
+        self.assertIn("2 done", again.stdout + again.stderr)
+
     def test_no_event_files_unless_asked(self):
         exp = self.write("exp.toml", TINY)
         result = run("run", str(exp), "--output", str(self.dir / "runs"))
@@ -208,21 +227,25 @@ class TensorBoard(CliCase):
         self.assertFalse((folder / "tensorboard").exists())
 
     def test_sigkill_and_resume_leave_each_step_once(self):
-        # Checkpoints every ~0.1 s and a metrics line every step: the kill lands after a
-        # checkpoint with lines written past it, which the resumed run writes again.
+        # Checkpoints every ~0.6 s and a metrics line every step; the kill waits until lines were
+        # written after the latest checkpoint, which the resumed run writes again.
         exp = self.write("long.toml", TINY.replace("train_size = 256", "train_size = 16384")
                          .replace("epochs = 2", "epochs = 3").replace("steps = 2", "steps = 5")
-                         .replace("[train]", "[train]\nlog_every = 1\ncheckpoint_minutes = 0.002")
+                         .replace("[train]", "[train]\nlog_every = 1\ncheckpoint_minutes = 0.01")
                          .replace("[run]", "[run]\ntensorboard = true"))
         cmd = [cli.ARDKIT, "run", str(exp), "--output", str(self.dir / "runs"), "--threads", "1"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         metrics = lambda: list((self.dir / "runs").glob("*/metrics.jsonl"))
+        checkpoint = lambda: list((self.dir / "runs").glob("*/checkpoints/last.pt"))
+        count = lambda: metrics()[0].read_text().count("\n")
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:
-            if metrics() and metrics()[0].read_text().count("\n") >= 40 and \
-                    list((self.dir / "runs").glob("*/checkpoints/last.pt")):
-                break
-            time.sleep(0.05)
+            if metrics() and checkpoint() and count() >= 40:
+                saved, seen = checkpoint()[0].stat().st_mtime_ns, count()
+                time.sleep(0.05)
+                if checkpoint()[0].stat().st_mtime_ns == saved and count() >= seen + 2:
+                    break  # lines past the checkpoint, which has not moved since
+            time.sleep(0.01)
         self.assertIsNone(proc.poll(), "the run ended before it could be killed")
         proc.kill()
         proc.communicate()
